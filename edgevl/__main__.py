@@ -1,0 +1,5 @@
+import sys
+
+from edgevl.cli import main
+
+sys.exit(main())

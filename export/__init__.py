@@ -1,0 +1,1 @@
+"""edgevl build side (torch allowed)."""
