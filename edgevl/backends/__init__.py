@@ -68,7 +68,7 @@ def validate_feeds(specs: Sequence[TensorSpec], feeds: Mapping[str, Array]) -> N
             raise InputError(
                 f"input {s.name!r}: expected rank {len(s.shape)} {list(s.shape)}, got shape {a.shape}"
             )
-        for i, (d, n) in enumerate(zip(s.shape, a.shape)):
+        for i, (d, n) in enumerate(zip(s.shape, a.shape, strict=True)):
             if isinstance(d, int) and d > 0 and d != n:
                 raise InputError(
                     f"input {s.name!r}: dim {i} must be {d} (shape {list(s.shape)}), got {a.shape}"

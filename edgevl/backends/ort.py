@@ -113,4 +113,4 @@ class OrtEngine:
     def run(self, feeds: Mapping[str, Array]) -> dict[str, Array]:
         validate_feeds(self._inputs, feeds)
         outs = self._sess.run(self._output_names, dict(feeds))
-        return {n: np.asarray(v) for n, v in zip(self._output_names, outs)}
+        return {n: np.asarray(v) for n, v in zip(self._output_names, outs, strict=True)}

@@ -31,29 +31,35 @@ def to_bgr8(arr: npt.NDArray[np.generic], where: str = "image") -> Image:
             f"{where}: {arr.shape[1]}x{arr.shape[0]} is over {MAX_PIXELS // 1_000_000} megapixels; "
             "downscale it first"
         )
-    if arr.dtype == np.uint8:
-        a8 = arr
-    elif arr.dtype == np.uint16:
-        a8 = (arr.astype(np.uint32) * 255 // 65535).astype(np.uint8)
-    elif arr.dtype in (np.float32, np.float64):
-        if not np.isfinite(arr).all():
-            raise ImageError(f"{where}: float image holds NaN or infinity")
-        scale = 255.0 if float(arr.max(initial=0.0)) <= 1.0 else 1.0
-        a8 = np.clip(arr * scale, 0, 255).round().astype(np.uint8)
-    else:
-        raise ImageError(f"{where}: unsupported dtype {arr.dtype}; expected uint8, uint16 or float")
+    a8 = _to_uint8(arr, where)
     if a8.ndim == 2 or a8.shape[2] == 1:
-        return np.ascontiguousarray(cv2.cvtColor(a8.reshape(a8.shape[:2]), cv2.COLOR_GRAY2BGR))
+        grey: Image = a8.reshape(a8.shape[:2])
+        return np.ascontiguousarray(cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR), dtype=np.uint8)
     if a8.shape[2] == 2:  # grey + alpha: composite on white
-        g = a8[..., 0].astype(np.float32)
         al = a8[..., 1].astype(np.float32) / 255.0
-        grey = (g * al + 255.0 * (1.0 - al)).round().astype(np.uint8)
-        return np.ascontiguousarray(cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR))
+        g = a8[..., 0].astype(np.float32) * al + 255.0 * (1.0 - al)
+        g8 = g.round().astype(np.uint8)
+        return np.ascontiguousarray(cv2.cvtColor(g8, cv2.COLOR_GRAY2BGR), dtype=np.uint8)
     if a8.shape[2] == 4:  # BGRA: composite on white, as a viewer shows it
-        al = a8[..., 3:4].astype(np.float32) / 255.0
-        bgr = a8[..., :3].astype(np.float32) * al + 255.0 * (1.0 - al)
+        al3 = a8[..., 3:4].astype(np.float32) / 255.0
+        bgr = a8[..., :3].astype(np.float32) * al3 + 255.0 * (1.0 - al3)
         return np.ascontiguousarray(bgr.round().astype(np.uint8))
     return np.ascontiguousarray(a8)
+
+
+def _to_uint8(arr: npt.NDArray[np.generic], where: str) -> Image:
+    """Scale 16-bit and float pixel values to uint8 (floats in [0, 1] or [0, 255])."""
+    if arr.dtype == np.uint8:
+        return arr.astype(np.uint8, copy=False)
+    if arr.dtype == np.uint16:
+        return (arr.astype(np.uint32) * 255 // 65535).astype(np.uint8)
+    if arr.dtype in (np.float32, np.float64):
+        f = arr.astype(np.float64)
+        if not np.isfinite(f).all():
+            raise ImageError(f"{where}: float image holds NaN or infinity")
+        scale = 255.0 if float(f.max(initial=0.0)) <= 1.0 else 1.0
+        return np.clip(f * scale, 0, 255).round().astype(np.uint8)
+    raise ImageError(f"{where}: unsupported dtype {arr.dtype}; expected uint8, uint16 or float")
 
 
 def read_image(path: Path | str) -> Image:
@@ -66,13 +72,15 @@ def read_image(path: Path | str) -> Image:
     data = np.fromfile(str(p), dtype=np.uint8)
     if data.size == 0:
         raise ImageError(f"{p}: empty file")
-    arr = cv2.imdecode(data, cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION)
+    if data[:2].tobytes() == b"\xff\xd8":
+        # JPEG: 8-bit colour or grey, no alpha; IMREAD_COLOR applies the EXIF orientation as a
+        # photo viewer does (phones store portrait photos rotated)
+        arr = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    else:
+        # PNG/TIFF/...: keep 16-bit depth and alpha so to_bgr8 can convert them properly
+        arr = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if arr is None:
         raise ImageError(f"{p}: not a readable image (corrupt, truncated or unsupported format)")
-    # honour EXIF orientation like a photo viewer does (phones store portrait photos rotated)
-    oriented = cv2.imdecode(data, cv2.IMREAD_COLOR) if arr.ndim == 3 and arr.dtype == np.uint8 else None
-    if oriented is not None and arr.shape[2] == 3:
-        arr = oriented
     return to_bgr8(arr, str(p))
 
 

@@ -1,0 +1,43 @@
+"""Shared fixtures: the ../shared library data (skipped when absent) and tiny ONNX models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+LIBRARY_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "library"
+
+
+@pytest.fixture(scope="session")
+def library_dir() -> Path:
+    """The real library dataset beside the checkout; tests using it skip on a user's fresh clone."""
+    if not (LIBRARY_DIR / "library_books.csv").is_file():
+        pytest.skip(f"library dataset not found at {LIBRARY_DIR} (only present in the project workspace)")
+    return LIBRARY_DIR
+
+
+def make_affine_onnx(path: Path, in_dim: int = 4, out_dim: int = 3, seed: int = 0) -> tuple[Path, np.ndarray]:
+    """A tiny ONNX model y = x @ W (input 'x' float32 [batch, in_dim], output 'y'); returns (path, W)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = np.random.default_rng(seed).standard_normal((in_dim, out_dim)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "W"], ["y"])],
+        "affine",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", in_dim])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", out_dim])],
+        initializer=[numpy_helper.from_array(w, "W")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path, w
+
+
+@pytest.fixture()
+def affine_onnx(tmp_path: Path) -> tuple[Path, np.ndarray]:
+    return make_affine_onnx(tmp_path / "affine.onnx")
