@@ -1,0 +1,244 @@
+"""The PP-OCRv4 bundles (detector, 0/180° classifier, recogniser), built from the ONNX files inside
+the installed ``rapidocr_onnxruntime`` wheel — nothing is downloaded.
+
+They are built into a user cache folder on first use (``$EDGEVL_HOME/bundles`` or
+``~/.cache/edgevl/bundles``) or explicitly with ``edgevl models build``. The recogniser's charset
+is read from the ONNX metadata (``character``) with ONNX Runtime, so no ``onnx`` package is needed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import onnxruntime as ort
+
+from edgevl.bundle import Bundle, load_bundle, sha256_file, write_bundle
+from edgevl.errors import BundleError
+
+RAPIDOCR_PACKAGE = "rapidocr_onnxruntime"
+RAPIDOCR_VERSION = "1.4.4"
+DET_FILE = "ch_PP-OCRv4_det_infer.onnx"
+CLS_FILE = "ch_ppocr_mobile_v2.0_cls_infer.onnx"
+REC_FILE = "ch_PP-OCRv4_rec_infer.onnx"
+CHARSET_FILE = "charset.txt"
+
+#: bundle directory names inside the cache folder
+BUNDLE_NAMES = {"det": "ppocrv4-det", "cls": "ppocrv4-cls", "rec": "ppocrv4-rec"}
+
+#: detector: DB on BGR input normalised with mean/std 0.5; size policy (see docs/ocr.md)
+DET_PREPROCESS: dict[str, Any] = {
+    "color": "BGR",
+    "scale": 1.0 / 255.0,
+    "mean": [0.5, 0.5, 0.5],
+    "std": [0.5, 0.5, 0.5],
+    "stride": 32,
+    "interpolation": "linear",
+    # longest side of the detector input; larger photos are cut into overlapping tiles
+    "limit_side": 960,
+    "limit_type": "max",
+    "tile": {"size": 1280, "overlap": 160, "min_side_to_tile": 2000},
+}
+DET_CONFIG: dict[str, Any] = {
+    "thresh": 0.3,
+    "box_thresh": 0.5,
+    "unclip_ratio": 1.6,
+    "max_candidates": 1000,
+    "min_size": 3,
+    "dilate": True,
+}
+CLS_PREPROCESS: dict[str, Any] = {
+    "color": "BGR",
+    "height": 48,
+    "width": 192,
+    "scale": 1.0 / 255.0,
+    "mean": [0.5, 0.5, 0.5],
+    "std": [0.5, 0.5, 0.5],
+    "interpolation": "linear",
+}
+CLS_CONFIG: dict[str, Any] = {"labels": ["0", "180"], "thresh": 0.9}
+REC_PREPROCESS: dict[str, Any] = {
+    "color": "BGR",
+    "height": 48,
+    "min_width": 48,
+    "max_width": 1600,
+    "width_multiple": 8,
+    "scale": 1.0 / 255.0,
+    "mean": [0.5, 0.5, 0.5],
+    "std": [0.5, 0.5, 0.5],
+    "interpolation": "linear",
+}
+
+
+@dataclass(frozen=True)
+class OcrBundles:
+    """The three loaded PP-OCR bundles."""
+
+    det: Bundle
+    cls: Bundle
+    rec: Bundle
+
+
+def bundle_home() -> Path:
+    """Where built bundles are cached: ``$EDGEVL_HOME/bundles`` or ``~/.cache/edgevl/bundles``."""
+    env = os.environ.get("EDGEVL_HOME")
+    if env:
+        return Path(env).expanduser() / "bundles"
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "edgevl" / "bundles"
+
+
+def rapidocr_models_dir() -> Path:
+    """The ``models/`` folder of the installed rapidocr_onnxruntime wheel."""
+    spec = importlib.util.find_spec(RAPIDOCR_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise BundleError(
+            f"{RAPIDOCR_PACKAGE} is not installed; the PP-OCRv4 models ship inside it "
+            f"(pip install rapidocr-onnxruntime=={RAPIDOCR_VERSION})"
+        )
+    d = Path(next(iter(spec.submodule_search_locations))) / "models"
+    for f in (DET_FILE, CLS_FILE, REC_FILE):
+        if not (d / f).is_file():
+            raise BundleError(f"{d / f}: missing from the {RAPIDOCR_PACKAGE} wheel; reinstall it")
+    return d
+
+
+def read_charset(rec_onnx: Path) -> list[str]:
+    """The recogniser's output classes, blank first, read from the ONNX ``character`` metadata.
+
+    PP-OCR's recogniser outputs ``1 + len(characters) + 1`` classes: blank, the characters, space.
+    """
+    try:
+        sess = ort.InferenceSession(str(rec_onnx), providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime raises its own types
+        raise BundleError(f"{rec_onnx}: not a loadable ONNX model ({str(e)[:200]})") from e
+    meta = sess.get_modelmeta().custom_metadata_map
+    if "character" not in meta:
+        raise BundleError(f"{rec_onnx}: no 'character' metadata; cannot read the charset")
+    chars = meta["character"].split("\n")
+    if chars and chars[-1] == "":
+        chars = chars[:-1]
+    classes = ["<blank>", *chars, " "]
+    n_out = sess.get_outputs()[0].shape[-1]
+    if isinstance(n_out, int) and n_out != len(classes):
+        raise BundleError(
+            f"{rec_onnx}: model outputs {n_out} classes but the charset gives {len(classes)}"
+        )
+    return classes
+
+
+def charset_bytes(classes: list[str]) -> bytes:
+    """``charset.txt``: one character per line for classes 1..N-1 (class 0 is the CTC blank)."""
+    return ("\n".join(classes[1:]) + "\n").encode("utf-8")
+
+
+def load_charset(bundle: Bundle) -> list[str]:
+    """The class list of a recogniser bundle, blank (index ``blank_index``) included."""
+    cfg = bundle.manifest.config
+    name = str(cfg.get("charset", CHARSET_FILE))
+    blank = int(cfg.get("blank_index", 0))
+    text = bundle.file(name).read_text(encoding="utf-8")
+    if not text.endswith("\n"):
+        raise BundleError(f"{bundle.file(name)}: charset must end with a newline (one char per line)")
+    chars = text[:-1].split("\n")
+    bad = [i for i, c in enumerate(chars) if len(c) != 1]
+    if bad:
+        raise BundleError(f"{bundle.file(name)}: line {bad[0] + 1} is not exactly one character")
+    classes = list(chars)
+    classes.insert(blank, "<blank>")
+    return classes
+
+
+def build_bundles(out_dir: Path | str | None = None, *, models_dir: Path | None = None) -> OcrBundles:
+    """Build the three PP-OCRv4 bundles into ``out_dir`` (default: the cache folder)."""
+    root = Path(out_dir) if out_dir is not None else bundle_home()
+    src = models_dir or rapidocr_models_dir()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise BundleError(f"{root}: cannot create the bundle folder ({e})") from e
+    version = _rapidocr_version()
+
+    def source(f: str) -> dict[str, Any]:
+        return {"package": RAPIDOCR_PACKAGE, "version": version, "file": f,
+                "sha256": sha256_file(src / f)}
+
+    classes = read_charset(src / REC_FILE)
+    specs: dict[str, tuple[str, str, dict[str, Any], dict[str, Any], dict[str, bytes]]] = {
+        "det": ("text-detection", DET_FILE, DET_PREPROCESS, DET_CONFIG, {}),
+        "cls": ("text-orientation", CLS_FILE, CLS_PREPROCESS, CLS_CONFIG, {}),
+        "rec": ("text-recognition", REC_FILE, REC_PREPROCESS,
+                {"charset": CHARSET_FILE, "blank_index": 0, "num_classes": len(classes),
+                 "decoder": "ctc-greedy"},
+                {CHARSET_FILE: charset_bytes(classes)}),
+    }
+    out: dict[str, Bundle] = {}
+    for key, (task, fname, pre, cfg, extra_files) in specs.items():
+        final = root / BUNDLE_NAMES[key]
+        # build next to the final place and swap in, so a concurrent reader never sees half a bundle
+        tmp = Path(tempfile.mkdtemp(prefix=f".{BUNDLE_NAMES[key]}-", dir=root))
+        try:
+            write_bundle(tmp, name=BUNDLE_NAMES[key], task=task, models={"model": src / fname},
+                         extra_files=extra_files, preprocess=pre, config=cfg, source=source(fname))
+            if final.exists():
+                shutil.rmtree(final, ignore_errors=True)
+            try:
+                tmp.rename(final)
+            except OSError:
+                if not final.exists():
+                    raise
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        out[key] = load_bundle(final)
+    return OcrBundles(det=out["det"], cls=out["cls"], rec=out["rec"])
+
+
+def _rapidocr_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("rapidocr-onnxruntime")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _is_current(b: Bundle, key: str) -> bool:
+    """A cached bundle is reused only when its preprocessing and thresholds are this edgevl's."""
+    pre = {"det": DET_PREPROCESS, "cls": CLS_PREPROCESS, "rec": REC_PREPROCESS}[key]
+    if dict(b.manifest.preprocess) != pre:
+        return False
+    if key == "det":
+        return dict(b.manifest.config) == DET_CONFIG
+    if key == "cls":
+        return dict(b.manifest.config) == CLS_CONFIG
+    return True
+
+
+def ensure_bundles(root: Path | str | None = None) -> OcrBundles:
+    """Load the cached bundles, building them first when absent, corrupt or from an older edgevl."""
+    base = Path(root) if root is not None else bundle_home()
+    try:
+        loaded = {k: load_bundle(base / n) for k, n in BUNDLE_NAMES.items()}
+        if all(_is_current(b, k) for k, b in loaded.items()):
+            return OcrBundles(det=loaded["det"], cls=loaded["cls"], rec=loaded["rec"])
+    except BundleError:
+        pass
+    return build_bundles(base)
+
+
+_DEFAULT: OcrBundles | None = None
+
+
+def default_bundles() -> tuple[Bundle, Bundle, Bundle]:
+    """The (det, cls, rec) PP-OCRv4 bundles, built on first use; cached for the process."""
+    global _DEFAULT
+    if _DEFAULT is None:
+        _DEFAULT = ensure_bundles()
+    return _DEFAULT.det, _DEFAULT.cls, _DEFAULT.rec
