@@ -1,0 +1,135 @@
+"""Quadrilateral geometry for text boxes: corner ordering, perspective crops, resize and pad helpers.
+
+All functions are pure (numpy/OpenCV in, numpy out). A *quad* is a float32 array of shape (4, 2)
+holding (x, y) corners in image pixels, ordered top-left, top-right, bottom-right, bottom-left.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from edgevl.errors import InputError
+
+Quad = npt.NDArray[np.float32]
+Image = npt.NDArray[np.uint8]
+Floats = npt.NDArray[np.float32]
+
+
+def order_quad(points: npt.ArrayLike) -> Quad:
+    """Order four corners as top-left, top-right, bottom-right, bottom-left.
+
+    The corners are first put in clockwise order around their centroid (image coordinates, y
+    down), which can never produce a crossed ("bow-tie") quad, whatever the tilt. The start is
+    then the corner whose outgoing edge points most to the right: that edge is the top edge. A
+    box tilted by θ keeps its top edge for |θ| < 45°; past 45° the box is read as a box whose top
+    is its former left side (ties at exactly 45° go to the upper-left corner). Sorting corners by
+    x then y, as many OCR tools do, crosses the quad for boxes tilted by more than a few degrees.
+    """
+    p = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    if p.shape != (4, 2):
+        raise InputError(f"a quad needs 4 (x, y) corners, got shape {np.asarray(points).shape}")
+    if not np.isfinite(p).all():
+        raise InputError("quad corners must be finite numbers")
+    c = p.mean(axis=0)
+    ang = np.arctan2(p[:, 1] - c[1], p[:, 0] - c[0])
+    p = p[np.argsort(ang, kind="stable")]  # clockwise on screen (y points down)
+    edges = np.roll(p, -1, axis=0) - p
+    lens = np.hypot(edges[:, 0], edges[:, 1])
+    dx = np.where(lens > 0, edges[:, 0] / np.maximum(lens, 1e-12), -np.inf)
+    best = float(dx.max())
+    cand = np.flatnonzero(dx >= best - 1e-6)
+    # tie (square at 45°, or degenerate): take the candidate nearest the image's top-left
+    start = int(cand[np.argmin(p[cand, 0] + p[cand, 1])]) if len(cand) > 1 else int(cand[0])
+    return np.roll(p, -start, axis=0).astype(np.float32)
+
+
+def quad_size(quad: npt.ArrayLike) -> tuple[int, int]:
+    """(width, height) in pixels of an ordered quad: its longer top/bottom and left/right edges."""
+    q = np.asarray(quad, dtype=np.float64).reshape(4, 2)
+    w = max(np.hypot(*(q[1] - q[0])), np.hypot(*(q[2] - q[3])))
+    h = max(np.hypot(*(q[3] - q[0])), np.hypot(*(q[2] - q[1])))
+    return max(1, round(w)), max(1, round(h))
+
+
+def crop_quad(image: Image, quad: npt.ArrayLike, *, interpolation: int = cv2.INTER_LINEAR) -> Image:
+    """Perspective-crop an ordered quad from ``image`` into an upright (h, w) patch.
+
+    The top edge of the quad becomes the top row of the patch; borders are replicated.
+    """
+    q = np.asarray(quad, dtype=np.float32).reshape(4, 2)
+    w, h = quad_size(q)
+    dst = np.array([[0, 0], [w, 0], [w, h], [0, h]], dtype=np.float32)
+    m = cv2.getPerspectiveTransform(q, dst)
+    out = cv2.warpPerspective(image, m, (w, h), flags=interpolation, borderMode=cv2.BORDER_REPLICATE)
+    return np.asarray(out, dtype=np.uint8)
+
+
+def rotate90(image: Image, clockwise: bool) -> Image:
+    """Rotate by 90° (clockwise or counter-clockwise): used to lay vertical text flat."""
+    code = cv2.ROTATE_90_CLOCKWISE if clockwise else cv2.ROTATE_90_COUNTERCLOCKWISE
+    return np.ascontiguousarray(cv2.rotate(image, code))
+
+
+def rotate180(image: Image) -> Image:
+    return np.ascontiguousarray(image[::-1, ::-1])
+
+
+def fit_stride(h: int, w: int, limit: int, stride: int = 32) -> tuple[int, int, float]:
+    """Size for a detector input: longest side ≤ ``limit`` (never upscaled), each side a multiple
+    of ``stride``. Returns (new_h, new_w, scale) where ``scale`` = new / original (per the long side).
+    """
+    if h < 1 or w < 1:
+        raise InputError(f"image size must be positive, got {w}x{h}")
+    scale = min(1.0, limit / max(h, w))
+    nh = max(stride, round(h * scale / stride) * stride)
+    nw = max(stride, round(w * scale / stride) * stride)
+    return nh, nw, scale
+
+
+def normalize_chw(image: Image, mean: npt.ArrayLike, std: npt.ArrayLike, scale: float = 1 / 255) -> Floats:
+    """HxWx3 uint8 → 3xHxW float32: ``(x * scale - mean) / std`` per channel."""
+    m = np.asarray(mean, dtype=np.float32).reshape(1, 1, 3)
+    s = np.asarray(std, dtype=np.float32).reshape(1, 1, 3)
+    a = image.astype(np.float32) * np.float32(scale)
+    a -= m
+    a /= s
+    return np.ascontiguousarray(a.transpose(2, 0, 1))
+
+
+def resize_to_height(image: Image, height: int, *, min_width: int = 1, max_width: int = 10_000) -> Image:
+    """Resize to ``height`` keeping the aspect ratio; width clamped to [min_width, max_width]."""
+    h, w = image.shape[:2]
+    nw = math.ceil(height * w / max(h, 1))
+    nw = max(min_width, min(max_width, nw))
+    return np.asarray(cv2.resize(image, (nw, height), interpolation=cv2.INTER_LINEAR), dtype=np.uint8)
+
+
+def pad_batch(chws: list[Floats], width: int, value: float = 0.0) -> Floats:
+    """Stack 3xHxWi arrays into Bx3xHxwidth, padding on the right with ``value``."""
+    if not chws:
+        raise InputError("pad_batch needs at least one array")
+    c, h = chws[0].shape[:2]
+    out = np.full((len(chws), c, h, width), value, dtype=np.float32)
+    for i, a in enumerate(chws):
+        w = min(a.shape[2], width)
+        out[i, :, :, :w] = a[:, :, :w]
+    return out
+
+
+def tiles(h: int, w: int, size: int, overlap: int) -> list[tuple[int, int, int, int]]:
+    """Overlapping windows (y0, x0, y1, x1) of at most ``size`` covering an HxW image."""
+    if size <= overlap:
+        raise InputError(f"tile size {size} must exceed the overlap {overlap}")
+
+    def starts(n: int) -> list[int]:
+        if n <= size:
+            return [0]
+        k = math.ceil((n - overlap) / (size - overlap))
+        step = (n - size) / (k - 1)
+        return [round(i * step) for i in range(k)]
+
+    return [(y, x, min(h, y + size), min(w, x + size)) for y in starts(h) for x in starts(w)]
