@@ -1,0 +1,391 @@
+"""edgevl's OcrPipeline side by side with RapidOCR (rapidocr-onnxruntime 1.4.4, the same PP-OCRv4
+ONNX models) on the two shelf photos of ../shared/data/library.
+
+For each photo and each tool, a fresh subprocess loads the tool, runs it ``--warmup`` times, then
+``--runs`` times; it reports the median whole-pipeline wall time with det / cls / rec split out,
+the peak resident memory of that process (so the two tools' peaks never mix), and the lines it
+read. The parent then counts the quality proxy: recognised words (>= 4 letters, NFKD, accents
+stripped, lower-cased) that occur in the catalogue's titles/authors (library_books.csv), distinct
+and total. Both tools get the same decoded BGR array; image decoding is not timed.
+
+Run (timings never overlap other benchmarks on this shared machine):
+
+    flock /tmp/edgevl-bench.lock python benchmarks/ocr_vs_rapidocr.py
+
+Writes benchmarks/results/ocr_vs_rapidocr.md and .json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import ocr_common as oc
+
+TOOLS = ("rapidocr", "edgevl")
+PHOTOS = ("shelf_one.jpg", "shelf_two.jpg")
+TARGET_RATIO = 2.0
+
+
+# ----------------------------------------------------------------------------- worker side
+
+
+def _peak_rss_mb() -> float:
+    # Linux: ru_maxrss is in KiB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _rss_mb() -> float:
+    import psutil
+
+    return float(psutil.Process().memory_info().rss) / (1024.0 * 1024.0)
+
+
+class Unavailable(RuntimeError):
+    """The tool cannot run here (e.g. edgevl's pipeline does not exist yet)."""
+
+
+def _make_rapidocr() -> Any:
+    from rapidocr_onnxruntime import RapidOCR
+
+    engine = RapidOCR()
+
+    def run(img: Any) -> tuple[list[dict[str, Any]], dict[str, float]]:
+        result, elapse = engine(img)
+        lines = []
+        for box, text, score in result or []:
+            quad = [list(map(float, p)) for p in box]
+            lines.append({"text": str(text), "score": float(score), "quad": quad})
+        stages = {}
+        if elapse:
+            stages = {"det": float(elapse[0]), "cls": float(elapse[1]), "rec": float(elapse[2])}
+        return lines, stages
+
+    return run
+
+
+_STAGE_ALIASES = {
+    "det": ("det", "detect", "detection", "detector"),
+    "cls": ("cls", "classify", "classification", "orientation", "angle"),
+    "rec": ("rec", "recognize", "recognise", "recognition", "recognizer"),
+}
+
+
+def _stage_split(timings: Any) -> dict[str, float]:
+    """Map whatever per-stage timing dict edgevl exposes onto det/cls/rec (seconds)."""
+    if timings is None:
+        return {}
+    if hasattr(timings, "to_dict"):
+        timings = timings.to_dict()
+    elif dataclasses.is_dataclass(timings) and not isinstance(timings, type):
+        timings = dataclasses.asdict(timings)
+    if not isinstance(timings, dict):
+        return {}
+    out: dict[str, float] = {}
+    for stage, names in _STAGE_ALIASES.items():
+        for key, value in timings.items():
+            k = str(key).lower().removesuffix("_s").removesuffix("_ms").removesuffix("_sec")
+            if k in names and isinstance(value, (int, float)):
+                out[stage] = float(value) / (1000.0 if str(key).endswith("_ms") else 1.0)
+                break
+    for key, value in timings.items():
+        if isinstance(value, (int, float)) and str(key) not in out:
+            out.setdefault(f"extra:{key}", float(value))
+    return out
+
+
+def _make_edgevl() -> Any:
+    try:
+        from edgevl.tasks import ocr as ocr_mod
+    except ImportError as exc:
+        raise Unavailable(f"edgevl.tasks.ocr is not available yet ({exc})") from exc
+    pipeline_cls = getattr(ocr_mod, "OcrPipeline", None)
+    if pipeline_cls is None:
+        raise Unavailable("edgevl.tasks.ocr has no OcrPipeline yet")
+    pipe = None
+    for factory in ("default", "from_default", "from_defaults", "create"):
+        if hasattr(pipeline_cls, factory):
+            pipe = getattr(pipeline_cls, factory)()
+            break
+    if pipe is None:
+        try:
+            pipe = pipeline_cls()
+        except TypeError as exc:
+            raise Unavailable(f"cannot build OcrPipeline with defaults: {exc}") from exc
+
+    def run(img: Any) -> tuple[list[dict[str, Any]], dict[str, float]]:
+        result = pipe(img)
+        lines = [line.to_dict() if hasattr(line, "to_dict") else dict(vars(line)) for line in result]
+        for line in lines:
+            line.setdefault("text", "")
+        timings = None
+        for attr in ("last_timings", "timings", "last_stats", "stats"):
+            timings = getattr(result, attr, None) or getattr(pipe, attr, None)
+            if timings is not None:
+                break
+        return lines, _stage_split(timings)
+
+    return run
+
+
+def serve(tool: str, image: Path) -> None:
+    """Persistent worker: load the tool, then answer one command per stdin line with one JSON line.
+
+    ``run`` times one whole-pipeline call; ``final`` reports the last lines read and the peak RSS.
+    The parent alternates ``run`` between the two tools' workers so that load from other processes
+    on the machine hits both tools alike, while each tool keeps its own process (and memory peak).
+    """
+    import cv2
+
+    def reply(obj: dict[str, Any]) -> None:
+        sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+
+    img = cv2.imread(str(image), cv2.IMREAD_COLOR)
+    if img is None:
+        reply({"status": "error", "tool": tool, "image": image.name, "error": f"cannot read {image}"})
+        return
+    t0 = time.perf_counter()
+    try:
+        run = _make_rapidocr() if tool == "rapidocr" else _make_edgevl()
+    except Unavailable as exc:
+        reply({"status": "unavailable", "tool": tool, "image": image.name, "error": str(exc)})
+        return
+    reply({"status": "ready", "load_s": time.perf_counter() - t0, "rss_after_load_mb": _rss_mb()})
+    lines: list[dict[str, Any]] = []
+    for cmd in sys.stdin:
+        cmd = cmd.strip()
+        if cmd == "run":
+            t = time.perf_counter()
+            lines, stages = run(img)
+            reply({"wall_s": time.perf_counter() - t, "stages_s": stages, "n_lines": len(lines)})
+        elif cmd == "final":
+            reply({"status": "ok", "tool": tool, "image": image.name,
+                   "image_size": [int(img.shape[1]), int(img.shape[0])],
+                   "peak_rss_mb": _peak_rss_mb(), "n_lines": len(lines), "lines": lines})
+            return
+
+
+# ----------------------------------------------------------------------------- parent side
+
+
+def catalogue_vocabulary(csv_path: Path) -> set[str]:
+    vocab: set[str] = set()
+    with csv_path.open(newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            vocab.update(oc.letter_words(row.get("title") or ""))
+            vocab.update(oc.letter_words(row.get("author") or ""))
+    return vocab
+
+
+def catalogue_words(lines: list[dict[str, Any]], vocab: set[str]) -> dict[str, Any]:
+    words = [w for line in lines for w in oc.letter_words(str(line.get("text", "")))]
+    hits = [w for w in words if w in vocab]
+    return {
+        "words": len(words),
+        "catalogue_total": len(hits),
+        "catalogue_distinct": len(set(hits)),
+        "catalogue_set": sorted(set(hits)),
+    }
+
+
+class _Worker:
+    def __init__(self, tool: str, image: Path) -> None:
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", tool, "--image", str(image)]
+        self.tool = tool
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.hello = self._read()
+
+    def _read(self) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            self.proc.wait()
+            return {"status": "error", "tool": self.tool, "error": f"worker exited ({self.proc.returncode})"}
+        out: dict[str, Any] = json.loads(line)
+        return out
+
+    def ask(self, cmd: str) -> dict[str, Any]:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(cmd + "\n")
+        self.proc.stdin.flush()
+        return self._read()
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+
+
+def bench_photo(photo: Path, tools: list[str], runs: int, warmup: int) -> list[dict[str, Any]]:
+    """Time the tools on one photo, interleaving their runs (ABAB..., order swapped each round)."""
+    workers = {t: _Worker(t, photo) for t in tools}
+    ready = [t for t, w in workers.items() if w.hello.get("status") == "ready"]
+    results: dict[str, dict[str, Any]] = {}
+    for t, w in workers.items():
+        if t not in ready:
+            results[t] = {**w.hello, "tool": t, "image": photo.name}
+    timings: dict[str, list[dict[str, Any]]] = {t: [] for t in ready}
+    for _ in range(warmup):
+        for t in ready:
+            workers[t].ask("run")
+    for i in range(runs):
+        for t in ready if i % 2 == 0 else list(reversed(ready)):
+            timings[t].append(workers[t].ask("run"))
+    for t in ready:
+        final = workers[t].ask("final")
+        walls = [r["wall_s"] for r in timings[t]]
+        stages = [r["stages_s"] for r in timings[t]]
+        keys = sorted({k for s in stages for k in s})
+        final.update({
+            "load_s": workers[t].hello["load_s"],
+            "rss_after_load_mb": workers[t].hello["rss_after_load_mb"],
+            "wall_s": walls,
+            "wall_median_s": statistics.median(walls),
+            "stages_median_s": {k: statistics.median(s[k] for s in stages if k in s) for k in keys},
+        })
+        results[t] = final
+    for w in workers.values():
+        w.close()
+    return [results[t] for t in tools]
+
+
+def _fmt_s(x: float | None) -> str:
+    return "—" if x is None else f"{x:.3f}"
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    m = report["machine"]
+    out = [
+        "# edgevl OcrPipeline vs RapidOCR on the shelf photos",
+        "",
+        f"- machine: {m['cpu']}, {m['cores']} cores; onnxruntime {m['onnxruntime']}, "
+        f"rapidocr-onnxruntime {m.get('rapidocr_onnxruntime', '?')}, python {m['python']}",
+        f"- command: `flock /tmp/edgevl-bench.lock {report['command']}`",
+        f"- date: {report['date']}; median of {report['runs']} runs after {report['warmup']} warm-up, "
+        "the two tools interleaved run by run (one process each: peak RSS is that process's); load average "
+        f"before/after {report['load_average_before'][0]:.1f}/{report['load_average_after'][0]:.1f} "
+        "(2-core machine shared with other work: compare the ratio, not absolute seconds)",
+        "- catalogue words: recognised words of >= 4 letters (NFKD, accents stripped, lower-case) found "
+        f"in library_books.csv titles/authors ({report['vocabulary_size']} distinct words); distinct / total",
+        "",
+    ]
+    header = ["photo", "tool", "wall s (median)", "det s", "cls s", "rec s", "peak RSS MB", "lines",
+              "catalogue words distinct / total"]
+    rows: list[list[Any]] = []
+    for r in report["results"]:
+        if r.get("status") != "ok":
+            why = f"not available: {r.get('error', '?')}"
+            rows.append([r["image"], r["tool"], why, "", "", "", "", "", ""])
+            continue
+        st = r["stages_median_s"]
+        q = r["quality"]
+        rows.append([r["image"], r["tool"], _fmt_s(r["wall_median_s"]), _fmt_s(st.get("det")),
+                     _fmt_s(st.get("cls")), _fmt_s(st.get("rec")), f"{r['peak_rss_mb']:.0f}", r["n_lines"],
+                     f"{q['catalogue_distinct']} / {q['catalogue_total']}"])
+    out.append(oc.fmt_table(header, rows))
+    out.append("")
+    out.append("## Speed ratio (RapidOCR wall / edgevl wall) and target")
+    out.append("")
+    srows = []
+    for s in report["summary"]:
+        srows.append([s["image"], "—" if s["speed_ratio"] is None else f"{s['speed_ratio']:.2f}x",
+                      s["catalogue_distinct"], s["target_met"]])
+    out.append(oc.fmt_table(["photo", "speed ratio", "catalogue distinct (rapidocr / edgevl)",
+                             f"target (>= {TARGET_RATIO:g}x and >= words)"], srows))
+    out.append("")
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--data", type=Path, default=oc.LIBRARY,
+                    help="folder with the shelf photos and catalogue")
+    ap.add_argument("--out", type=Path, default=oc.RESULTS)
+    ap.add_argument("--tools", default=",".join(TOOLS))
+    ap.add_argument("--worker", choices=TOOLS, help=argparse.SUPPRESS)
+    ap.add_argument("--image", type=Path, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+
+    if args.worker:
+        serve(args.worker, args.image)
+        return 0
+
+    photos = [args.data / p for p in PHOTOS]
+    present = [p for p in photos if p.is_file()]
+    catalogue = args.data / "library_books.csv"
+    if not present or not catalogue.is_file():
+        print(f"SKIP: shelf photos / catalogue not found under {args.data} (expected {', '.join(PHOTOS)} "
+              "and library_books.csv; they live in ../shared/data/library beside the checkout)")
+        return 0
+    for p in photos:
+        if p not in present:
+            print(f"SKIP: {p} is absent")
+
+    vocab = catalogue_vocabulary(catalogue)
+    tools = [t for t in args.tools.split(",") if t]
+    results: list[dict[str, Any]] = []
+    load_before = os.getloadavg()
+    for photo in present:
+        print(f"running {', '.join(tools)} on {photo.name} (interleaved) ...", flush=True)
+        for r in bench_photo(photo, tools, args.runs, args.warmup):
+            tool = r["tool"]
+            if r.get("status") == "ok":
+                r["quality"] = catalogue_words(r["lines"], vocab)
+                print(f"  {tool}: wall {r['wall_median_s']:.3f} s, stages {r['stages_median_s']}, "
+                      f"peak {r['peak_rss_mb']:.0f} MB, {r['n_lines']} lines, catalogue words "
+                      f"{r['quality']['catalogue_distinct']} / {r['quality']['catalogue_total']}", flush=True)
+            else:
+                print(f"  {tool}: {r.get('status')}: {r.get('error')}", flush=True)
+            results.append(r)
+
+    summary = []
+    for photo in present:
+        by = {r["tool"]: r for r in results if r["image"] == photo.name and r.get("status") == "ok"}
+        ratio = None
+        if "rapidocr" in by and "edgevl" in by:
+            ratio = by["rapidocr"]["wall_median_s"] / by["edgevl"]["wall_median_s"]
+        dist = " / ".join(str(by[t]["quality"]["catalogue_distinct"]) if t in by else "—" for t in TOOLS)
+        met: Any = "n/a (edgevl not available)"
+        if ratio is not None:
+            met = bool(ratio >= TARGET_RATIO and by["edgevl"]["quality"]["catalogue_distinct"]
+                       >= by["rapidocr"]["quality"]["catalogue_distinct"])
+        summary.append({"image": photo.name, "speed_ratio": ratio, "catalogue_distinct": dist,
+                        "target_met": met})
+
+    report = {
+        "benchmark": "ocr_vs_rapidocr",
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "command": oc.command_line(),
+        "machine": oc.machine_info(),
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg(),
+        "runs": args.runs,
+        "warmup": args.warmup,
+        "vocabulary_size": len(vocab),
+        "target": f"edgevl >= {TARGET_RATIO:g}x faster than RapidOCR with at least as many catalogue words",
+        "summary": summary,
+        "results": results,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "ocr_vs_rapidocr.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    md = render_markdown(report)
+    (args.out / "ocr_vs_rapidocr.md").write_text(md)
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
