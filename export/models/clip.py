@@ -1,19 +1,21 @@
 """OpenAI / OpenCLIP CLIP in plain torch, written for export.
 
 Parameter names follow the OpenAI checkpoint layout (``visual.*``, ``transformer.resblocks.N.*``,
-``token_embedding``, ``ln_final``, ``text_projection``, ``logit_scale``) so OpenAI and OpenCLIP
-state dicts load without renaming. Configs are data (:data:`ARCHS`).
+``token_embedding``, ``ln_final``, ``text_projection``, ``logit_scale``) except that attention's
+packed ``in_proj_weight``/``in_proj_bias`` are split into ``q_proj``/``k_proj``/``v_proj`` (the
+loaders do the split). Configs are data (:data:`ARCHS`).
 
 Export-minded choices:
 
-* attention is spelled ``softmax(q·kᵀ + mask) · v`` with the scale folded into ``q``: the
-  MatMul → Add → Softmax → MatMul chain that ONNX Runtime's attention fusion and TensorRT's MHA
-  fusion pattern-match (no ``nn.MultiheadAttention``, whose export is an opaque tangle);
+* attention is spelled ``softmax(q·kᵀ·scale + mask) · v`` with separate q/k/v projections: the
+  MatMul → Mul → Add → Softmax → MatMul chain that ONNX Runtime's CLIP attention fusion
+  (``onnxruntime.transformers.optimizer``, model_type ``clip``) and TensorRT's MHA fusion
+  pattern-match (no ``nn.MultiheadAttention``, whose export is an opaque tangle);
 * ``nn.LayerNorm`` becomes one ``LayerNormalization`` node at opset ≥ 17, so fp16 engines can keep
   it in fp32;
 * end-of-text pooling is a one-hot matmul on an index computed with ``ArgMax`` over a tie-free
   score: no data-dependent shapes, no int64 GatherND (see :func:`eot_pool`);
-* the causal mask is a buffer sliced to the sequence length, not a computed ``triu``.
+* the causal mask is computed from the sequence length in the form ORT's fusion recognises.
 """
 
 from __future__ import annotations
@@ -143,7 +145,12 @@ class QuickGELU(nn.Module):
 
 
 class Attention(nn.Module):
-    """Multi-head self-attention with OpenAI's packed ``in_proj`` parameters (batch first)."""
+    """Multi-head self-attention, batch first.
+
+    q/k/v are separate projections (OpenAI's packed ``in_proj_weight`` is split by the loader):
+    the q/k/v ``MatMul+Add → Reshape → Transpose`` shape is what ONNX Runtime's CLIP attention
+    fusion matches, and the scale is applied after ``q·kᵀ`` as in its pattern.
+    """
 
     def __init__(self, width: int, heads: int) -> None:
         super().__init__()
@@ -151,17 +158,18 @@ class Attention(nn.Module):
             raise ValueError(f"width {width} is not divisible by heads {heads}")
         self.heads = heads
         self.scale = (width // heads) ** -0.5
-        self.in_proj_weight = nn.Parameter(torch.empty(3 * width, width))
-        self.in_proj_bias = nn.Parameter(torch.zeros(3 * width))
+        self.q_proj = nn.Linear(width, width)
+        self.k_proj = nn.Linear(width, width)
+        self.v_proj = nn.Linear(width, width)
         self.out_proj = nn.Linear(width, width)
-        nn.init.xavier_uniform_(self.in_proj_weight)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         b, n, d = x.shape
-        qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)
-        qkv = qkv.reshape(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv[0] * self.scale, qkv[1], qkv[2]
-        scores = q @ k.transpose(-2, -1)
+        h, hd = self.heads, d // self.heads
+        q = self.q_proj(x).reshape(b, n, h, hd).transpose(1, 2)
+        k = self.k_proj(x).reshape(b, n, h, hd).permute(0, 2, 3, 1)
+        v = self.v_proj(x).reshape(b, n, h, hd).transpose(1, 2)
+        scores = (q @ k) * self.scale
         if mask is not None:
             scores = scores + mask
         out = scores.softmax(dim=-1) @ v
@@ -321,6 +329,18 @@ class ModifiedResNet(nn.Module):
         return self.attnpool(x)
 
 
+def causal_mask(batch: int, n: int, dtype: torch.dtype) -> torch.Tensor:
+    """Additive causal mask [batch, 1, n, n]: ``-inf`` where the key comes after the query.
+
+    Spelled Less → Where → Unsqueeze → Unsqueeze → Expand: the causal-mask shape ONNX Runtime's
+    CLIP attention fusion recognises (it then fuses to a unidirectional Attention node).
+    """
+    pos = torch.arange(n)
+    future = pos.unsqueeze(1) < pos.unsqueeze(0)  # [query, key]: key after query
+    mask = torch.where(future, torch.tensor(float("-inf")), torch.tensor(0.0)).to(dtype)
+    return mask.unsqueeze(0).unsqueeze(0).expand(batch, 1, n, n)
+
+
 def eot_pool(x: torch.Tensor, input_ids: torch.Tensor, eot_id: int) -> torch.Tensor:
     """Features at the first end-of-text token of each sequence (the last token if there is none).
 
@@ -349,8 +369,6 @@ class CLIP(nn.Module):
         self.transformer = Transformer(t.width, t.layers, t.heads, t.mlp_ratio, cfg.quick_gelu)
         self.ln_final = nn.LayerNorm(t.width)
         self.text_projection = nn.Parameter(torch.randn(t.width, cfg.embed_dim) * t.width**-0.5)
-        mask = torch.full((t.context_length, t.context_length), float("-inf")).triu(1)
-        self.register_buffer("attn_mask", mask, persistent=False)
         nn.init.normal_(self.token_embedding.weight, std=0.02)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
 
@@ -361,8 +379,7 @@ class CLIP(nn.Module):
     def encode_text(self, input_ids: torch.Tensor) -> torch.Tensor:
         n = input_ids.shape[1]
         x = self.token_embedding(input_ids) + self.positional_embedding[:n]
-        mask: torch.Tensor = self.attn_mask
-        x = self.transformer(x, mask[:n, :n].to(x.dtype))
+        x = self.transformer(x, causal_mask(input_ids.shape[0], n, x.dtype))
         x = self.ln_final(x)
         return eot_pool(x, input_ids, self.config.text.eot_id) @ self.text_projection
 
