@@ -1,0 +1,351 @@
+"""The timing harness: warm-up, then per-iteration wall times for each configuration.
+
+Pure statistics live in :mod:`edgevl.bench.stats`; this module only runs things and records
+``time.perf_counter_ns`` around each call. Repeats are interleaved across batch sizes (repeat 1 of
+every batch, then repeat 2…) so slow drift on a shared machine spreads over all configurations
+and shows up as run-to-run spread instead of a bias.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgevl.backends import BACKENDS, Array, Engine, EngineOptions
+from edgevl.bench.inputs import describe_shapes, folder_feeds, synthetic_feeds
+from edgevl.bench.machine import machine_info, peak_rss_mb, process_gpu_memory_mb
+from edgevl.bench.results import BenchResult, BenchRun
+from edgevl.bench.stats import summarize, thin
+from edgevl.bundle import Bundle, load_bundle
+from edgevl.errors import BackendError, EdgevlError, InputError
+
+DEFAULT_SECONDS = 2.0
+Progress = Callable[[str, float], None]
+
+_ORT_PROVIDER = {
+    "ort-cpu": "CPUExecutionProvider",
+    "ort-cuda": "CUDAExecutionProvider",
+    "ort-trt": "TensorrtExecutionProvider",
+}
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    """How to measure. With neither ``iters`` nor ``seconds``, each configuration runs for
+    :data:`DEFAULT_SECONDS` (and at least ``min_iters`` iterations)."""
+
+    backend: str = "ort-cpu"
+    batches: tuple[int, ...] = (1,)
+    threads: int = 0
+    warmup: int = 5
+    iters: int | None = None
+    seconds: float | None = None
+    min_iters: int = 3
+    repeats: int = 1
+    dims: Mapping[str, int] = field(default_factory=dict)
+    inputs: Path | None = None
+    roles: tuple[str, ...] = ()
+    keep_samples: int = 1000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise InputError(f"--backend {self.backend!r}: choose one of {', '.join(BACKENDS)}")
+        if not self.batches or any(b < 1 for b in self.batches):
+            raise InputError(f"--batch {list(self.batches)}: batch sizes must be positive integers")
+        if self.iters is not None and self.seconds is not None:
+            raise InputError("give --iters or --seconds, not both")
+        if self.iters is not None and self.iters < 1:
+            raise InputError(f"--iters {self.iters}: must be >= 1")
+        if self.seconds is not None and self.seconds <= 0:
+            raise InputError(f"--seconds {self.seconds}: must be > 0")
+        if self.warmup < 0 or self.repeats < 1 or self.threads < 0:
+            raise InputError("--warmup and --threads must be >= 0, --repeats >= 1")
+
+    @property
+    def budget_seconds(self) -> float | None:
+        if self.iters is not None:
+            return None
+        return self.seconds if self.seconds is not None else DEFAULT_SECONDS
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "backend": self.backend,
+            "batches": list(self.batches),
+            "threads": self.threads,
+            "warmup": self.warmup,
+            "iters": self.iters,
+            "seconds": self.budget_seconds,
+            "min_iters": self.min_iters,
+            "repeats": self.repeats,
+            "dims": dict(self.dims),
+            "inputs": str(self.inputs) if self.inputs else None,
+            "roles": list(self.roles),
+        }
+
+
+@dataclass
+class _Loop:
+    samples_ms: list[float]
+    interrupted: bool = False
+
+
+def time_loop(
+    fn: Callable[[int], object],
+    *,
+    iters: int | None,
+    seconds: float | None,
+    min_iters: int = 1,
+    label: str = "",
+    progress: Progress | None = None,
+    clock: Callable[[], int] = time.perf_counter_ns,
+) -> _Loop:
+    """Call ``fn(i)`` ``iters`` times, or for ``seconds`` (at least ``min_iters`` calls), timing each.
+
+    Ctrl-C stops the loop and returns what was measured, flagged ``interrupted``.
+    """
+    out = _Loop(samples_ms=[])
+    start = clock()
+    last_report = start
+    budget_ns = None if seconds is None else int(seconds * 1e9)
+    i = 0
+    try:
+        while True:
+            if iters is not None and i >= iters:
+                break
+            if budget_ns is not None and i >= min_iters and clock() - start >= budget_ns:
+                break
+            t0 = clock()
+            fn(i)
+            t1 = clock()
+            out.samples_ms.append((t1 - t0) / 1e6)
+            i += 1
+            if progress is not None and t1 - last_report > 100_000_000:
+                last_report = t1
+                frac = i / iters if iters else min(1.0, (t1 - start) / budget_ns) if budget_ns else 0.0
+                progress(label, frac)
+    except KeyboardInterrupt:
+        out.interrupted = True
+    if progress is not None:
+        progress(label, 1.0)
+    return out
+
+
+def backend_unavailable(backend: str) -> str | None:
+    """Why ``backend`` cannot run here, or None when it can (checked without loading a model)."""
+    if backend in _ORT_PROVIDER:
+        import onnxruntime as ort
+
+        have = ort.get_available_providers()
+        if _ORT_PROVIDER[backend] not in have:
+            return (f"{_ORT_PROVIDER[backend]} is not in this onnxruntime's providers {have} "
+                    f"(install onnxruntime-gpu with CUDA/TensorRT)")
+        return None
+    if backend == "tensorrt":
+        import importlib.util
+
+        if importlib.util.find_spec("tensorrt") is None:
+            return "tensorrt is not installed (pip install 'edgevl[tensorrt]' on a machine with CUDA)"
+        return None
+    return f"unknown backend {backend!r}"
+
+
+def open_bench_engine(bundle: Bundle, role: str, settings: BenchSettings) -> Engine:
+    """Open ``role`` on the settings' backend, raising BackendError when it silently fell back."""
+    opts = EngineOptions(backend=settings.backend, threads=settings.threads)
+    if settings.backend == "tensorrt":
+        from edgevl.backends.tensorrt import TensorRTEngine
+
+        trt_engine: Engine = TensorRTEngine.from_bundle(
+            bundle, role, opts, max_batch=max(settings.batches), dims=dict(settings.dims))
+        return trt_engine
+    from edgevl.backends.ort import OrtEngine
+
+    eng = OrtEngine.from_bundle(bundle, role, opts)
+    want = _ORT_PROVIDER[settings.backend]
+    if eng.providers[:1] != [want]:
+        raise BackendError(f"{want} was requested but ONNX Runtime runs on {eng.providers}")
+    return eng
+
+
+def _device_memory(engine: Engine, backend: str) -> float | None:
+    if backend == "ort-cpu":
+        return None
+    fn = getattr(engine, "device_memory_mb", None)
+    if callable(fn):
+        v = fn()
+        return float(v) if v is not None else None
+    return process_gpu_memory_mb()
+
+
+def _base(bundle: Bundle, role: str, settings: BenchSettings, batch: int) -> dict[str, Any]:
+    m = bundle.manifest
+    return {
+        "kind": "model", "bundle": m.name, "task": m.task, "role": role, "precision": m.precision,
+        "backend": settings.backend, "batch": batch, "threads": settings.threads,
+        "bundle_path": str(bundle.path), "digest": bundle.digest,
+        "inputs": str(settings.inputs) if settings.inputs else "synthetic",
+    }
+
+
+class Interrupted(Exception):
+    """Raised inside the harness when the user pressed Ctrl-C; carries the results so far."""
+
+    def __init__(self, results: list[BenchResult]) -> None:
+        super().__init__("interrupted")
+        self.results = results
+
+
+def bench_role(
+    bundle: Bundle,
+    role: str,
+    settings: BenchSettings,
+    progress: Progress | None = None,
+) -> list[BenchResult]:
+    """Every batch size of one model of a bundle. Raises :class:`Interrupted` on Ctrl-C."""
+    batches = settings.batches
+    why = backend_unavailable(settings.backend)
+    if why is not None:
+        return [BenchResult(**_base(bundle, role, settings, b), status="unavailable", reason=why)
+                for b in batches]
+    try:
+        engine = open_bench_engine(bundle, role, settings)
+    except BackendError as e:
+        return [BenchResult(**_base(bundle, role, settings, b), status="unavailable", reason=str(e))
+                for b in batches]
+    providers = tuple(getattr(engine, "providers", ()) or ())
+
+    feeds: dict[int, list[dict[str, Array]]] = {}
+    skipped: dict[int, str] = {}
+    for b in batches:
+        try:
+            if settings.inputs is not None:
+                feeds[b] = folder_feeds(settings.inputs, engine.inputs, bundle, role, b)
+            else:
+                feeds[b] = [synthetic_feeds(engine.inputs, bundle, b, settings.dims, settings.seed)]
+        except InputError as e:
+            if settings.inputs is not None:
+                raise
+            skipped[b] = str(e)
+
+    samples: dict[int, list[float]] = {b: [] for b in feeds}
+    medians: dict[int, list[float]] = {b: [] for b in feeds}
+    errors: dict[int, str] = {}
+    interrupted = False
+    cut: int | None = None  # the batch whose loop Ctrl-C stopped
+    per_repeat_iters = None if settings.iters is None else -(-settings.iters // settings.repeats)
+    per_repeat_secs = None
+    if settings.budget_seconds is not None:
+        per_repeat_secs = settings.budget_seconds / settings.repeats
+
+    def caller(fs: list[dict[str, Array]]) -> Callable[[int], object]:
+        return lambda i: engine.run(fs[i % len(fs)])
+
+    try:
+        for r in range(settings.repeats):
+            for b, fs in feeds.items():
+                if b in errors:
+                    continue
+                label = f"{bundle.manifest.name}/{role} b={b}"
+                if settings.repeats > 1:
+                    label += f" r{r + 1}"
+                run = caller(fs)
+                try:
+                    n_warm = settings.warmup if r == 0 else min(1, settings.warmup)
+                    for i in range(n_warm):
+                        run(i)
+                except EdgevlError as e:
+                    errors[b] = str(e)
+                    continue
+                except Exception as e:  # a backend runtime failure (ORT raises its own types)
+                    errors[b] = f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"
+                    continue
+                loop = time_loop(run, iters=per_repeat_iters, seconds=per_repeat_secs,
+                                 min_iters=max(1, -(-settings.min_iters // settings.repeats)),
+                                 label=label, progress=progress)
+                samples[b].extend(loop.samples_ms)
+                if loop.samples_ms:
+                    medians[b].append(float(np.median(loop.samples_ms)))
+                if loop.interrupted:
+                    cut = b
+                    raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        interrupted = True
+
+    dev_mem = _device_memory(engine, settings.backend)
+    rss = round(peak_rss_mb(), 1)
+    out: list[BenchResult] = []
+    for b in batches:
+        base = _base(bundle, role, settings, b)
+        if b in skipped:
+            out.append(BenchResult(**base, status="skipped", reason=skipped[b]))
+            continue
+        if b in errors:
+            out.append(BenchResult(**base, status="error", reason=errors[b], providers=providers))
+            continue
+        s = samples.get(b, [])
+        if not s:
+            if interrupted:
+                continue  # never reached: nothing to report
+            out.append(BenchResult(**base, status="error", reason="no iteration completed"))
+            continue
+        complete = len(medians[b]) == settings.repeats and b != cut
+        out.append(BenchResult(
+            **base,
+            status="ok" if complete else "interrupted",
+            reason=None if complete else "stopped with Ctrl-C",
+            shapes=describe_shapes(feeds[b][0]),
+            stats=summarize(s, items_per_iter=b),
+            repeat_p50_ms=tuple(medians[b]),
+            samples_ms=tuple(thin(s, settings.keep_samples)),
+            peak_rss_mb=rss,
+            device_memory_mb=dev_mem,
+            providers=providers,
+        ))
+    if interrupted:
+        raise Interrupted(out)
+    return out
+
+
+def make_run(results: Sequence[BenchResult], settings: Mapping[str, Any], *, interrupted: bool = False,
+             command: str | None = None) -> BenchRun:
+    return BenchRun(
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        command=command if command is not None else shlex.join(["edgevl", *sys.argv[1:]]),
+        machine=machine_info().to_dict(),
+        settings=dict(settings),
+        results=tuple(results),
+        interrupted=interrupted,
+    )
+
+
+def bench_bundles(
+    paths: Sequence[Path | str],
+    settings: BenchSettings,
+    progress: Progress | None = None,
+    command: str | None = None,
+) -> BenchRun:
+    """Benchmark every model (or ``settings.roles``) of every bundle; Ctrl-C returns a partial run."""
+    bundles = [load_bundle(p) for p in paths]
+    for b in bundles:
+        missing = [r for r in settings.roles if r not in b.manifest.models]
+        if missing:
+            raise InputError(f"{b.path}: no model {missing} (has {sorted(b.manifest.models)})")
+    results: list[BenchResult] = []
+    interrupted = False
+    try:
+        for b in bundles:
+            for role in settings.roles or tuple(b.manifest.models):
+                results.extend(bench_role(b, role, settings, progress))
+    except Interrupted as e:
+        results.extend(e.results)
+        interrupted = True
+    return make_run(results, settings.to_dict(), interrupted=interrupted, command=command)

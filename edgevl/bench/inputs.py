@@ -1,0 +1,312 @@
+"""Benchmark inputs: synthetic feeds shaped from the manifest, or real ones from a folder.
+
+Symbolic dimensions are resolved in this order: an explicit override (``--dim NAME=VALUE``, by the
+dimension's symbolic name or by its role ``batch``/``height``/``width``/``seq``), then the bundle's
+preprocess/config, then a documented default. Exported graphs often carry meaningless symbolic
+names (``p2o.DynamicDimension.1``, ``?``), so roles are positional: dim 0 is the batch, an image
+input (rank 4, 1 or 3 channels) is NCHW, a rank-2 integer input is [batch, seq].
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgevl.backends import Array
+from edgevl.bundle import Bundle, Dim, TensorSpec
+from edgevl.errors import InputError
+
+#: used when neither an override nor the manifest says
+DEFAULT_IMAGE_SIDE = 224
+DEFAULT_TEXT_WIDTH = 320  # a typical text-line crop width for a recogniser with a free width
+DEFAULT_SEQ = 32
+DEFAULT_VOCAB = 100
+DEFAULT_OTHER = 1
+_PAD_WIDTH_TASKS = ("text-recognition", "text-orientation")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def _int(v: Any) -> int | None:
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, int):
+        return v
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
+    return None
+
+
+def _size_pair(pre: Mapping[str, Any]) -> tuple[int | None, int | None]:
+    """(height, width) an image model expects, from common preprocess keys."""
+    size = pre.get("size")
+    if isinstance(size, (list, tuple)) and len(size) == 2:
+        h, w = _int(size[0]), _int(size[1])
+    else:
+        h = w = _int(size)
+    h = _int(pre.get("height")) or h
+    w = _int(pre.get("width")) or w
+    limit = _int(pre.get("limit_side")) or _int(pre.get("limit_side_len"))
+    if h is None and limit:
+        h = limit
+    if w is None and limit:
+        w = limit
+    if w is None and h is not None and "max_width" in pre:
+        # a recogniser: fixed height, free width up to max_width; bench a typical line
+        lo = _int(pre.get("min_width")) or 1
+        hi = _int(pre.get("max_width")) or DEFAULT_TEXT_WIDTH
+        w = min(max(DEFAULT_TEXT_WIDTH, lo), hi)
+        mult = _int(pre.get("width_multiple"))
+        if mult:
+            w = max(mult, w // mult * mult)
+    return h, w
+
+
+def _seq_len(cfg: Mapping[str, Any]) -> int | None:
+    """Text length: ``bench_seq`` or CLIP's ``context_length`` as is; a BERT ``max_length`` capped at
+    128 (a long sentence; 512-token inputs are rare at the edge)."""
+    v = _int(cfg.get("bench_seq")) or _int(cfg.get("context_length"))
+    if v:
+        return v
+    for key in ("max_length", "max_seq_length", "seq_len"):
+        v = _int(cfg.get(key))
+        if v:
+            return min(v, 128)
+    return None
+
+
+def dim_role(spec: TensorSpec, axis: int) -> str:
+    """``batch``, ``channels``, ``height``, ``width``, ``seq`` or ``other`` for an axis of an input."""
+    rank = len(spec.shape)
+    if axis == 0:
+        return "batch"
+    is_float = spec.dtype.startswith("float")
+    if rank == 4 and is_float:
+        c = spec.shape[1]
+        channels_first = not isinstance(c, int) or c in (1, 3, 4) or not isinstance(spec.shape[3], int)
+        if channels_first:
+            return ("batch", "channels", "height", "width")[axis]
+        return ("batch", "height", "width", "channels")[axis]
+    if rank == 2 and not is_float:
+        return "seq"
+    return "other"
+
+
+def resolve_shape(
+    spec: TensorSpec,
+    bundle: Bundle | None,
+    batch: int,
+    overrides: Mapping[str, int] | None = None,
+) -> tuple[int, ...]:
+    """The concrete shape to feed ``spec`` at ``batch``.
+
+    Raises InputError when the graph fixes dim 0 to a value other than ``batch``.
+    """
+    ov = dict(overrides or {})
+    pre: Mapping[str, Any] = bundle.manifest.preprocess if bundle else {}
+    cfg: Mapping[str, Any] = bundle.manifest.config if bundle else {}
+    h, w = _size_pair(pre)
+    out: list[int] = []
+    for axis, d in enumerate(spec.shape):
+        role = dim_role(spec, axis)
+        if isinstance(d, int) and d > 0:
+            if role == "batch" and d != batch:
+                raise InputError(
+                    f"input {spec.name!r} has a fixed batch of {d} (shape {list(spec.shape)}); "
+                    f"it cannot be benchmarked at batch {batch}"
+                )
+            out.append(d)
+            continue
+        name = str(d)
+        if name in ov:
+            out.append(ov[name])
+        elif role == "batch":
+            out.append(batch)
+        elif role in ov:
+            out.append(ov[role])
+        elif role == "height":
+            out.append(h or DEFAULT_IMAGE_SIDE)
+        elif role == "width":
+            out.append(w or DEFAULT_IMAGE_SIDE)
+        elif role == "channels":
+            out.append(3)
+        elif role == "seq":
+            out.append(_seq_len(cfg) or DEFAULT_SEQ)
+        else:
+            out.append(DEFAULT_OTHER)
+    return tuple(out)
+
+
+def vocab_size(bundle: Bundle | None) -> int:
+    """Upper bound for synthetic token ids: config ``vocab_size``, else the tokenizer's vocabulary."""
+    if bundle is None:
+        return DEFAULT_VOCAB
+    cfg = bundle.manifest.config
+    v = _int(cfg.get("vocab_size"))
+    if v:
+        return v
+    tok = cfg.get("tokenizer")
+    if isinstance(tok, str) and tok in bundle.manifest.files:
+        try:
+            data = json.loads(bundle.file(tok).read_text(encoding="utf-8"))
+            vocab = data.get("model", {}).get("vocab")
+            if isinstance(vocab, (dict, list)) and vocab:
+                return len(vocab)
+        except (OSError, ValueError, AttributeError):
+            pass
+    return DEFAULT_VOCAB
+
+
+def synthetic_array(spec: TensorSpec, shape: Sequence[int], rng: np.random.Generator,
+                    vocab: int = DEFAULT_VOCAB) -> Array:
+    """A valid array for ``spec``: floats ~ N(0,1), token ids < vocab, masks of ones, type ids 0."""
+    dt = np.dtype(spec.dtype)
+    name = spec.name.lower()
+    if dt.kind == "f":
+        return rng.standard_normal(size=tuple(shape)).astype(dt)
+    if dt.kind == "b":
+        return np.ones(tuple(shape), dtype=dt)
+    if dt.kind in "iu":
+        if "mask" in name:
+            return np.ones(tuple(shape), dtype=dt)
+        if "type" in name or "position" in name:
+            return np.zeros(tuple(shape), dtype=dt)
+        hi = 256 if dt == np.uint8 else max(2, vocab)
+        if np.iinfo(dt).max < hi:
+            hi = int(np.iinfo(dt).max)
+        return rng.integers(0, hi, size=tuple(shape)).astype(dt)
+    raise InputError(f"input {spec.name!r}: cannot synthesise dtype {spec.dtype}")
+
+
+def synthetic_feeds(
+    specs: Sequence[TensorSpec],
+    bundle: Bundle | None,
+    batch: int,
+    overrides: Mapping[str, int] | None = None,
+    seed: int = 0,
+) -> dict[str, Array]:
+    """One feed dict for every input of a model at ``batch``."""
+    rng = np.random.default_rng(seed)
+    vocab = vocab_size(bundle)
+    return {
+        s.name: synthetic_array(s, resolve_shape(s, bundle, batch, overrides), rng, vocab) for s in specs
+    }
+
+
+def parse_dims(items: Sequence[str]) -> dict[str, int]:
+    """``["seq=64", "height=640"]`` → ``{"seq": 64, "height": 640}``; InputError on a bad item."""
+    out: dict[str, int] = {}
+    for it in items:
+        name, sep, value = it.partition("=")
+        try:
+            n = int(value)
+        except ValueError:
+            n = 0
+        if not sep or not name or n < 1:
+            raise InputError(f"--dim {it!r}: expected NAME=POSITIVE_INT (e.g. seq=64 or height=640)")
+        out[name.strip()] = n
+    return out
+
+
+# --------------------------------------------------------------------------- real inputs
+
+Preprocessor = Callable[[Bundle, Sequence[Path]], list[Array]]
+
+
+def _npz_feeds(path: Path, specs: Sequence[TensorSpec]) -> dict[str, Array]:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            data = {k: np.asarray(z[k]) for k in z.files}
+    except (OSError, ValueError) as e:
+        raise InputError(f"{path}: not a readable .npz of input arrays ({e})") from e
+    want = {s.name for s in specs}
+    if set(data) != want:
+        raise InputError(f"{path}: arrays {sorted(data)} do not match the model inputs {sorted(want)}")
+    return data
+
+
+def _image_preprocessor(bundle: Bundle, role: str) -> Preprocessor:
+    """The task's own image preprocessing, or InputError naming what is missing."""
+    task = bundle.manifest.task
+    try:
+        if task == "text-detection":
+            from edgevl.bench import taskprep
+
+            return taskprep.detection
+        if task in ("text-recognition", "text-orientation"):
+            from edgevl.bench import taskprep
+
+            return taskprep.text_crops
+        if task == "clip" and role == "image":
+            from edgevl.bench import taskprep
+
+            return taskprep.clip_images
+    except ImportError as e:  # pragma: no cover - depends on what the task modules expose
+        raise InputError(f"task {task!r}: its preprocessing is not available in this edgevl ({e})") from e
+    raise InputError(
+        f"bundle {bundle.manifest.name!r} (task {task!r}, model {role!r}): edgevl has no image "
+        f"preprocessing for it; give .npz files holding the input arrays by name instead"
+    )
+
+
+def folder_feeds(
+    folder: Path,
+    specs: Sequence[TensorSpec],
+    bundle: Bundle,
+    role: str,
+    batch: int,
+) -> list[dict[str, Array]]:
+    """Feeds built from real inputs in ``folder``, ``batch`` items each (cycling through them).
+
+    ``*.npz`` files hold arrays named like the inputs (used as they are; batch must match their
+    first dim). Images are preprocessed the way the bundle's task does; items whose preprocessed
+    shapes differ cannot be stacked into one batch (InputError: use --batch 1).
+    """
+    if not folder.is_dir():
+        raise InputError(f"{folder}: --inputs must be a folder of images or .npz files")
+    files = sorted(p for p in folder.iterdir() if p.is_file())
+    npz = [p for p in files if p.suffix.lower() == ".npz"]
+    images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
+    if npz:
+        feeds = [_npz_feeds(p, specs) for p in npz]
+        for p, f in zip(npz, feeds, strict=True):
+            first = next(iter(f.values()))
+            if first.shape[0] != batch:
+                raise InputError(f"{p}: holds a batch of {first.shape[0]}, asked for --batch {batch}")
+        return feeds
+    if not images:
+        raise InputError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) or .npz files in it")
+    if len(specs) != 1:
+        raise InputError(f"model {role!r} has {len(specs)} inputs; images can only feed a one-input model")
+    arrays = _image_preprocessor(bundle, role)(bundle, images)
+    if not arrays:
+        raise InputError(f"{folder}: preprocessing produced no inputs")
+    spec = specs[0]
+    out: list[dict[str, Array]] = []
+    n = max(1, len(arrays) // batch) if len(arrays) >= batch else 1
+    for i in range(n):
+        items = [arrays[(i * batch + j) % len(arrays)] for j in range(batch)]
+        shapes = {a.shape for a in items}
+        if len(shapes) > 1 and bundle.manifest.task in _PAD_WIDTH_TASKS:
+            # text crops are batched by padding on the right, as the task does
+            wmax = max(a.shape[-1] for a in items)
+            items = [np.pad(a, [(0, 0)] * (a.ndim - 1) + [(0, wmax - a.shape[-1])]) for a in items]
+            shapes = {a.shape for a in items}
+        if len(shapes) > 1:
+            raise InputError(
+                f"{folder}: preprocessed inputs have different shapes {sorted(shapes)[:3]}...; "
+                f"they cannot be stacked into a batch of {batch} (use --batch 1)"
+            )
+        out.append({spec.name: np.concatenate(items, axis=0).astype(np.dtype(spec.dtype), copy=False)})
+    return out
+
+
+def describe_shapes(feeds: Mapping[str, Array]) -> dict[str, list[int]]:
+    return {k: [int(d) for d in v.shape] for k, v in feeds.items()}
+
+
+def dims_summary(shape: Sequence[Dim]) -> str:
+    return "x".join(str(d) for d in shape)

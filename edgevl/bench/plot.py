@@ -1,0 +1,87 @@
+"""``--plot``: latency against batch size, one panel per model, one line per backend × precision.
+
+matplotlib is the optional ``plot`` extra and is imported only here, lazily.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from edgevl.bench.results import BenchResult
+from edgevl.errors import InputError
+
+
+def _pyplot() -> Any:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as e:
+        raise InputError("--plot needs matplotlib: pip install 'edgevl[plot]'") from e
+    return plt
+
+
+def series(results: Sequence[BenchResult]) -> dict[str, dict[str, list[tuple[int, float, float]]]]:
+    """``{panel: {line: [(batch, p50_ms, p90_ms), ...]}}`` sorted by batch (pure; plotted below)."""
+    out: dict[str, dict[str, list[tuple[int, float, float]]]] = defaultdict(lambda: defaultdict(list))
+    for r in results:
+        if r.stats is None:
+            continue
+        panel = f"{r.bundle} / {r.role}"
+        line = f"{r.backend} {r.precision}" + (f" {r.threads}t" if r.threads else "")
+        out[panel][line].append((r.batch, r.stats.p50_ms, r.stats.p90_ms))
+    return {p: {ln: sorted(pts) for ln, pts in lines.items()} for p, lines in out.items()}
+
+
+def plot_results(results: Sequence[BenchResult], out: Path | str, title: str | None = None) -> Path:
+    """Write a PNG; InputError when matplotlib is missing or nothing was measured."""
+    data = series(results)
+    if not data:
+        raise InputError("--plot: no measured configuration to plot")
+    plt = _pyplot()
+    n = len(data)
+    cols = min(3, n)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 3.9 * rows), squeeze=False)
+    for ax, (panel, lines) in zip(axes.flat, sorted(data.items()), strict=False):
+        for line, pts in sorted(lines.items()):
+            xs = [p[0] for p in pts]
+            p50 = [p[1] for p in pts]
+            p90 = [p[2] for p in pts]
+            (h,) = ax.plot(xs, p50, marker="o", label=f"{line} (p50)")
+            ax.fill_between(xs, p50, p90, color=h.get_color(), alpha=0.18, linewidth=0)
+            for x, y in zip(xs, p50, strict=True):
+                ax.annotate(f"{y:.3g}", (x, y), textcoords="offset points", xytext=(0, 6),
+                            ha="center", fontsize=7, color=h.get_color())
+        ax.set_xscale("log", base=2)
+        ys = [v for pts in lines.values() for p in pts for v in p[1:]]
+        if max(ys) / max(min(ys), 1e-12) > 20:  # a wide range: log scale, plain-number ticks
+            from matplotlib.ticker import FuncFormatter
+
+            ax.set_yscale("log")
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        else:
+            ax.set_ylim(bottom=0, top=max(ys) * 1.15)
+        batches = sorted({p[0] for pts in lines.values() for p in pts})
+        ax.set_xticks(batches)
+        ax.set_xticklabels([str(b) for b in batches])
+        ax.set_xlabel("batch size")
+        ax.set_ylabel("latency per call, ms (p50; band to p90)")
+        ax.set_title(panel, fontsize=10)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    for ax in list(axes.flat)[n:]:
+        ax.set_visible(False)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    p = Path(out)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(p, dpi=110)
+    plt.close(fig)
+    return p

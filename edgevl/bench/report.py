@@ -1,0 +1,100 @@
+"""Human-readable tables of benchmark runs and comparisons (Markdown and rows for rich)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from edgevl.bench.compare import CompareReport
+from edgevl.bench.results import BenchResult, BenchRun
+
+HEADERS = ("model", "backend", "prec", "batch", "p50 ms", "p90 ms", "p99 ms", "mean±std ms",
+           "items/s", "peak RSS MB", "dev MB", "status")
+
+
+def _f(v: float | None, nd: int = 3) -> str:
+    if v is None:
+        return "–"
+    if v >= 100:
+        return f"{v:.0f}"
+    if v >= 10:
+        return f"{v:.1f}"
+    return f"{v:.{nd}g}" if v < 1 else f"{v:.2f}"
+
+
+def result_row(r: BenchResult) -> tuple[str, ...]:
+    model = f"{r.bundle}/{r.role}"
+    status = r.status
+    if r.stats is None:
+        return (model, r.backend, r.precision, str(r.batch), "–", "–", "–", "–", "–", "–", "–", status)
+    s = r.stats
+    return (model, r.backend, r.precision, str(r.batch), _f(s.p50_ms), _f(s.p90_ms), _f(s.p99_ms),
+            f"{_f(s.mean_ms)}±{_f(s.std_ms)}", _f(s.throughput_items_s), _f(r.peak_rss_mb),
+            _f(r.device_memory_mb), status if r.status != "ok" else f"ok ({s.count} it)")
+
+
+def notes(results: Sequence[BenchResult]) -> list[str]:
+    """One line per configuration that has a reason (unavailable backend, skipped batch, error)."""
+    return [f"{r.bundle}/{r.role} {r.backend} batch {r.batch}: {r.status}: {r.reason}"
+            for r in results if r.reason]
+
+
+def _md_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    esc = [[c.replace("|", "\\|") for c in row] for row in rows]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in esc]
+    return "\n".join(lines)
+
+
+def machine_line(machine: dict[str, Any]) -> str:
+    gpus = ", ".join(f"{g.get('name')} (driver {g.get('driver')})" for g in machine.get("gpus") or [])
+    parts = [f"{machine.get('cpu')} ({machine.get('cores_logical')} logical cores)",
+             str(machine.get("os")), f"Python {machine.get('python')}",
+             f"onnxruntime {machine.get('onnxruntime')}"]
+    if machine.get("tensorrt"):
+        parts.append(f"TensorRT {machine['tensorrt']}")
+    parts.append(f"GPU: {gpus}" if gpus else "no GPU")
+    return "; ".join(parts)
+
+
+def run_markdown(run: BenchRun, title: str = "edgevl bench") -> str:
+    """A Markdown report: the command, the machine, one row per configuration."""
+    rows = [result_row(r) for r in run.results]
+    out = [f"# {title}", "", f"- command: `{run.command}`", f"- created: {run.created}",
+           f"- machine: {machine_line(dict(run.machine))}",
+           f"- settings: {', '.join(f'{k}={v}' for k, v in run.settings.items() if v not in (None, [], {}))}"]
+    if run.interrupted:
+        out.append("- **interrupted with Ctrl-C: partial results**")
+    out += ["", _md_table(HEADERS, rows), ""]
+    out += [f"- {n}" for n in notes(run.results)]
+    if notes(run.results):
+        out.append("")
+    out.append("Latency is wall time per call (one batch); items/s = batch / mean latency. Peak RSS is the "
+               "process high-water mark when the configuration finished.")
+    return "\n".join(out) + "\n"
+
+
+COMPARE_HEADERS = ("configuration", "A p50 ms", "B p50 ms", "B/A", "interval", "verdict")
+
+
+def compare_rows(rep: CompareReport) -> list[tuple[str, ...]]:
+    rows: list[tuple[str, ...]] = []
+    for c in rep.rows:
+        k = dict(c.key)
+        name = " ".join(f"{v}" if f in ("bundle", "backend", "precision") else f"{f}={v}"
+                        for f, v in k.items() if f != "threads" or v)
+        rows.append((name, _f(c.a_p50_ms), _f(c.b_p50_ms), f"{c.ratio:.3f}", f"[{c.low:.3f}, {c.high:.3f}]",
+                     c.verdict))
+    return rows
+
+
+def compare_markdown(rep: CompareReport, a_name: str, b_name: str) -> str:
+    out = [f"# edgevl bench compare: A = `{a_name}`, B = `{b_name}`", ""]
+    if not rep.same_machine:
+        out.append("**Warning: the two files come from different machines.**\n")
+    out.append(_md_table(COMPARE_HEADERS, compare_rows(rep)))
+    out.append("")
+    out.append(f"B/A < 1: B is faster. Interval: bootstrap 95 % CI of the ratio of medians, widened by the "
+               f"run-to-run spread of repeated runs; 'within noise' when it contains 1 or |B/A − 1| ≤ "
+               f"{rep.floor:.0%}.")
+    return "\n".join(out) + "\n"
