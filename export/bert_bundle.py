@@ -22,11 +22,11 @@ from typing import Any
 
 import numpy as np
 import torch
+from edgevl_export.loaders.hf_bert import WEIGHT_FILES, load_hf_bert
+from edgevl_export.models.bert import SentenceEncoder
 
 from edgevl.bundle import Bundle, sha256_file, write_bundle
 from edgevl.errors import CheckpointError, InputError
-from edgevl_export.loaders.hf_bert import WEIGHT_FILES, load_hf_bert
-from edgevl_export.models.bert import SentenceEncoder
 
 TASK = "text-embedding"
 INPUTS = ("input_ids", "attention_mask")
@@ -136,7 +136,8 @@ def export_bert(checkpoint_dir: Path | str, out_dir: Path | str, precision: str 
     """HF BERT folder → ``text-embedding`` bundle in ``out_dir`` (see the module docstring)."""
     folder = Path(checkpoint_dir)
     if precision not in ("fp32", "fp16"):
-        raise InputError(f"precision {precision!r}: export_bert writes fp32 or fp16 (int8 via edgevl quantize)")
+        raise InputError(f"precision {precision!r}: export_bert writes fp32 or fp16 "
+                         "(int8 comes from edgevl quantize)")
     model, cfg, raw = load_hf_bert(folder)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -146,7 +147,8 @@ def export_bert(checkpoint_dir: Path | str, out_dir: Path | str, precision: str 
         export_onnx(model, onnx_path, opset)
         parity = _parity(model, onnx_path, cfg.vocab_size)
         if parity["rel"] > 1e-4:
-            raise CheckpointError(f"{folder}: exported ONNX disagrees with torch (rel err {parity['rel']:.2e})")
+            raise CheckpointError(f"{folder}: exported ONNX disagrees with torch "
+                                  f"(rel err {parity['rel']:.2e})")
         if precision == "fp16":
             to_fp16(onnx_path, tmp / "text16.onnx")
             onnx_path = tmp / "text16.onnx"

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from edgevl_export.models.bert import BertConfig, BertEncoder, SentenceEncoder
 
 from edgevl.errors import CheckpointError
-from edgevl_export.models.bert import BertConfig, BertEncoder, SentenceEncoder
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 # keys a BertModel checkpoint carries that mean pooling does not use
@@ -113,7 +113,7 @@ def load_encoder_weights(model: BertEncoder, sd: dict[str, torch.Tensor], where:
 
 
 def load_hf_bert(folder: Path | str) -> tuple[SentenceEncoder, BertConfig, dict[str, Any]]:
-    """Build a :class:`SentenceEncoder` from a HF BERT folder; returns (module in eval mode, config, raw config)."""
+    """A :class:`SentenceEncoder` (eval mode) from a HF BERT folder, with its config and the raw config."""
     root = Path(folder)
     if not root.is_dir():
         raise CheckpointError(f"{root}: not a folder (expected a Hugging Face BERT folder with config.json)")

@@ -60,10 +60,8 @@ class Embeddings(nn.Module):
         seq = input_ids.shape[1]
         positions = torch.arange(seq, device=input_ids.device).unsqueeze(0)
         x = self.word(input_ids) + self.position(positions)
-        if token_type_ids is None:
-            x = x + self.token_type.weight[0]
-        else:
-            x = x + self.token_type(token_type_ids)
+        types = self.token_type.weight[0] if token_type_ids is None else self.token_type(token_type_ids)
+        x = x + types
         return self.norm(x)
 
 

@@ -1,0 +1,98 @@
+"""Text tokenisation for encoder bundles: a thin layer over ``tokenizers.Tokenizer.from_file``.
+
+The bundle's ``tokenizer.json`` does the splitting, the vocabulary and the special tokens (BERT's
+[CLS]/[SEP], CLIP's start/end of text). This module only fixes the batch form: truncation to the
+bundle's length limit (``max_length`` for sentence encoders, ``context_length`` for CLIP; the
+special tokens are kept), right padding with the bundle's ``pad_id`` to the longest text of the
+batch (or to the limit), and int64 arrays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+from tokenizers import Tokenizer as _HFTokenizer
+
+from edgevl.bundle import Bundle
+from edgevl.errors import BundleError, InputError
+
+Int64Array = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """A tokenised batch: ``input_ids``, ``attention_mask`` (1 = token, 0 = padding), ``token_type_ids``."""
+
+    input_ids: Int64Array
+    attention_mask: Int64Array
+    token_type_ids: Int64Array
+
+    def feeds(self) -> dict[str, Int64Array]:
+        return {"input_ids": self.input_ids, "attention_mask": self.attention_mask,
+                "token_type_ids": self.token_type_ids}
+
+
+class Tokenizer:
+    """Tokenise batches of strings to fixed-form int64 arrays."""
+
+    def __init__(self, path: Path | str, max_length: int, pad_id: int = 0,
+                 pad_to_max: bool = False) -> None:
+        p = Path(path)
+        if not p.is_file():
+            raise BundleError(f"{p}: tokenizer file not found (expected a `tokenizers` JSON file)")
+        if max_length < 2:
+            raise BundleError(f"{p}: max_length {max_length} is too small (needs room for special tokens)")
+        try:
+            self._tok = _HFTokenizer.from_file(str(p))
+        except Exception as e:  # tokenizers raises a plain Exception for malformed files
+            raise BundleError(f"{p}: not a `tokenizers` JSON file ({str(e)[:200]})") from e
+        self.path = p
+        self.max_length = int(max_length)
+        self.pad_id = int(pad_id)
+        self.pad_to_max = pad_to_max
+        self._tok.no_padding()
+        # the limit counts the special tokens the post-processor adds
+        self._tok.enable_truncation(max_length=self.max_length)
+
+    @classmethod
+    def from_bundle(cls, bundle: Bundle, pad_to_max: bool = False) -> Tokenizer:
+        cfg = bundle.manifest.config
+        name = cfg.get("tokenizer", "tokenizer.json")
+        limit = cfg.get("max_length", cfg.get("context_length"))
+        if not isinstance(limit, int):
+            raise BundleError(f"{bundle.path}: config needs an integer max_length or context_length, "
+                              f"got {limit!r}")
+        pad = cfg.get("pad_id", 0)
+        return cls(bundle.file(str(name)), limit, int(pad) if isinstance(pad, int) else 0, pad_to_max)
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self._tok.get_vocab_size(with_added_tokens=True))
+
+    def tokens(self, text: str) -> list[str]:
+        """The tokens of one text (after truncation), for inspection."""
+        return list(self._tok.encode(text).tokens)
+
+    def __call__(self, texts: Sequence[str]) -> Encoded:
+        if isinstance(texts, str):
+            texts = [texts]
+        if len(texts) == 0:
+            raise InputError("no texts to tokenise (expected one or more strings)")
+        bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
+        if bad:
+            raise InputError(f"texts must be strings; items {bad[:5]} are not")
+        encs = self._tok.encode_batch(list(texts))
+        width = self.max_length if self.pad_to_max else max(len(e.ids) for e in encs)
+        ids = np.full((len(encs), width), self.pad_id, dtype=np.int64)
+        mask = np.zeros((len(encs), width), dtype=np.int64)
+        types = np.zeros((len(encs), width), dtype=np.int64)
+        for i, e in enumerate(encs):
+            n = len(e.ids)
+            ids[i, :n] = e.ids
+            mask[i, :n] = 1
+            types[i, :n] = e.type_ids
+        return Encoded(ids, mask, types)
