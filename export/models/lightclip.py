@@ -14,9 +14,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 import torch
-from torch import nn
-
 from edgevl_export.models.clip import CLIPConfig, TextConfig
+from torch import nn
 
 # (expand ratio, output channels, repeats, stride of the first block)
 Stage = tuple[int, int, int, int]
@@ -46,7 +45,9 @@ def _act(name: str) -> nn.Module:
     raise ValueError(f"unknown activation {name!r} (relu6 or hardswish)")
 
 
-def conv_bn(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1, act: str | None = None) -> nn.Sequential:
+def conv_bn(
+    cin: int, cout: int, k: int, stride: int = 1, groups: int = 1, act: str | None = None
+) -> nn.Sequential:
     layers: list[tuple[str, nn.Module]] = [
         ("conv", nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False)),
         ("bn", nn.BatchNorm2d(cout)),
@@ -111,7 +112,7 @@ _SMALL_STAGES: tuple[Stage, ...] = ((1, 16, 1, 1), (4, 24, 2, 2), (4, 32, 2, 2),
 LIGHT_ARCHS: dict[str, CLIPConfig] = {
     "LightCLIP-MNv2": lightclip_config(),
     "LightCLIP-S": lightclip_config(
-        embed_dim=256, vision=MobileVisionConfig(224, 16, _SMALL_STAGES + ((4, 96, 1, 2),), 512),
+        embed_dim=256, vision=MobileVisionConfig(224, 16, (*_SMALL_STAGES, (4, 96, 1, 2)), 512),
         text_layers=3,
     ),
     "test-lightclip": lightclip_config(
