@@ -1,0 +1,348 @@
+"""Native TensorRT engine behind the Engine protocol.
+
+.. warning:: This backend has never run: the machines this project is developed and tested on
+   have no NVIDIA GPU and no TensorRT. It is written against the TensorRT 8.5–10.x Python API
+   (name-based tensor API, ``execute_async_v3``) and cuda-python, and only its "not installed"
+   error path is tested. Treat the first run on a Jetson or a GPU box as its first test.
+
+What it does, kept thin:
+
+- builds an engine from the bundle's ONNX with ``trt.Builder`` + ``trt.OnnxParser``, one
+  optimisation profile covering the manifest's symbolic dims (batch ``1..max_batch``, other dims
+  from the bundle's preprocess/config as ``edgevl bench`` shapes them, or an explicit ``profile``);
+- sets ``FP16`` for fp16 bundles and ``INT8`` (+``FP16``) for int8 bundles (explicit Q/DQ: no
+  calibrator);
+- caches the serialised plan in ``<bundle>/engines/`` (or ``$EDGEVL_HOME/engines`` when the
+  bundle is read-only), keyed by GPU name + compute capability, TensorRT version, precision,
+  profile and the ONNX file's sha256, so a bundle copied to another device rebuilds its own plan;
+- loads plugin libraries (``config.trt_plugins`` in the manifest, ``EDGEVL_TRT_PLUGINS``, or the
+  ``plugins`` argument) with ``ctypes`` before parsing;
+- runs with ``set_input_shape`` / ``set_tensor_address`` / ``execute_async_v3`` on one CUDA stream,
+  device buffers from cuda-python's runtime API, grown on demand.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import hashlib
+import json
+import os
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgevl.backends import Array, EngineOptions, validate_feeds
+from edgevl.bundle import Bundle, TensorSpec
+from edgevl.errors import BackendError, InputError
+
+MIN_VERSION = (8, 5)
+DEFAULT_WORKSPACE = 1 << 30
+Profile = Mapping[str, tuple[Sequence[int], Sequence[int], Sequence[int]]]
+
+
+def import_tensorrt() -> Any:
+    """The ``tensorrt`` module, or BackendError saying how to get it."""
+    try:
+        import tensorrt as trt
+    except ImportError as e:
+        raise BackendError(
+            "tensorrt is not installed: pip install 'edgevl[tensorrt]' on a machine with an NVIDIA GPU "
+            "and CUDA (on a Jetson it ships with JetPack), or use --backend ort-cpu / ort-cuda"
+        ) from e
+    version = _version_tuple(str(getattr(trt, "__version__", "0")))
+    if version < MIN_VERSION:
+        raise BackendError(f"TensorRT {trt.__version__} is older than 8.5, which this backend needs")
+    return trt
+
+
+def import_cudart() -> Any:
+    """cuda-python's runtime module (``cuda.bindings.runtime`` from 12.6, ``cuda.cudart`` before)."""
+    try:
+        from cuda.bindings import runtime as cudart
+    except ImportError:
+        try:
+            from cuda import cudart
+        except ImportError as e:
+            raise BackendError("cuda-python is not installed: pip install 'edgevl[tensorrt]'") from e
+    return cudart
+
+
+def _version_tuple(v: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in re.findall(r"\d+", v)[:3]) or (0,)
+
+
+class _Cuda:
+    """The few CUDA runtime calls the engine needs; every call is checked."""
+
+    def __init__(self) -> None:
+        self.rt = import_cudart()
+
+    def check(self, result: Any) -> Any:
+        err, *rest = result if isinstance(result, tuple) else (result,)
+        if err != self.rt.cudaError_t.cudaSuccess:
+            name = self.rt.cudaGetErrorName(err)[1]
+            raise BackendError(f"CUDA call failed: {name.decode() if isinstance(name, bytes) else name}")
+        if not rest:
+            return None
+        return rest[0] if len(rest) == 1 else tuple(rest)
+
+    def device(self) -> tuple[str, str]:
+        """(GPU name, compute capability) of the current device."""
+        dev = self.check(self.rt.cudaGetDevice())
+        props = self.check(self.rt.cudaGetDeviceProperties(dev))
+        name = props.name.decode(errors="replace") if isinstance(props.name, bytes) else str(props.name)
+        return name.strip("\x00 "), f"{props.major}.{props.minor}"
+
+    def malloc(self, nbytes: int) -> int:
+        return int(self.check(self.rt.cudaMalloc(max(nbytes, 1))))
+
+    def free(self, ptr: int) -> None:
+        self.check(self.rt.cudaFree(ptr))
+
+    def stream(self) -> Any:
+        return self.check(self.rt.cudaStreamCreate())
+
+    def h2d(self, dst: int, src: np.ndarray[Any, Any], stream: Any) -> None:
+        kind = self.rt.cudaMemcpyKind.cudaMemcpyHostToDevice
+        self.check(self.rt.cudaMemcpyAsync(dst, src.ctypes.data, src.nbytes, kind, stream))
+
+    def d2h(self, dst: np.ndarray[Any, Any], src: int, stream: Any) -> None:
+        kind = self.rt.cudaMemcpyKind.cudaMemcpyDeviceToHost
+        self.check(self.rt.cudaMemcpyAsync(dst.ctypes.data, src, dst.nbytes, kind, stream))
+
+    def sync(self, stream: Any) -> None:
+        self.check(self.rt.cudaStreamSynchronize(stream))
+
+
+def load_plugins(paths: Sequence[Path | str]) -> list[str]:
+    """dlopen plugin libraries globally so TensorRT's plugin registry sees their creators."""
+    loaded = []
+    for p in paths:
+        path = Path(p)
+        if not path.is_file():
+            raise BackendError(f"{path}: TensorRT plugin library not found")
+        try:
+            ctypes.CDLL(str(path), mode=ctypes.RTLD_GLOBAL)
+        except OSError as e:
+            raise BackendError(f"{path}: cannot load TensorRT plugin library ({e})") from e
+        loaded.append(str(path))
+    return loaded
+
+
+def plugin_paths(bundle: Bundle, extra: Sequence[Path | str] = ()) -> list[Path]:
+    """Plugins named by the bundle (``config.trt_plugins``), the environment and the caller."""
+    out = [bundle.file(str(rel)) for rel in bundle.manifest.config.get("trt_plugins", []) or []]
+    env = os.environ.get("EDGEVL_TRT_PLUGINS")
+    if env:
+        out += [Path(p) for p in env.split(os.pathsep) if p]
+    return out + [Path(p) for p in extra]
+
+
+def default_profile(specs: Sequence[TensorSpec], bundle: Bundle, max_batch: int,
+                    dims: Mapping[str, int] | None = None, opt_batch: int | None = None) -> dict[str, Any]:
+    """One optimisation profile (min, opt, max) per input from the manifest's symbolic dims.
+
+    batch: 1 / ``opt_batch`` (default ``max_batch``) / ``max_batch``; spatial dims: 32 (or less) /
+    the bench shape / the preprocess maximum (``max_width``, ``limit_side``); sequence dims: 1 / the
+    bench shape / the same. Fixed dims stay fixed.
+    """
+    from edgevl.bench.inputs import dim_role, resolve_shape
+
+    pre = bundle.manifest.preprocess
+    opt_b = min(max_batch, opt_batch or max_batch)
+    out: dict[str, Any] = {}
+    for s in specs:
+        opt = resolve_shape(s, bundle, opt_b, dims)
+        lo, hi = list(opt), list(opt)
+        for axis, d in enumerate(s.shape):
+            if isinstance(d, int) and d > 0:
+                continue
+            role = dim_role(s, axis)
+            if role == "batch":
+                lo[axis], hi[axis] = 1, max_batch
+            elif role in ("height", "width"):
+                lo[axis] = min(32, opt[axis])
+                cap = pre.get("max_width") if role == "width" else None
+                hi[axis] = max(opt[axis], int(cap) if isinstance(cap, int) else opt[axis])
+            else:
+                lo[axis] = 1
+        out[s.name] = (tuple(lo), tuple(opt), tuple(hi))
+    return out
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower() or "gpu"
+
+
+def plan_path(bundle: Bundle, role: str, key: Mapping[str, Any]) -> Path:
+    """Where the plan for ``key`` lives: in the bundle when writable, else in the user cache."""
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    name = f"{role}-{_slug(str(key['gpu']))}-sm{key['cc']}-trt{key['trt']}-{key['precision']}-{digest}.plan"
+    local = bundle.path / "engines"
+    try:
+        local.mkdir(exist_ok=True)
+        if os.access(local, os.W_OK):
+            return local / name
+    except OSError:
+        pass
+    home = Path(os.environ.get("EDGEVL_HOME", Path.home() / ".cache" / "edgevl")).expanduser()
+    d = home / "engines" / bundle.digest[:16]
+    d.mkdir(parents=True, exist_ok=True)
+    return d / name
+
+
+class TensorRTEngine:
+    """A TensorRT engine for one model of a bundle (see the module warning: never run here)."""
+
+    def __init__(self, bundle: Bundle, role: str = "model", options: EngineOptions | None = None, *,
+                 max_batch: int = 32, opt_batch: int | None = None, dims: Mapping[str, int] | None = None,
+                 profile: Profile | None = None, plugins: Sequence[Path | str] = (),
+                 workspace: int = DEFAULT_WORKSPACE, rebuild: bool = False) -> None:
+        trt = import_tensorrt()
+        self.options = options or EngineOptions(backend="tensorrt")
+        self.bundle, self.role = bundle, role
+        spec = bundle.model(role)
+        self._inputs, self._outputs = spec.inputs, spec.outputs
+        self._trt = trt
+        self._cuda = _Cuda()
+        self._logger = trt.Logger(trt.Logger.WARNING)
+        self.plugins = load_plugins(plugin_paths(bundle, plugins))
+        trt.init_libnvinfer_plugins(self._logger, "")
+        gpu, cc = self._cuda.device()
+        prof = dict(profile) if profile is not None else default_profile(
+            spec.inputs, bundle, max_batch, dims, opt_batch)
+        precision = bundle.manifest.precision
+        key = {"onnx": bundle.manifest.files[spec.file], "trt": trt.__version__, "gpu": gpu, "cc": cc,
+               "precision": precision, "profile": {k: [list(x) for x in v] for k, v in prof.items()},
+               "plugins": [Path(p).name for p in self.plugins]}
+        self.plan_path = plan_path(bundle, role, key)
+        if rebuild or not self.plan_path.is_file():
+            plan = self._build(bundle.model_path(role), prof, precision, workspace)
+            tmp = self.plan_path.with_suffix(".tmp")
+            tmp.write_bytes(plan)
+            tmp.replace(self.plan_path)
+        self._runtime = trt.Runtime(self._logger)
+        self._engine = self._runtime.deserialize_cuda_engine(self.plan_path.read_bytes())
+        if self._engine is None:
+            raise BackendError(
+                f"{self.plan_path}: TensorRT could not deserialise the plan; delete it to rebuild")
+        self._context = self._engine.create_execution_context()
+        self._stream = self._cuda.stream()
+        self._buffers: dict[str, tuple[int, int]] = {}  # name -> (device pointer, bytes)
+        self._names = [self._engine.get_tensor_name(i) for i in range(self._engine.num_io_tensors)]
+        self._is_input = {n: self._engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT for n in self._names}
+        self._dtype = {n: np.dtype(trt.nptype(self._engine.get_tensor_dtype(n))) for n in self._names}
+        want = {t.name for t in (*self._inputs, *self._outputs)}
+        if set(self._names) != want:
+            raise BackendError(
+                f"{self.plan_path}: engine IO {sorted(self._names)} != manifest {sorted(want)}")
+
+    @classmethod
+    def from_bundle(cls, bundle: Bundle, role: str = "model", options: EngineOptions | None = None,
+                    **kwargs: Any) -> TensorRTEngine:
+        return cls(bundle, role, options, **kwargs)
+
+    # ------------------------------------------------------------------ build
+
+    def _build(self, onnx_path: Path, profile: Mapping[str, Any], precision: str, workspace: int) -> bytes:
+        trt = self._trt
+        builder = trt.Builder(self._logger)
+        flags = 0
+        if _version_tuple(trt.__version__) < (10,):  # explicit batch is the only mode from TensorRT 10
+            flags = 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+        network = builder.create_network(flags)
+        parser = trt.OnnxParser(network, self._logger)
+        if not parser.parse_from_file(str(onnx_path)):
+            errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+            raise BackendError(f"{onnx_path}: TensorRT's ONNX parser failed: {errors[:500]}")
+        config = builder.create_builder_config()
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace)
+        if precision in ("fp16", "int8"):
+            config.set_flag(trt.BuilderFlag.FP16)
+        if precision == "int8":
+            config.set_flag(trt.BuilderFlag.INT8)  # explicit Q/DQ in the graph: no calibrator
+        prof = builder.create_optimization_profile()
+        for i in range(network.num_inputs):
+            name = network.get_input(i).name
+            if name not in profile:
+                raise BackendError(f"{onnx_path}: no optimisation profile for input {name!r}")
+            lo, opt, hi = profile[name]
+            prof.set_shape(name, tuple(lo), tuple(opt), tuple(hi))
+        config.add_optimization_profile(prof)
+        plan = builder.build_serialized_network(network, config)
+        if plan is None:
+            raise BackendError(f"{onnx_path}: TensorRT failed to build an engine (see its log above)")
+        return bytes(memoryview(plan))
+
+    # ------------------------------------------------------------------ run
+
+    @property
+    def inputs(self) -> tuple[TensorSpec, ...]:
+        return self._inputs
+
+    @property
+    def outputs(self) -> tuple[TensorSpec, ...]:
+        return self._outputs
+
+    @property
+    def providers(self) -> list[str]:
+        return [f"TensorRT {self._trt.__version__}"]
+
+    def _buffer(self, name: str, nbytes: int) -> int:
+        ptr, size = self._buffers.get(name, (0, 0))
+        if size < nbytes:
+            if ptr:
+                self._cuda.free(ptr)
+            ptr, size = self._cuda.malloc(nbytes), nbytes
+            self._buffers[name] = (ptr, size)
+        self._context.set_tensor_address(name, ptr)
+        return ptr
+
+    def run(self, feeds: Mapping[str, Array]) -> dict[str, Array]:
+        validate_feeds(self._inputs, feeds)
+        hosts: dict[str, np.ndarray[Any, Any]] = {}
+        for t in self._inputs:
+            # TensorRT < 10 has no int64: the parser makes such inputs int32
+            a = np.ascontiguousarray(feeds[t.name], dtype=self._dtype[t.name])
+            if not self._context.set_input_shape(t.name, tuple(a.shape)):
+                raise InputError(
+                    f"input {t.name!r} shape {a.shape} is outside the engine's optimisation profile; "
+                    f"rebuild with a larger max_batch/dims ({self.plan_path})")
+            hosts[t.name] = a
+            self._cuda.h2d(self._buffer(t.name, a.nbytes), a, self._stream)
+        outs: dict[str, np.ndarray[Any, Any]] = {}
+        for t in self._outputs:
+            shape = tuple(self._context.get_tensor_shape(t.name))
+            if any(d < 0 for d in shape):
+                raise BackendError(f"output {t.name!r} has a data-dependent shape {shape}; not supported")
+            outs[t.name] = np.empty(shape, dtype=self._dtype[t.name])
+            self._buffer(t.name, outs[t.name].nbytes)
+        if not self._context.execute_async_v3(int(self._stream)):
+            raise BackendError(f"TensorRT execution failed ({self.plan_path})")
+        for t in self._outputs:
+            self._cuda.d2h(outs[t.name], self._buffers[t.name][0], self._stream)
+        self._cuda.sync(self._stream)
+        del hosts  # the host copies stay alive until the stream is done with them
+        return {t.name: outs[t.name].astype(np.dtype(t.dtype), copy=False) for t in self._outputs}
+
+    def device_memory_mb(self) -> float:
+        """Activation memory + IO buffers + serialised plan size (≈ weights), in MiB (an estimate)."""
+        act = getattr(self._engine, "device_memory_size_v2", None)
+        if act is None:
+            act = self._engine.device_memory_size
+        io = sum(size for _, size in self._buffers.values())
+        return float(act + io + self.plan_path.stat().st_size) / 2**20
+
+    def close(self) -> None:
+        for ptr, _ in self._buffers.values():
+            with contextlib.suppress(BackendError):
+                self._cuda.free(ptr)
+        self._buffers.clear()
+
+    def __del__(self) -> None:  # pragma: no cover - needs a GPU
+        if getattr(self, "_buffers", None):
+            self.close()
