@@ -1,0 +1,205 @@
+"""The catalogue index: unique works, their TF-IDF char n-gram vectors and the matcher calibration.
+
+Built once and saved as ``<cache>/<sha256>/index.npz`` + ``meta.json`` (cache folder keyed by the
+catalogue's digest), so a later run with the same catalogue loads in a fraction of a second.
+Copies and volumes sharing a normalised (title, author) are one *work* with a multiplicity, so the
+per-image assignment can still place several copies on one shelf.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
+
+from edgevl.books import ngrams
+from edgevl.books.catalogue import Catalogue, normalize, work_key
+from edgevl.errors import CatalogueError
+
+INDEX_VERSION = 1
+DEFAULT_N = 4
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get("EDGEVL_CACHE")
+    base = Path(env) if env else Path.home() / ".cache" / "edgevl"
+    return base / "books"
+
+
+def main_title(title: str) -> str:
+    """The title before its subtitle (``Title : subtitle`` in library catalogues)."""
+    return title.split(" : ")[0].split(" / ")[0]
+
+
+def surname(author: str) -> str:
+    """Surname part of ``Surname, Given, dates``."""
+    return author.split(",")[0]
+
+
+@dataclass
+class CatalogueIndex:
+    """Works (unique normalised title+author) of a catalogue with their n-gram vectors."""
+
+    n: int
+    idf: npt.NDArray[np.float32]
+    vectors: sp.csr_matrix  # works x 37**n, L2-normalised TF-IDF
+    work_rows: list[list[int]]  # catalogue positions of each work's copies
+    titles: list[str]  # display (first copy)
+    authors: list[str]
+    tags: list[str]
+    norm_main_title: list[str]
+    norm_title: list[str]
+    norm_surname: list[str]
+    norm_author: list[str]
+    norm_tag: list[str]
+    catalogue_sha256: str
+    calibration: dict[str, Any] = field(default_factory=dict)
+    build_seconds: float = 0.0
+    _multiplicity: npt.NDArray[np.int64] | None = field(default=None, repr=False)
+    _words: dict[int, tuple[list[str], list[str], list[str]]] = field(default_factory=dict, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.titles)
+
+    @property
+    def multiplicity(self) -> npt.NDArray[np.int64]:
+        if self._multiplicity is None or len(self._multiplicity) != len(self.work_rows):
+            self._multiplicity = np.array([len(r) for r in self.work_rows], dtype=np.int64)
+        return self._multiplicity
+
+    def words(self, work: int) -> tuple[list[str], list[str], list[str]]:
+        """(main-title words, surname words, all title/author/tag words) of a work, cached."""
+        got = self._words.get(work)
+        if got is None:
+            rest = (self.norm_title[work] + " " + self.norm_author[work] + " " + self.norm_tag[work]).split()
+            got = (self.norm_main_title[work].split(), self.norm_surname[work].split(), rest)
+            self._words[work] = got
+        return got
+
+    def query_vectors(self, texts: list[str]) -> sp.csr_matrix:
+        """TF-IDF vectors of already normalised query strings."""
+        return ngrams.tfidf(ngrams.count_matrix(texts, self.n), self.idf)
+
+    # -- persistence -----------------------------------------------------------------------------
+    def save(self, folder: Path | str) -> Path:
+        d = Path(folder)
+        d.mkdir(parents=True, exist_ok=True)
+        v = self.vectors
+        offsets = np.cumsum([0] + [len(r) for r in self.work_rows]).astype(np.int64)
+        flat = np.array([i for r in self.work_rows for i in r], dtype=np.int64)
+        tmp = d / "index.tmp.npz"
+        np.savez(tmp, idf=self.idf, data=v.data, indices=v.indices, indptr=v.indptr,
+                 shape=np.array(v.shape, dtype=np.int64), row_offsets=offsets, rows=flat)
+        tmp.replace(d / "index.npz")
+        meta = {
+            "version": INDEX_VERSION, "n": self.n, "catalogue_sha256": self.catalogue_sha256,
+            "calibration": self.calibration, "build_seconds": self.build_seconds,
+            "titles": self.titles, "authors": self.authors, "tags": self.tags,
+        }
+        (d / "meta.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+        return d
+
+    @classmethod
+    def load(cls, folder: Path | str) -> CatalogueIndex:
+        d = Path(folder)
+        try:
+            meta = json.loads((d / "meta.json").read_text(encoding="utf-8"))
+            z = np.load(d / "index.npz")
+        except (OSError, ValueError) as e:
+            raise CatalogueError(f"{d}: not a readable books index ({e}); rebuild: edgevl books index") from e
+        if meta.get("version") != INDEX_VERSION:
+            raise CatalogueError(f"{d}: index version {meta.get('version')} != {INDEX_VERSION}; rebuild it")
+        shape = tuple(int(x) for x in z["shape"])
+        vectors = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=shape)
+        offsets, flat = z["row_offsets"], z["rows"]
+        work_rows = [flat[offsets[i]: offsets[i + 1]].tolist() for i in range(len(offsets) - 1)]
+        idx = _with_norms(int(meta["n"]), z["idf"], vectors, work_rows, meta["titles"], meta["authors"],
+                          meta["tags"], meta["catalogue_sha256"])
+        idx.calibration = dict(meta.get("calibration") or {})
+        idx.build_seconds = float(meta.get("build_seconds", 0.0))
+        return idx
+
+
+def _with_norms(n: int, idf: npt.NDArray[np.float32], vectors: sp.csr_matrix, work_rows: list[list[int]],
+                titles: list[str], authors: list[str], tags: list[str], sha: str) -> CatalogueIndex:
+    return CatalogueIndex(
+        n=n, idf=idf, vectors=vectors, work_rows=work_rows, titles=titles, authors=authors, tags=tags,
+        norm_main_title=[normalize(main_title(t)) for t in titles],
+        norm_title=[normalize(t) for t in titles],
+        norm_surname=[normalize(surname(a)) for a in authors],
+        norm_author=[normalize(a) for a in authors],
+        norm_tag=[normalize(t) for t in tags],
+        catalogue_sha256=sha,
+    )
+
+
+def document_text(title: str, author: str, tag: str) -> str:
+    """What a work's n-gram vector is built from: title, author and the spine tag."""
+    return normalize(f"{title} {author} {tag}")
+
+
+def build_index(catalogue: Catalogue, n: int = DEFAULT_N, calibration: dict[str, Any] | None = None
+                ) -> CatalogueIndex:
+    """Group copies into works and vectorise them (TF-IDF over char n-grams, IDF from the works)."""
+    t0 = time.perf_counter()
+    if len(catalogue) == 0:
+        raise CatalogueError("empty catalogue: nothing to index")
+    first: dict[tuple[str, str], int] = {}
+    work_rows: list[list[int]] = []
+    titles: list[str] = []
+    authors: list[str] = []
+    tags: list[str] = []
+    for pos, b in enumerate(catalogue.books):
+        k = work_key(b.title, b.author)
+        w = first.get(k)
+        if w is None:
+            first[k] = len(titles)
+            work_rows.append([pos])
+            titles.append(b.title)
+            authors.append(b.author)
+            tags.append(b.tag)
+        else:
+            work_rows[w].append(pos)
+    docs = [document_text(t, a, g) for t, a, g in zip(titles, authors, tags, strict=True)]
+    counts = ngrams.count_matrix(docs, n)
+    idf = ngrams.idf_weights(counts)
+    vectors = ngrams.tfidf(counts, idf)
+    idx = _with_norms(n, idf, vectors, work_rows, titles, authors, tags, catalogue.sha256)
+    if calibration is None:
+        from edgevl.books.calibration import DEFAULT_CALIBRATION
+
+        calibration = dict(DEFAULT_CALIBRATION)
+    idx.calibration = calibration
+    idx.build_seconds = time.perf_counter() - t0
+    return idx
+
+
+def load_or_build(catalogue: Catalogue, cache_dir: Path | str | None = None, n: int = DEFAULT_N,
+                  rebuild: bool = False) -> tuple[CatalogueIndex, Path, bool]:
+    """Load the cached index of this catalogue (keyed by its sha256) or build and save it.
+
+    Returns (index, folder, built_now).
+    """
+    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    folder = folder / f"{catalogue.sha256[:32]}-n{n}"
+    if not rebuild and (folder / "meta.json").is_file():
+        try:
+            idx = CatalogueIndex.load(folder)
+            if idx.catalogue_sha256 == catalogue.sha256 and len(idx.norm_title) > 0:
+                if idx.calibration.get("source", "default") == "default":
+                    from edgevl.books.calibration import DEFAULT_CALIBRATION
+
+                    idx.calibration = dict(DEFAULT_CALIBRATION)  # follow the shipped default
+                return idx, folder, False
+        except CatalogueError:
+            pass  # stale or partial cache: rebuild below
+    idx = build_index(catalogue, n)
+    idx.save(folder)
+    return idx, folder, True
