@@ -17,11 +17,11 @@ from typing import Any
 
 import numpy as np
 import torch
+from edgevl_export.models.clip import CLIP
+from edgevl_export.onnx import DEFAULT_OPSET, ExportError, convert_fp16, export_module, verify_against_torch
 from torch import nn
 
 from edgevl.bundle import Bundle, write_bundle
-from edgevl_export.models.clip import CLIP
-from edgevl_export.onnx import DEFAULT_OPSET, ExportError, convert_fp16, export_module, verify_against_torch
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -141,3 +141,49 @@ def export_clip(
             extra={"opset": opset, "exporter": "dynamo" if dynamo else "torchscript",
                    "parity": [r.to_dict() for r in reports]},
         )
+
+
+def export_checkpoint(
+    checkpoint: Path | str,
+    out_dir: Path | str,
+    *,
+    arch: str | None = None,
+    precision: str = "fp32",
+    opset: int = DEFAULT_OPSET,
+    tokenizer: Path | str | None = None,
+    quick_gelu: bool | None = None,
+    name: str | None = None,
+    dynamo: bool = False,
+) -> Bundle:
+    """Checkpoint (any form :func:`edgevl_export.loaders.clip.load_clip` reads) → CLIP bundle.
+
+    The tokenizer comes from ``tokenizer`` (tokenizer.json, vocab.json beside merges.txt,
+    bpe_simple_vocab_16e6.txt.gz, or a folder with one of them), else from the checkpoint's folder.
+    """
+    from edgevl.errors import CheckpointError
+    from edgevl_export.loaders.clip import load_clip
+    from edgevl_export.tokenizer import find_tokenizer_files, load_clip_tokenizer
+
+    ckpt = Path(checkpoint)
+    loaded = load_clip(ckpt, arch=arch, quick_gelu=quick_gelu)
+    cfg = loaded.model.config
+    tok_src = Path(tokenizer) if tokenizer else find_tokenizer_files(ckpt if ckpt.is_dir() else ckpt.parent)
+    if tok_src is None:
+        raise CheckpointError(
+            f"{ckpt}: no tokenizer found beside the checkpoint; pass --tokenizer with tokenizer.json, "
+            "vocab.json (+ merges.txt) or open_clip's bpe_simple_vocab_16e6.txt.gz"
+        )
+    tok = load_clip_tokenizer(tok_src, context_length=cfg.text.context_length, pad_id=0)
+    vocab = tok.get_vocab()
+    if len(vocab) > cfg.text.vocab_size:
+        raise CheckpointError(f"{tok_src}: tokenizer has {len(vocab)} tokens, the model's embedding only "
+                              f"{cfg.text.vocab_size}; wrong tokenizer?")
+    eot = vocab.get("<|endoftext|>")
+    if eot != cfg.text.eot_id:
+        raise CheckpointError(f"{tok_src}: tokenizer's <|endoftext|> id {eot} differs from the model's "
+                              f"end-of-text id {cfg.text.eot_id}; wrong tokenizer?")
+    source = {**loaded.source(), "tokenizer": str(tok_src)}
+    return export_clip(
+        loaded.model, out_dir, tokenizer_json=tok.to_str(), name=name or loaded.arch, arch=loaded.arch,
+        precision=precision, opset=opset, pad_id=0, source=source, dynamo=dynamo,
+    )
