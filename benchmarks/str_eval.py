@@ -1,0 +1,271 @@
+"""Scene-text-recognition accuracy on generated word crops: edgevl's TextRecognizer vs RapidOCR's.
+
+Both tools read the same crops from benchmarks/strgen.py (seeded). Accuracy is the PARSeq protocol:
+case-insensitive alphanumeric word accuracy (label and prediction NFKD-normalised, accents
+stripped, lower-cased, only [0-9a-z] kept; a word is right when the two strings are equal), per
+distortion; 1 - normalised edit distance is reported beside it.
+
+Readers compared:
+
+- ``edgevl``: edgevl's STR mode, i.e. ``TextRecognizer`` with its vertical-text handling (a crop
+  clearly taller than wide is laid flat and read in both 90° directions, the more confident
+  reading wins). When edgevl exposes that as an API (``read(..., vertical=...)`` or a crop-reading
+  function) the script calls it; otherwise it applies that documented rule around
+  ``TextRecognizer.read`` and says so in the results (``edgevl_mode``).
+- ``edgevl-plain``: ``TextRecognizer.read`` on the crop as is (no rotation tried).
+- ``rapidocr-rec``: ``RapidOCR().text_rec(crops)``, RapidOCR's recogniser on the crops.
+- ``rapidocr-cls+rec``: ``RapidOCR()(crop, use_det=False, use_cls=True, use_rec=True)`` per crop,
+  how RapidOCR users read a cropped word with its 0/180° classifier.
+- ``rapidocr-pipeline``: what RapidOCR's full pipeline does with a detected box (a crop >= 1.5x
+  taller than wide turned 90° counter-clockwise, then its classifier, then its recogniser): the
+  strongest RapidOCR baseline for vertical words.
+
+    flock /tmp/edgevl-bench.lock python benchmarks/str_eval.py            # 40 crops per distortion
+
+Writes benchmarks/results/str_eval.md and .json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import ocr_common as oc
+import strgen
+from rapidfuzz.distance import Levenshtein
+
+Reader = Callable[[Sequence[np.ndarray]], list[tuple[str, float]]]
+VERTICAL_RATIO = 1.5  # the pipeline's default: a crop this much taller than wide is a vertical word
+
+
+def rapidocr_readers() -> dict[str, Reader]:
+    from rapidocr_onnxruntime import RapidOCR
+
+    engine = RapidOCR()
+
+    def rec(crops: Sequence[np.ndarray]) -> list[tuple[str, float]]:
+        res, _ = engine.text_rec(list(crops))
+        return [(str(t), float(s)) for t, s in res]
+
+    def cls_rec(crops: Sequence[np.ndarray]) -> list[tuple[str, float]]:
+        out = []
+        for c in crops:
+            res, _ = engine(c, use_det=False, use_cls=True, use_rec=True)
+            out.append((str(res[0][0]), float(res[0][1])) if res else ("", 0.0))
+        return out
+
+    def pipeline_style(crops: Sequence[np.ndarray]) -> list[tuple[str, float]]:
+        # what RapidOCR's own pipeline does with a detected box: a crop >= 1.5x taller than wide is
+        # turned 90° counter-clockwise (np.rot90), then the 0/180° classifier, then the recogniser
+        flat = [np.ascontiguousarray(np.rot90(c)) if c.shape[0] >= 1.5 * c.shape[1] else c for c in crops]
+        turned, _, _ = engine.text_cls(flat)
+        res, _ = engine.text_rec(turned)
+        return [(str(t), float(s)) for t, s in res]
+
+    return {"rapidocr-rec": rec, "rapidocr-cls+rec": cls_rec, "rapidocr-pipeline": pipeline_style}
+
+
+def _pairs(readings: Sequence[Any]) -> list[tuple[str, float]]:
+    return [(str(r.text), float(r.score)) for r in readings]
+
+
+def edgevl_readers() -> tuple[dict[str, Reader], str]:
+    """edgevl's STR-mode reader and the plain recogniser; the mode string says which API was used."""
+    from edgevl.tasks import ocr
+
+    rec = ocr.TextRecognizer()
+    params = inspect.signature(rec.read).parameters
+
+    def plain(crops: Sequence[np.ndarray]) -> list[tuple[str, float]]:
+        return _pairs(rec.read(list(crops)))
+
+    strmode: Reader | None = None
+    mode = ""
+    for kw in ("vertical", "orientation", "rotate"):
+        if kw in params:
+            value = "auto"
+            kw_ = kw
+
+            def strmode_kw(crops: Sequence[np.ndarray], kw_: str = kw_,
+                           value: str = value) -> list[tuple[str, float]]:
+                return _pairs(rec.read(list(crops), **{kw_: value}))
+
+            strmode, mode = strmode_kw, f"TextRecognizer.read(crops, {kw}={value!r})"
+            break
+    if strmode is None:
+        for name in ("read_crops", "read_words", "recognize_crops"):
+            fn = getattr(ocr, name, None)
+            if callable(fn):
+
+                def strmode_fn(crops: Sequence[np.ndarray], fn: Any = fn) -> list[tuple[str, float]]:
+                    return _pairs(fn(list(crops), recognizer=rec))
+
+                strmode, mode = strmode_fn, f"edgevl.tasks.ocr.{name}(crops)"
+                break
+    if strmode is None:
+        rot90 = getattr(ocr, "rotate90", None)
+
+        def strmode_rule(crops: Sequence[np.ndarray]) -> list[tuple[str, float]]:
+            jobs: list[tuple[int, np.ndarray]] = []
+            for i, c in enumerate(crops):
+                h, w = c.shape[:2]
+                if h >= VERTICAL_RATIO * w:
+                    flat = rot90(c, clockwise=False) if rot90 else np.ascontiguousarray(np.rot90(c, 1))
+                    jobs += [(i, flat), (i, np.ascontiguousarray(flat[::-1, ::-1]))]
+                else:
+                    jobs.append((i, c))
+            readings = rec.read([c for _, c in jobs])
+            best: dict[int, tuple[str, float]] = {}
+            for (i, _), r in zip(jobs, readings, strict=True):
+                if i not in best or float(r.score) > best[i][1]:
+                    best[i] = (str(r.text), float(r.score))
+            return [best[i] for i in range(len(crops))]
+
+        strmode = strmode_rule
+        mode = ("benchmark-side rule around TextRecognizer.read (edgevl has no STR-mode API yet): crops "
+                f">= {VERTICAL_RATIO}x taller than wide read rotated 90° both ways, best score kept")
+    return {"edgevl": strmode, "edgevl-plain": plain}, mode
+
+
+def score(pred: str, label: str) -> tuple[bool, float]:
+    p, g = oc.str_label(pred), oc.str_label(label)
+    return p == g, 1.0 - Levenshtein.normalized_distance(p, g)
+
+
+def evaluate(readers: dict[str, Reader], crops: list[strgen.WordCrop], batch: int = 64) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, read in readers.items():
+        read([c.image for c in crops[:2]])  # warm-up: first ONNX Runtime runs allocate
+        t0 = time.perf_counter()
+        preds: list[tuple[str, float]] = []
+        for s in range(0, len(crops), batch):
+            preds += read([c.image for c in crops[s:s + batch]])
+        elapsed = time.perf_counter() - t0
+        per: dict[str, dict[str, Any]] = {}
+        for c, (text, _) in zip(crops, preds, strict=True):
+            ok, ned = score(text, c.label)
+            d = per.setdefault(c.distortion, {"n": 0, "correct": 0, "ned_sum": 0.0, "errors": []})
+            d["n"] += 1
+            d["correct"] += int(ok)
+            d["ned_sum"] += ned
+            if not ok and len(d["errors"]) < 5:
+                d["errors"].append({"label": c.label, "read": text})
+        for d in per.values():
+            d["accuracy"] = d["correct"] / d["n"]
+            d["one_minus_ned"] = d.pop("ned_sum") / d["n"]
+        n = len(crops)
+        total_correct = sum(d["correct"] for d in per.values())
+        out[name] = {
+            "per_distortion": per,
+            "accuracy": total_correct / n,
+            "seconds": elapsed,
+            "ms_per_crop": 1000.0 * elapsed / n,
+        }
+    return out
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    m = report["machine"]
+    names = list(report["results"])
+    lines = [
+        "# STR word accuracy on generated crops: edgevl vs RapidOCR",
+        "",
+        f"- machine: {m['cpu']}, {m['cores']} cores; onnxruntime {m['onnxruntime']}, "
+        f"rapidocr-onnxruntime {m.get('rapidocr_onnxruntime', '?')}",
+        f"- command: `flock /tmp/edgevl-bench.lock {report['command']}`",
+        f"- date: {report['date']}; {report['n_per_distortion']} crops per distortion, "
+        f"seed {report['seed']}, "
+        f"{report['n_crops']} crops; fonts: {len(report['fonts'])} ({', '.join(report['font_families'])})",
+        "- metric: case-insensitive alphanumeric word accuracy (PARSeq protocol: NFKD, accents stripped, "
+        "lower-case, [0-9a-z] only); 1 - NED in brackets",
+        f"- edgevl mode: {report['edgevl_mode']}",
+        "",
+    ]
+    header = ["distortion", *names]
+    rows = []
+    for d in report["distortions"]:
+        row: list[Any] = [d]
+        for n in names:
+            pd = report["results"][n]["per_distortion"].get(d)
+            row.append("—" if pd is None else f"{100 * pd['accuracy']:.1f}% ({pd['one_minus_ned']:.3f})")
+        rows.append(row)
+    rows.append(["**all**", *[f"**{100 * report['results'][n]['accuracy']:.1f}%**" for n in names]])
+    rows.append(["ms / crop", *[f"{report['results'][n]['ms_per_crop']:.1f}" for n in names]])
+    lines.append(oc.fmt_table(header, rows))
+    lines.append("")
+    if "edgevl" in report["results"] and "rapidocr-rec" in report["results"]:
+        lines.append("Target (issue 2): beat RapidOCR on vertical and rotated words.")
+        lines.append("")
+        trows = []
+        res = report["results"]
+        rap = [k for k in res if k.startswith("rapidocr")]
+        for d in ("rotate", "vertical_down", "vertical_up"):
+            e = res["edgevl"]["per_distortion"][d]["accuracy"]
+            r = res["rapidocr-rec"]["per_distortion"][d]["accuracy"]
+            best = max(rap, key=lambda k: res[k]["per_distortion"][d]["accuracy"])
+            b = res[best]["per_distortion"][d]["accuracy"]
+            trows.append([d, f"{100 * e:.1f}%", f"{100 * r:.1f}%", "yes" if e > r else "no",
+                          f"{100 * b:.1f}% ({best})", "yes" if e > b else "tie" if e == b else "no"])
+        lines.append(oc.fmt_table(["distortion", "edgevl", "RapidOCR recogniser", "edgevl better",
+                                   "best RapidOCR reader", "edgevl better"], trows))
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=40, help="crops per distortion")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--distortions", default=",".join(strgen.DISTORTIONS))
+    ap.add_argument("--out", type=Path, default=oc.RESULTS)
+    ap.add_argument("--readers", default="", help="comma-separated subset of reader names (default all)")
+    args = ap.parse_args(argv)
+
+    distortions = [d for d in args.distortions.split(",") if d]
+    fonts = strgen.find_fonts()
+    crops = strgen.generate(args.n, args.seed, distortions, fonts)
+    readers: dict[str, Reader] = {}
+    mode = "not available"
+    try:
+        ev, mode = edgevl_readers()
+        readers.update(ev)
+    except (ImportError, AttributeError) as exc:
+        mode = f"edgevl TextRecognizer not available yet ({exc})"
+        print(mode)
+    readers.update(rapidocr_readers())
+    if args.readers:
+        keep = set(args.readers.split(","))
+        readers = {k: v for k, v in readers.items() if k in keep}
+
+    results = evaluate(readers, crops)
+    families = sorted({f.parent.name for f in fonts})
+    report = {
+        "benchmark": "str_eval",
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "command": oc.command_line(),
+        "machine": oc.machine_info(),
+        "seed": args.seed,
+        "n_per_distortion": args.n,
+        "n_crops": len(crops),
+        "distortions": distortions,
+        "fonts": [f.name for f in fonts],
+        "font_families": families,
+        "edgevl_mode": mode,
+        "results": results,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "str_eval.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    md = render_markdown(report)
+    (args.out / "str_eval.md").write_text(md)
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
