@@ -1,0 +1,143 @@
+"""``edgevl export``: a checkpoint → a model bundle (build side; needs the ``export`` extra).
+
+torch and the build-side package ``edgevl_export`` are imported inside the command only, so
+``edgevl --help`` and every runtime command stay torch-free.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import typer
+
+from edgevl.bundle import Bundle
+from edgevl.cli.app import app, emit_json
+from edgevl.errors import CalibrationError, CheckpointError, EdgevlError
+
+PRECISIONS = ("fp32", "fp16", "int8")
+ACTIVATIONS = {"auto": None, "quickgelu": True, "gelu": False}
+
+
+def _build_side(module: str) -> ModuleType:
+    """Import a build-side module, with a clear error when the export extra is missing."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if e.name in ("torch", "onnx", "onnxscript", "safetensors", "transformers", "edgevl_export"):
+            raise EdgevlError(
+                f"edgevl export needs the build-side dependencies ({e.name} is missing): "
+                "pip install 'edgevl[export]'"
+            ) from e
+        if e.name == module:
+            raise EdgevlError(f"{module} is not available in this edgevl build") from e
+        raise
+
+
+def _hf_model_type(checkpoint: Path) -> str | None:
+    cfg = checkpoint / "config.json"
+    if not checkpoint.is_dir() or not cfg.is_file():
+        return None
+    try:
+        data = json.loads(cfg.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{cfg}: does not parse as JSON ({e})") from e
+    return str(data.get("model_type")) if isinstance(data, dict) else None
+
+
+def export_any(
+    checkpoint: Path,
+    out: Path,
+    *,
+    arch: str | None = None,
+    precision: str = "fp32",
+    opset: int = 17,
+    calibration: Path | None = None,
+    tokenizer: Path | None = None,
+    activation: str = "auto",
+    dynamo: bool = False,
+) -> Bundle:
+    """What ``edgevl export`` does, callable from Python."""
+    if precision not in PRECISIONS:
+        raise EdgevlError(f"--precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
+    if activation not in ACTIVATIONS:
+        raise EdgevlError(f"--activation {activation!r}: expected one of {', '.join(ACTIVATIONS)}")
+    if not checkpoint.exists():
+        raise CheckpointError(f"{checkpoint}: no such file or folder (expected a .pt/.safetensors file "
+                              "or a Hugging Face model folder)")
+    if precision == "int8" and calibration is None:
+        raise CalibrationError(
+            "--precision int8 needs --calibration DATA (a folder of images for CLIP image encoders, a text "
+            "file with one sentence per line for text encoders)"
+        )
+    if calibration is not None and not calibration.exists():
+        raise CalibrationError(f"{calibration}: calibration data not found")
+    base_precision = "fp32" if precision == "int8" else precision
+
+    def build(target: Path) -> Bundle:
+        model_type = _hf_model_type(checkpoint)
+        if model_type == "bert":
+            bert = _build_side("edgevl_export.bert_bundle")
+            result: Bundle = bert.export_bert(checkpoint, target, precision=base_precision, opset=opset)
+            return result
+        clip = _build_side("edgevl_export.clip_bundle")
+        result = clip.export_checkpoint(
+            checkpoint, target, arch=arch, precision=base_precision, opset=opset, tokenizer=tokenizer,
+            quick_gelu=ACTIVATIONS[activation], dynamo=dynamo,
+        )
+        return result
+
+    if precision != "int8":
+        return build(out)
+    quantize = _build_side("edgevl_export.quantize")
+    with tempfile.TemporaryDirectory(prefix="edgevl-fp32-") as tmp:
+        fp32 = build(Path(tmp) / "fp32")
+        result: Bundle = quantize.quantize_bundle(fp32.path, out, calibration=calibration)
+        return result
+
+
+@app.command("export")
+def export_cmd(
+    checkpoint: Path = typer.Option(..., "--checkpoint", "-c",
+                                    help="HF folder, .pt/.pth/.bin state dict or TorchScript, .safetensors"),
+    out: Path = typer.Option(..., "--out", "-o", help="bundle directory to write"),
+    arch: str = typer.Option(None, "--arch", help="architecture name (default: read from the checkpoint)"),
+    precision: str = typer.Option("fp32", "--precision", help="fp32 | fp16 | int8"),
+    opset: int = typer.Option(17, "--opset", help="ONNX opset (>= 17 for LayerNormalization)"),
+    calibration: Path = typer.Option(None, "--calibration", help="calibration data (int8 only)"),
+    tokenizer: Path = typer.Option(
+        None, "--tokenizer", help="CLIP tokenizer: tokenizer.json, vocab.json(+merges.txt), bpe_simple_vocab"
+    ),
+    activation: str = typer.Option(
+        "auto", "--activation", help="CLIP MLP activation for plain state dicts: auto | quickgelu | gelu"
+    ),
+    dynamo: bool = typer.Option(False, "--dynamo", help="use torch's dynamo exporter (slower)"),
+    force: bool = typer.Option(False, "--force", help="overwrite a non-empty --out"),
+    as_json: bool = typer.Option(False, "--json", help="print the manifest as JSON"),
+) -> None:
+    """Export a CLIP / LightCLIP / BERT (MiniLM) checkpoint to a checked ONNX bundle."""
+    if out.exists() and any(out.iterdir()) and not force:
+        raise EdgevlError(f"{out}: exists and is not empty; pass --force to overwrite")
+    if out.exists() and force:
+        shutil.rmtree(out)
+    b = export_any(checkpoint, out, arch=arch, precision=precision, opset=opset, calibration=calibration,
+                   tokenizer=tokenizer, activation=activation, dynamo=dynamo)
+    m = b.manifest
+    if as_json:
+        emit_json({"path": str(b.path), "digest": b.digest, **m.to_dict()})
+        return
+    typer.echo(f"wrote {b.path}: {m.name} task={m.task} precision={m.precision}")
+    for role, spec in m.models.items():
+        ins = ", ".join(f"{t.name}{list(t.shape)}" for t in spec.inputs)
+        outs = ", ".join(f"{t.name}{list(t.shape)}" for t in spec.outputs)
+        typer.echo(f"  {role}: {ins} -> {outs}")
+    parity: list[dict[str, Any]] = list(m.extra.get("parity", []))
+    for r in parity:
+        typer.echo(f"  parity {r['role']}: ONNX Runtime vs torch rel. error {r['rel_error']:.1e}")
+    for note in m.source.get("notes", []):
+        typer.echo(f"  note: {note}")
