@@ -122,7 +122,7 @@ def test_loader_rejects_truncated_and_pickled_checkpoints(tiny_bert_dir: Path, t
     torch.save({"w": torch.zeros(2), "meta": argparse.Namespace(a=1)}, str(pick / "pytorch_model.bin"))
     with pytest.raises(CheckpointError, match="cannot be read"):
         load_hf_bert(pick)
-    with pytest.raises(CheckpointError, match="config.json"):
+    with pytest.raises(CheckpointError, match=r"config\.json"):
         load_hf_bert(tmp_path)
 
 

@@ -70,7 +70,8 @@ def make_image_onnx(path: Path) -> Path:
     ]
     graph = helper.make_graph(
         nodes, "tiny_image",
-        [helper.make_tensor_value_info("pixel_values", TensorProto.FLOAT, ["batch", 3, IMAGE_SIZE, IMAGE_SIZE])],
+        [helper.make_tensor_value_info("pixel_values", TensorProto.FLOAT,
+                                       ["batch", 3, IMAGE_SIZE, IMAGE_SIZE])],
         [helper.make_tensor_value_info("image_embeds", TensorProto.FLOAT, ["batch", 3])],
         initializer=[numpy_helper.from_array(np.eye(3, dtype=np.float32), "P")],
     )
@@ -120,7 +121,8 @@ def make_clip_bundle(root: Path, context_length: int = 16) -> Bundle:
     )
 
 
-def make_text_embedding_bundle(root: Path, inputs: tuple[str, ...] = ("input_ids", "attention_mask")) -> Bundle:
+def make_text_embedding_bundle(root: Path,
+                               inputs: tuple[str, ...] = ("input_ids", "attention_mask")) -> Bundle:
     work = root / "src-te"
     work.mkdir(parents=True, exist_ok=True)
     return write_bundle(
