@@ -160,9 +160,10 @@ def export_checkpoint(
     The tokenizer comes from ``tokenizer`` (tokenizer.json, vocab.json beside merges.txt,
     bpe_simple_vocab_16e6.txt.gz, or a folder with one of them), else from the checkpoint's folder.
     """
-    from edgevl.errors import CheckpointError
     from edgevl_export.loaders.clip import load_clip
     from edgevl_export.tokenizer import find_tokenizer_files, load_clip_tokenizer
+
+    from edgevl.errors import CheckpointError
 
     ckpt = Path(checkpoint)
     loaded = load_clip(ckpt, arch=arch, quick_gelu=quick_gelu)

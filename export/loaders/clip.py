@@ -13,12 +13,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from edgevl.errors import CheckpointError
-from edgevl.bundle import sha256_file
 from edgevl_export.loaders.files import CONFIG_METADATA_KEY, load_into, read_tensors
 from edgevl_export.loaders.hf_clip import read_hf_clip
 from edgevl_export.loaders.openclip import convert_state_dict, infer_config
 from edgevl_export.models.clip import CLIP, CLIPConfig, build_model, get_arch
+
+from edgevl.bundle import sha256_file
+from edgevl.errors import CheckpointError
 
 
 @dataclass(frozen=True)

@@ -84,7 +84,9 @@ def _unwrap(obj: Any, path: Path) -> StateDict:
     if isinstance(obj, Mapping):
         for key in ("state_dict", "model", "model_state_dict"):
             inner = obj.get(key)
-            if isinstance(inner, Mapping) and inner and all(isinstance(v, torch.Tensor) for v in inner.values()):
+            if isinstance(inner, Mapping) and inner and all(
+                isinstance(v, torch.Tensor) for v in inner.values()
+            ):
                 obj = inner
                 break
         tensors = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
@@ -93,7 +95,9 @@ def _unwrap(obj: Any, path: Path) -> StateDict:
         if all(k.startswith("module.") for k in tensors):
             tensors = {k[len("module."):]: v for k, v in tensors.items()}
         return _tensors(tensors, path)
-    raise CheckpointError(f"{path}: expected a state dict (a mapping of names to tensors), got {type(obj).__name__}")
+    raise CheckpointError(
+        f"{path}: expected a state dict (a mapping of names to tensors), got {type(obj).__name__}"
+    )
 
 
 def _tensors(sd: Mapping[str, torch.Tensor], path: Path) -> StateDict:

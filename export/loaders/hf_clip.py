@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
-from edgevl.errors import CheckpointError
 from edgevl_export.loaders.files import StateDict, read_tensors
 from edgevl_export.models.clip import CLIPConfig, TextConfig, VisionConfig
+
+from edgevl.errors import CheckpointError
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 IGNORED = re.compile(r".*position_ids$")
@@ -87,7 +87,8 @@ def config_from_hf(cfg: Mapping[str, Any], where: str, eot_id: int | None = None
         patch_size=int(v.get("patch_size", 32)), heads=int(v.get("num_attention_heads", 12)),
         mlp_ratio=int(v.get("intermediate_size", 3072)) / v_width,
     )
-    return CLIPConfig(embed_dim=int(cfg.get("projection_dim", 512)), vision=vision, text=text, quick_gelu=t_act)
+    embed_dim = int(cfg.get("projection_dim", 512))
+    return CLIPConfig(embed_dim=embed_dim, vision=vision, text=text, quick_gelu=t_act)
 
 
 def convert_hf_state_dict(sd: Mapping[str, torch.Tensor]) -> tuple[StateDict, list[str]]:

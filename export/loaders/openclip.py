@@ -16,10 +16,10 @@ import re
 from collections.abc import Mapping
 
 import torch
-
-from edgevl.errors import CheckpointError
 from edgevl_export.loaders.files import StateDict
 from edgevl_export.models.clip import CLIPConfig, TextConfig, VisionConfig
+
+from edgevl.errors import CheckpointError
 
 IGNORED_KEYS = ("input_resolution", "context_length", "vocab_size", "attn_mask", "visual.attn_mask")
 
