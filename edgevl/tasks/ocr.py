@@ -1,0 +1,376 @@
+"""OCR on PP-OCR-style models: text detection (DB), 0/180° orientation, CTC recognition, pipeline.
+
+Every task takes an :class:`~edgevl.backends.Engine` plus the bundle's manifest (preprocessing,
+thresholds, charset); by default they are opened from the embedded PP-OCRv4 bundles.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from edgevl.backends import Engine, EngineOptions, open_engine
+from edgevl.bundle import Bundle
+from edgevl.errors import BundleError, InputError
+from edgevl.text.ctc import ctc_greedy
+from edgevl.vision.db import DBParams, db_boxes
+from edgevl.vision.geometry import (
+    crop_quad,
+    fit_stride,
+    normalize_chw,
+    pad_batch,
+    rotate90,
+    rotate180,
+    tiles,
+)
+from edgevl.vision.io import Image, as_image
+
+Floats = npt.NDArray[np.float32]
+Quad = tuple[tuple[float, float], tuple[float, float], tuple[float, float], tuple[float, float]]
+
+
+@dataclass(frozen=True)
+class Reading:
+    """A recognised word crop: text, mean character confidence, per-character confidences."""
+
+    text: str
+    score: float
+    char_scores: tuple[float, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "score": round(self.score, 4),
+                "char_scores": [round(s, 4) for s in self.char_scores]}
+
+
+@dataclass(frozen=True)
+class TextLine:
+    """A line of text in a photo: its quad (TL, TR, BR, BL in image pixels), text and score.
+
+    ``vertical`` tells that the box was taller than wide and was read rotated (a book spine).
+    """
+
+    quad: Quad
+    text: str
+    score: float
+    vertical: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"quad": [[round(x, 1), round(y, 1)] for x, y in self.quad], "text": self.text,
+                "score": round(self.score, 4), "vertical": self.vertical}
+
+
+def _engine(engine: Engine | None, bundle: Bundle | None, which: int,
+            options: EngineOptions | None, task: str) -> tuple[Engine, Bundle]:
+    if bundle is None:
+        from edgevl.models.ppocr import default_bundles
+
+        bundle = default_bundles()[which]
+    if bundle.manifest.task != task:
+        raise BundleError(f"{bundle.path}: task {bundle.manifest.task!r}, expected {task!r}")
+    return (engine if engine is not None else open_engine(bundle, "model", options)), bundle
+
+
+def _input_name(engine: Engine) -> str:
+    if len(engine.inputs) != 1:
+        raise BundleError(f"expected a model with one input, got {[t.name for t in engine.inputs]}")
+    return engine.inputs[0].name
+
+
+# --------------------------------------------------------------------------- detection
+
+
+class TextDetector:
+    """DB text detector: image → quads (N, 4, 2) and box scores (N,), in original pixels.
+
+    Resolution policy (``limit_side``, ``tile``): the photo is downscaled so its longest side is at
+    most ``limit_side`` (rounded to the stride); when that is larger than the tile size, the
+    detector runs on overlapping tiles whose probability maps are stitched (max in overlaps)
+    before one DB pass, so no box is cut or duplicated at a tile seam.
+    """
+
+    def __init__(self, engine: Engine | None = None, bundle: Bundle | None = None, *,
+                 options: EngineOptions | None = None, limit_side: int | None = None,
+                 tile_size: int | None = None, params: DBParams | None = None) -> None:
+        self.engine, self.bundle = _engine(engine, bundle, 0, options, "text-detection")
+        pre = self.bundle.manifest.preprocess
+        cfg = self.bundle.manifest.config
+        try:
+            self.mean = [float(x) for x in pre["mean"]]
+            self.std = [float(x) for x in pre["std"]]
+            self.scale = float(pre.get("scale", 1 / 255))
+            self.stride = int(pre.get("stride", 32))
+            self.color = str(pre.get("color", "BGR"))
+            self.limit_side = int(limit_side or pre.get("limit_side", 960))
+            tile_cfg = dict(pre.get("tile", {}))
+            self.tile_size = int(tile_size or tile_cfg.get("size", 0))
+            self.tile_overlap = int(tile_cfg.get("overlap", 128))
+        except (KeyError, TypeError, ValueError) as e:
+            raise BundleError(f"{self.bundle.path}: detector preprocess incomplete ({e})") from e
+        self.params = params or DBParams(
+            thresh=float(cfg.get("thresh", 0.3)), box_thresh=float(cfg.get("box_thresh", 0.5)),
+            unclip_ratio=float(cfg.get("unclip_ratio", 1.6)),
+            max_candidates=int(cfg.get("max_candidates", 1000)),
+            min_size=float(cfg.get("min_size", 3)), dilate=bool(cfg.get("dilate", True)))
+        self._input = _input_name(self.engine)
+
+    def probability_map(self, image: Image) -> tuple[Floats, float, float]:
+        """The DB probability map of the resized image and the (x, y) map→image scale factors."""
+        h, w = image.shape[:2]
+        nh, nw, _ = fit_stride(h, w, self.limit_side, self.stride)
+        resized = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA if nw < w else cv2.INTER_LINEAR)
+        if self.color == "RGB":
+            resized = resized[:, :, ::-1]
+        x = normalize_chw(np.asarray(resized, np.uint8), self.mean, self.std, self.scale)
+        ts = self.tile_size
+        if ts and max(nh, nw) > ts:
+            prob = np.zeros((nh, nw), np.float32)
+            for y0, x0, y1, x1 in tiles(nh, nw, ts, self.tile_overlap):
+                part = self._run(x[:, y0:y1, x0:x1])
+                np.maximum(prob[y0:y1, x0:x1], part, out=prob[y0:y1, x0:x1])
+        else:
+            prob = self._run(x)
+        return prob, w / nw, h / nh
+
+    def _run(self, chw: Floats) -> Floats:
+        c, h, w = chw.shape
+        ph, pw = -(-h // self.stride) * self.stride, -(-w // self.stride) * self.stride
+        if (ph, pw) != (h, w):
+            padded = np.zeros((c, ph, pw), np.float32)
+            padded[:, :h, :w] = chw
+            chw = padded
+        out = next(iter(self.engine.run({self._input: chw[None]}).values()))
+        return np.asarray(out, np.float32).reshape(ph, pw)[:h, :w]
+
+    def __call__(self, image: Image | str | Any) -> tuple[Floats, Floats]:
+        img = as_image(image)
+        prob, sx, sy = self.probability_map(img)
+        return db_boxes(prob, self.params, scale=(sx, sy), clip_to=img.shape[:2])
+
+
+# --------------------------------------------------------------------------- orientation
+
+
+class AngleClassifier:
+    """0/180° classifier of text crops: returns (is_flipped, probability of the chosen label)."""
+
+    def __init__(self, engine: Engine | None = None, bundle: Bundle | None = None, *,
+                 options: EngineOptions | None = None, batch_size: int = 32) -> None:
+        self.engine, self.bundle = _engine(engine, bundle, 1, options, "text-orientation")
+        pre = self.bundle.manifest.preprocess
+        try:
+            self.height, self.width = int(pre["height"]), int(pre["width"])
+            self.mean, self.std = list(pre["mean"]), list(pre["std"])
+            self.scale = float(pre.get("scale", 1 / 255))
+        except (KeyError, TypeError, ValueError) as e:
+            raise BundleError(f"{self.bundle.path}: classifier preprocess incomplete ({e})") from e
+        self.thresh = float(self.bundle.manifest.config.get("thresh", 0.9))
+        self.batch_size = batch_size
+        self._input = _input_name(self.engine)
+
+    def __call__(self, crops: Sequence[Image]) -> tuple[npt.NDArray[np.bool_], Floats]:
+        flipped = np.zeros(len(crops), bool)
+        probs = np.zeros(len(crops), np.float32)
+        for s in range(0, len(crops), self.batch_size):
+            chunk = crops[s : s + self.batch_size]
+            batch = []
+            for c in chunk:
+                h, w = c.shape[:2]
+                nw = max(1, min(self.width, math.ceil(self.height * w / max(h, 1))))
+                r = cv2.resize(c, (nw, self.height), interpolation=cv2.INTER_LINEAR)
+                batch.append(normalize_chw(np.asarray(r, np.uint8), self.mean, self.std, self.scale))
+            out = next(iter(self.engine.run({self._input: pad_batch(batch, self.width)}).values()))
+            p = np.asarray(out, np.float32).reshape(len(chunk), -1)
+            flipped[s : s + len(chunk)] = p.argmax(1) == 1
+            probs[s : s + len(chunk)] = p.max(1)
+        return flipped, probs
+
+
+# --------------------------------------------------------------------------- recognition
+
+
+class TextRecognizer:
+    """CTC text recogniser for word/line crops, batched by width so padding stays small."""
+
+    def __init__(self, engine: Engine | None = None, bundle: Bundle | None = None, *,
+                 options: EngineOptions | None = None, batch_size: int = 16,
+                 batch_pixels: int = 16 * 640) -> None:
+        self.engine, self.bundle = _engine(engine, bundle, 2, options, "text-recognition")
+        from edgevl.models.ppocr import load_charset
+
+        pre = self.bundle.manifest.preprocess
+        try:
+            self.height = int(pre["height"])
+            self.min_width = int(pre.get("min_width", self.height))
+            self.max_width = int(pre.get("max_width", 1600))
+            self.multiple = int(pre.get("width_multiple", 8))
+            self.mean, self.std = list(pre["mean"]), list(pre["std"])
+            self.scale = float(pre.get("scale", 1 / 255))
+        except (KeyError, TypeError, ValueError) as e:
+            raise BundleError(f"{self.bundle.path}: recogniser preprocess incomplete ({e})") from e
+        self.charset = load_charset(self.bundle)
+        self.blank = int(self.bundle.manifest.config.get("blank_index", 0))
+        self.batch_size = batch_size
+        self.batch_pixels = batch_pixels
+        self.columns = 0
+        self._input = _input_name(self.engine)
+
+    def _prepare(self, crop: Image) -> Floats:
+        h, w = crop.shape[:2]
+        nw = math.ceil(self.height * w / max(h, 1))
+        nw = max(self.min_width, min(self.max_width, nw))
+        interp = cv2.INTER_AREA if h > self.height else cv2.INTER_LINEAR
+        r = cv2.resize(crop, (nw, self.height), interpolation=interp)
+        return normalize_chw(np.asarray(r, np.uint8), self.mean, self.std, self.scale)
+
+    def read(self, crops: Sequence[Image | str | Any]) -> list[Reading]:
+        """Read each crop as one line of text (crops are upright; no rotation is tried)."""
+        imgs = [as_image(c, f"crop {i}") for i, c in enumerate(crops)]
+        prepared = [self._prepare(c) for c in imgs]
+        self.columns = 0  # padded input columns of the last call (the recogniser's work)
+        order = sorted(range(len(prepared)), key=lambda i: prepared[i].shape[2])
+        out: list[Reading | None] = [None] * len(prepared)
+        start = 0
+        while start < len(order):
+            end = start + 1
+            while end < len(order) and end - start < self.batch_size:
+                wmax = prepared[order[end]].shape[2]
+                if wmax * (end - start + 1) > self.batch_pixels and end - start >= 1:
+                    break
+                end += 1
+            idx = order[start:end]
+            width = -(-prepared[idx[-1]].shape[2] // self.multiple) * self.multiple
+            batch = pad_batch([prepared[i] for i in idx], width)
+            self.columns += width * len(idx)
+            probs = next(iter(self.engine.run({self._input: batch}).values()))
+            t = probs.shape[1]
+            lengths = [min(t, math.ceil(prepared[i].shape[2] * t / width)) for i in idx]
+            decoded = ctc_greedy(probs, self.charset, blank=self.blank, lengths=lengths)
+            for i, d in zip(idx, decoded, strict=True):
+                out[i] = Reading(d.text, d.score, d.char_scores)
+            start = end
+        return [r for r in out if r is not None]
+
+
+# --------------------------------------------------------------------------- pipeline
+
+
+@dataclass
+class Timings:
+    """Seconds spent per stage in the last pipeline call."""
+
+    det: float = 0.0
+    cls: float = 0.0
+    rec: float = 0.0
+    total: float = 0.0
+    boxes: int = 0
+    reads: int = 0
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+def reading_order(quads: Floats) -> list[int]:
+    """Indices of quads in reading order: rows top to bottom (boxes whose vertical extents overlap
+    by more than half the smaller height share a row), left to right inside a row."""
+    n = len(quads)
+    if n == 0:
+        return []
+    y0 = quads[:, :, 1].min(1)
+    y1 = quads[:, :, 1].max(1)
+    x0 = quads[:, :, 0].min(1)
+    rows: list[list[int]] = []
+    spans: list[tuple[float, float]] = []
+    for i in sorted(range(n), key=lambda k: (float(y0[k]), float(x0[k]))):
+        placed = False
+        for r, (a, b) in enumerate(spans):
+            ov = min(b, float(y1[i])) - max(a, float(y0[i]))
+            if ov > 0.5 * min(b - a, float(y1[i] - y0[i])):
+                rows[r].append(i)
+                spans[r] = (min(a, float(y0[i])), max(b, float(y1[i])))
+                placed = True
+                break
+        if not placed:
+            rows.append([i])
+            spans.append((float(y0[i]), float(y1[i])))
+    out: list[int] = []
+    for r in sorted(range(len(rows)), key=lambda k: spans[k][0]):
+        out.extend(sorted(rows[r], key=lambda k: float(x0[k])))
+    return out
+
+
+class OcrPipeline:
+    """Detect, orient and read the text of a photo: ``OcrPipeline()(image) -> list[TextLine]``.
+
+    Vertical text: a crop at least ``vertical_ratio`` times taller than wide is laid flat (rotated
+    90° counter-clockwise) and the 0/180° classifier picks the direction; when the classifier is
+    unsure (probability < its threshold) both directions are read and the reading with the better
+    recogniser confidence is kept. ``vertical="both"`` always reads both directions.
+    """
+
+    def __init__(self, detector: TextDetector | None = None, classifier: AngleClassifier | None = None,
+                 recognizer: TextRecognizer | None = None, *, options: EngineOptions | None = None,
+                 use_cls: bool = True, vertical: str = "auto", vertical_ratio: float = 1.5,
+                 min_score: float = 0.5) -> None:
+        if vertical not in ("auto", "both"):
+            raise InputError(f"vertical must be 'auto' or 'both', got {vertical!r}")
+        self.detector = detector or TextDetector(options=options)
+        self.classifier = classifier if classifier is not None else (
+            AngleClassifier(options=options) if use_cls else None)
+        self.recognizer = recognizer or TextRecognizer(options=options)
+        self.vertical = vertical
+        self.vertical_ratio = vertical_ratio
+        self.min_score = min_score
+        self.timings = Timings()
+
+    def __call__(self, image: Image | str | Any) -> list[TextLine]:
+        img = as_image(image)
+        tm = Timings()
+        t0 = time.perf_counter()
+        quads, _ = self.detector(img)
+        t1 = time.perf_counter()
+        tm.det, tm.boxes = t1 - t0, len(quads)
+        crops: list[Image] = []
+        vertical: list[bool] = []
+        for q in quads:
+            c = crop_quad(img, q)
+            v = c.shape[0] >= self.vertical_ratio * c.shape[1]
+            crops.append(rotate90(c, clockwise=False) if v else c)
+            vertical.append(v)
+        # which crops to read, and in which direction(s)
+        flipped = np.zeros(len(crops), bool)
+        sure = np.zeros(len(crops), bool)
+        if self.classifier is not None and crops:
+            flipped, probs = self.classifier(crops)
+            sure = probs >= self.classifier.thresh
+        jobs: list[tuple[int, Image]] = []
+        for i, c in enumerate(crops):
+            if vertical[i] and (self.vertical == "both" or not sure[i]):
+                jobs += [(i, c), (i, rotate180(c))]
+            else:
+                jobs.append((i, rotate180(c) if flipped[i] and sure[i] else c))
+        t2 = time.perf_counter()
+        tm.cls = t2 - t1
+        readings = self.recognizer.read([c for _, c in jobs]) if jobs else []
+        best: dict[int, Reading] = {}
+        for (i, _), r in zip(jobs, readings, strict=True):
+            if i not in best or r.score > best[i].score:
+                best[i] = r
+        t3 = time.perf_counter()
+        tm.rec, tm.reads = t3 - t2, len(jobs)
+        tm.extra["rec_columns"] = float(self.recognizer.columns)
+        lines: list[TextLine] = []
+        keep = [i for i in range(len(quads)) if i in best and best[i].text.strip()
+                and best[i].score >= self.min_score]
+        for i in reading_order(quads[keep]) if keep else []:
+            k = keep[i]
+            q = quads[k]
+            quad = tuple((float(x), float(y)) for x, y in q)
+            lines.append(TextLine(quad, best[k].text, best[k].score, vertical[k]))  # type: ignore[arg-type]
+        tm.total = time.perf_counter() - t0
+        self.timings = tm
+        return lines
