@@ -118,6 +118,8 @@ class TextDetector:
             unclip_ratio=float(cfg.get("unclip_ratio", 1.6)),
             max_candidates=int(cfg.get("max_candidates", 1000)),
             min_size=float(cfg.get("min_size", 3)), dilate=bool(cfg.get("dilate", True)))
+        self.small_side = 256
+        self.margin = 32
         self._input = _input_name(self.engine)
 
     def probability_map(self, image: Image) -> tuple[Floats, float, float]:
@@ -150,8 +152,17 @@ class TextDetector:
 
     def __call__(self, image: Image | str | Any) -> tuple[Floats, Floats]:
         img = as_image(image)
+        h, w = img.shape[:2]
+        # small images (a word crop, a single spine) get a margin of their border colour: DB needs
+        # background around text to separate characters into one box
+        m = self.margin if min(h, w) < self.small_side else 0
+        if m:
+            border = np.concatenate([img[0], img[-1], img[:, 0], img[:, -1]]).reshape(-1, 3)
+            colour = [int(v) for v in np.median(border, axis=0)]
+            img = np.asarray(cv2.copyMakeBorder(img, m, m, m, m, cv2.BORDER_CONSTANT, value=colour), np.uint8)
         prob, sx, sy = self.probability_map(img)
-        return db_boxes(prob, self.params, scale=(sx, sy), clip_to=img.shape[:2])
+        quads, scores = db_boxes(prob, self.params, scale=(sx, sy), offset=(-m, -m), clip_to=(h, w))
+        return quads, scores
 
 
 # --------------------------------------------------------------------------- orientation
