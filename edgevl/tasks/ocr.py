@@ -66,6 +66,16 @@ class TextLine:
                 "score": round(self.score, 4), "vertical": self.vertical}
 
 
+def _strip(r: Reading) -> Reading:
+    """Drop leading/trailing spaces (and their confidences): a crop's edges are not words."""
+    text = r.text.strip(" ")
+    if text == r.text:
+        return r
+    start = len(r.text) - len(r.text.lstrip(" "))
+    cs = r.char_scores[start : start + len(text)]
+    return Reading(text, float(np.mean(cs)) if cs else 0.0, cs)
+
+
 def _engine(engine: Engine | None, bundle: Bundle | None, which: int,
             options: EngineOptions | None, task: str) -> tuple[Engine, Bundle]:
     if bundle is None:
@@ -264,7 +274,7 @@ class TextRecognizer:
             lengths = [min(t, math.ceil(prepared[i].shape[2] * t / width)) for i in idx]
             decoded = ctc_greedy(probs, self.charset, blank=self.blank, lengths=lengths)
             for i, d in zip(idx, decoded, strict=True):
-                out[i] = Reading(d.text, d.score, d.char_scores)
+                out[i] = _strip(Reading(d.text, d.score, d.char_scores))
             start = end
         return [r for r in out if r is not None]
 
