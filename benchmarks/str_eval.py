@@ -12,7 +12,8 @@ Readers compared:
   reading wins). When edgevl exposes that as an API (``read(..., vertical=...)`` or a crop-reading
   function) the script calls it; otherwise it applies that documented rule around
   ``TextRecognizer.read`` and says so in the results (``edgevl_mode``).
-- ``edgevl-plain``: ``TextRecognizer.read`` on the crop as is (no rotation tried).
+- ``edgevl-plain``: ``TextRecognizer.read`` on the crop as is (no rotation tried); this is what
+  ``edgevl ocr --crops`` does when ``read`` has no vertical handling of its own.
 - ``rapidocr-rec``: ``RapidOCR().text_rec(crops)``, RapidOCR's recogniser on the crops.
 - ``rapidocr-cls+rec``: ``RapidOCR()(crop, use_det=False, use_cls=True, use_rec=True)`` per crop,
   how RapidOCR users read a cropped word with its 0/180° classifier.
@@ -89,11 +90,12 @@ def edgevl_readers() -> tuple[dict[str, Reader], str]:
     mode = ""
     for kw in ("vertical", "orientation", "rotate"):
         if kw in params:
-            value = "auto"
+            default = params[kw].default
+            value: Any = True if isinstance(default, bool) else "auto"
             kw_ = kw
 
             def strmode_kw(crops: Sequence[np.ndarray], kw_: str = kw_,
-                           value: str = value) -> list[tuple[str, float]]:
+                           value: Any = value) -> list[tuple[str, float]]:
                 return _pairs(rec.read(list(crops), **{kw_: value}))
 
             strmode, mode = strmode_kw, f"TextRecognizer.read(crops, {kw}={value!r})"
