@@ -371,8 +371,14 @@ def main(argv: list[str] | None = None) -> int:
                         "catalogue_distinct": dist,
                         "target_met": met})
 
+    heads = []
+    for srow in summary:
+        if srow["speed_ratio"] is not None:
+            heads.append(f"{srow['image']}: edgevl {srow['paired_ratio_median']:.2f}x faster, "
+                         f"catalogue words (rapidocr / edgevl) {srow['catalogue_distinct']}")
     report = {
         "benchmark": "ocr_vs_rapidocr",
+        "headline": "; ".join(heads) or "edgevl OcrPipeline not available",
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "command": oc.command_line(),
         "machine": oc.machine_info(),

@@ -247,8 +247,20 @@ def main(argv: list[str] | None = None) -> int:
 
     results = evaluate(readers, crops)
     families = sorted({f.parent.name for f in fonts})
+    head = []
+    if "edgevl" in results and "rapidocr-rec" in results:
+        for d in ("all", "rotate", "vertical_down", "vertical_up"):
+            if d == "all":
+                e, r = results["edgevl"]["accuracy"], results["rapidocr-rec"]["accuracy"]
+            elif d in distortions:
+                e = results["edgevl"]["per_distortion"][d]["accuracy"]
+                r = results["rapidocr-rec"]["per_distortion"][d]["accuracy"]
+            else:
+                continue
+            head.append(f"{d}: edgevl {100 * e:.1f}% vs RapidOCR rec {100 * r:.1f}%")
     report = {
         "benchmark": "str_eval",
+        "headline": "; ".join(head),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "command": oc.command_line(),
         "machine": oc.machine_info(),
