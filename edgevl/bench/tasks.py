@@ -2,8 +2,8 @@
 
 ``ocr``: :class:`edgevl.tasks.ocr.OcrPipeline` on every photo; stages ``det``, ``cls`` (crops +
 orientation), ``rec`` and ``total`` come from the pipeline's own ``timings`` after each call.
-``books``: the book matcher (``edgevl.books``) on every photo; its stages come from whatever
-timings the matcher exposes, always with ``total``.
+``books``: the OCR pipeline, then :class:`edgevl.books.BookMatcher` on the photo's text lines
+(``--catalogue CSV``); stages ``det``, ``cls``, ``rec``, ``ocr``, ``match`` and ``total``.
 
 One iteration = one photo (photos are cycled); batch is 1 and items/s = photos per second.
 """
@@ -11,7 +11,7 @@ One iteration = one photo (photos are cycled); batch is 1 and items/s = photos p
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -48,10 +48,8 @@ def _stage_dict(obj: Any) -> dict[str, float]:
         items = list(vars(obj).items()) if hasattr(obj, "__dict__") else []
     out: dict[str, float] = {}
     for k, v in items:
-        if isinstance(v, float):
+        if isinstance(v, float) and not isinstance(v, bool):  # counts (boxes, reads) are ints
             out[str(k)] = v
-        elif isinstance(v, Mapping):
-            out.update({f"{k}.{kk}": float(vv) for kk, vv in v.items() if isinstance(vv, (int, float))})
     return out
 
 
@@ -72,18 +70,29 @@ def ocr_timer(options: EngineOptions) -> tuple[StageTimer, str]:
     return run, str(getattr(precision, "precision", "fp32"))
 
 
-def books_timer(options: EngineOptions, bundles: Sequence[Path]) -> tuple[StageTimer, str]:
-    try:
-        from edgevl import books
-    except ImportError as e:  # pragma: no cover - books ships with edgevl
-        raise InputError(f"the book matcher is not available in this edgevl ({e})") from e
-    matcher_cls = getattr(books, "BookMatcher", None)
-    if matcher_cls is None:
-        raise InputError("edgevl.books exposes no BookMatcher yet; task mode 'books' cannot run")
-    raise InputError(
-        "task mode 'books' needs a catalogue: use the matcher's own benchmark "
-        "(benchmarks/books_match.py) until edgevl bench learns its options"
-    )
+def books_timer(options: EngineOptions, catalogue: Path | None) -> tuple[StageTimer, str]:
+    """OCR the photo, then match its text lines against the catalogue (stage ``match``)."""
+    if catalogue is None:
+        raise InputError("--task books needs --catalogue CSV (the library catalogue to match against)")
+    from edgevl.books import BookMatcher
+    from edgevl.tasks.ocr import OcrPipeline
+
+    matcher = BookMatcher.from_catalogue(catalogue)
+    pipe = OcrPipeline(options=options)
+
+    def run(img: Image) -> Mapping[str, float]:
+        t0 = time.perf_counter()
+        lines = pipe(img)
+        t1 = time.perf_counter()
+        matcher.match([ln.text for ln in lines])
+        t2 = time.perf_counter()
+        stages = _stage_dict(getattr(pipe, "timings", {}))
+        stages.pop("total", None)
+        stages.update({"ocr": t1 - t0, "match": t2 - t1, "total": t2 - t0})
+        return stages
+
+    precision = getattr(getattr(pipe.detector, "bundle", None), "manifest", None)
+    return run, str(getattr(precision, "precision", "fp32"))
 
 
 def bench_task(
@@ -94,6 +103,7 @@ def bench_task(
     command: str | None = None,
     timer: StageTimer | None = None,
     precision: str = "fp32",
+    catalogue: Path | None = None,
 ) -> BenchRun:
     """Time ``task`` over the photos in ``folder``; one result per stage (Ctrl-C: partial run)."""
     if task not in TASKS:
@@ -108,7 +118,7 @@ def bench_task(
             r = BenchResult(**base, role="total", precision=precision, status="unavailable", reason=why)
             return make_run([r], {**settings.to_dict(), "task": task}, command=command)
         opts = EngineOptions(backend=settings.backend, threads=settings.threads)
-        timer, precision = ocr_timer(opts) if task == "ocr" else books_timer(opts, ())
+        timer, precision = ocr_timer(opts) if task == "ocr" else books_timer(opts, catalogue)
     for i in range(settings.warmup):
         timer(images[i % len(images)])
     per_stage: dict[str, list[float]] = {}

@@ -133,6 +133,7 @@ def run_cmd(
     dim: list[str] = typer.Option([], help="symbolic dim override NAME=N (seq=64, height=640, width=480)"),
     role: list[str] = typer.Option([], help="only these models of a bundle (default: all)"),
     task: str | None = typer.Option(None, help="task mode: ocr | books, over a folder of photos"),
+    catalogue: Path | None = typer.Option(None, help="--task books: the catalogue CSV to match against"),
     json_out: str | None = typer.Option(None, "--json", help="write the result file here ('-' = stdout)"),
     plot: Path | None = typer.Option(None, help="latency-vs-batch plot (PNG; needs edgevl[plot])"),
     markdown: Path | None = typer.Option(None, "--md", help="also write a Markdown table here"),
@@ -154,7 +155,7 @@ def run_cmd(
 
             if len(paths) != 1:
                 raise InputError(f"--task {task}: give exactly one folder of photos, got {len(paths)} paths")
-            run = bench_task(task, paths[0], settings, progress, command=command)
+            run = bench_task(task, paths[0], settings, progress, command=command, catalogue=catalogue)
         else:
             if not paths:
                 raise InputError("give at least one bundle directory (or --task ocr PHOTOS_FOLDER)")

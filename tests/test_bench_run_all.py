@@ -1,0 +1,56 @@
+"""benchmarks/run_all.py: discovery, headline extraction and the results index (nothing is timed)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "run_all.py"
+
+
+@pytest.fixture(scope="module")
+def run_all() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("run_all", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_headlines_are_read_defensively(run_all: ModuleType) -> None:
+    h = run_all.headline
+    assert h({"headline": "3.1x faster"}) == "3.1x faster"
+    summary = [{"image": "a.jpg", "speed_ratio": 2.5}, {"image": "b.jpg", "speed_ratio": 6.0}]
+    assert h({"summary": summary}) == "speed_ratio 2.50 (a.jpg); speed_ratio 6.00 (b.jpg)"
+    assert h({"summary": {"speedup": 1.234}}) == "speedup 1.23"
+    assert h({"results": [1, 2]}) == "" and h([1, 2]) == "" and h(None) == ""
+    assert h({"speedup": True}) == ""  # a bool is not a ratio
+    bench = {"schema": "edgevl-bench/1", "results": [
+        {"bundle": "det", "role": "model", "backend": "ort-cpu", "batch": 1, "stats": {"p50_ms": 770.4}},
+        {"bundle": "det", "role": "model", "backend": "ort-cpu", "batch": 8, "stats": {"p50_ms": 9000.0}}]}
+    assert h(bench) == "det/model ort-cpu b1 p50 770 ms"
+
+
+def test_index_links_every_result(run_all: ModuleType, tmp_path: Path) -> None:
+    (tmp_path / "a.json").write_text(json.dumps({"command": "python benchmarks/a.py", "headline": "2x",
+                                                 "machine": {"cpu": "X", "cores": 2}, "date": "2026-01-01"}))
+    (tmp_path / "a.md").write_text("# a")
+    (tmp_path / "b.png").write_bytes(b"\x89PNG")
+    (tmp_path / "broken.json").write_text("{")
+    text = run_all.write_index(tmp_path).read_text()
+    assert "[md](a.md) · [json](a.json)" in text and "| 2x |" in text and "`python benchmarks/a.py`" in text
+    assert "X, 2 cores" in text
+    assert "[png](b.png)" in text and "**broken**" in text
+
+
+def test_discovery_skips_helpers(run_all: ModuleType) -> None:
+    scripts, skipped = run_all.discover()
+    names = {p.stem for p in scripts}
+    assert "run_all" not in names
+    for why in skipped.values():
+        assert why
+    assert not names & set(skipped)
