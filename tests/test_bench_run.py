@@ -94,9 +94,8 @@ def test_unavailable_backends_are_reported(tiny: Bundle, monkeypatch: pytest.Mon
 
 
 def test_tensorrt_engine_says_it_is_not_installed(tiny: Bundle, monkeypatch: pytest.MonkeyPatch) -> None:
-    from edgevl.backends.tensorrt import TensorRTEngine
-
     from edgevl.backends import EngineOptions, open_engine
+    from edgevl.backends.tensorrt import TensorRTEngine
 
     monkeypatch.setitem(sys.modules, "tensorrt", None)
     with pytest.raises(BackendError, match="tensorrt is not installed"):
@@ -280,3 +279,46 @@ def test_plot_series_groups_by_backend_and_precision(tiny: Bundle) -> None:
     run = bench_bundles([tiny.path], BenchSettings(batches=(1, 2), iters=2, warmup=0))
     s = series(run.results)
     assert list(s) == ["tiny / model"] and [p[0] for p in s["tiny / model"]["ort-cpu fp32"]] == [1, 2]
+
+
+def test_images_preprocessed_like_the_ocr_tasks(tiny: Bundle, tmp_path: Path) -> None:
+    import cv2
+
+    from edgevl.bench.inputs import folder_feeds
+    from edgevl.models.ppocr import DET_PREPROCESS, REC_PREPROCESS
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    cv2.imwrite(str(photos / "wide.png"), np.full((100, 300, 3), 200, np.uint8))
+    cv2.imwrite(str(photos / "narrow.png"), np.full((100, 120, 3), 50, np.uint8))
+    model = tiny.model_path()
+    det = write_bundle(tmp_path / "det", name="det", task="text-detection", models={"model": model},
+                       preprocess=DET_PREPROCESS)
+    spec = (TensorSpec("x", "float32", ("b", 3, "h", "w")),)
+    feeds = folder_feeds(photos, spec, det, "model", 1)
+    shapes = sorted(tuple(f["x"].shape) for f in feeds)
+    assert shapes == [(1, 3, 96, 128), (1, 3, 96, 288)]  # multiples of the stride 32, never upscaled
+    # (200 - 127.5) / 127.5 after scale 1/255 and mean/std 0.5
+    wide = next(f["x"] for f in feeds if f["x"].shape[3] == 288)
+    assert wide[0, 0, 0, 0] == pytest.approx((200 / 255 - 0.5) / 0.5, abs=1e-3)
+    with pytest.raises(InputError, match="--batch 1"):
+        folder_feeds(photos, spec, det, "model", 2)
+    rec = write_bundle(tmp_path / "rec", name="rec", task="text-recognition", models={"model": model},
+                       preprocess=REC_PREPROCESS)
+    (batch,) = folder_feeds(photos, spec, rec, "model", 2)
+    # heights resized to 48; widths 48*300/100 = 144 and 48*120/100 -> 58 -> 64, padded to the widest
+    assert batch["x"].shape == (2, 3, 48, 144)
+
+
+def test_ocr_task_mode_runs_the_real_pipeline(tmp_path: Path) -> None:
+    import cv2
+
+    img = np.full((96, 320, 3), 255, np.uint8)
+    cv2.putText(img, "EDGE 42", (10, 64), cv2.FONT_HERSHEY_SIMPLEX, 1.6, (0, 0, 0), 3)
+    cv2.imwrite(str(tmp_path / "line.png"), img)
+    run = bench_task("ocr", tmp_path, BenchSettings(warmup=0, iters=2))
+    by = {r.role: r for r in run.results}
+    assert {"det", "cls", "rec", "total"} <= set(by)
+    assert all(r.stats is not None and r.stats.count == 2 for r in by.values())
+    total, det = by["total"].stats, by["det"].stats
+    assert total is not None and det is not None and total.p50_ms >= det.p50_ms > 0
