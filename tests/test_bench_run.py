@@ -227,6 +227,8 @@ def test_cli_json_compare_and_plot(tiny: Bundle, tmp_path: Path, capsys: pytest.
     args = [str(tiny.path), "--batch", "1,2", "--iters", "4", "--warmup", "1"]
     assert main(["bench", *args, "--json", str(a), "--plot", str(png), "--md", str(md)]) == 0
     assert main(["bench", "run", *args, "--json", str(b)]) == 0
+    assert load_run(b).command == "edgevl bench " + " ".join(args[:1]) + " --backend ort-cpu --batch 1,2 " \
+        "--threads 0 --warmup 1 --iters 4"
     ra = load_run(a)
     assert [(r.batch, r.status) for r in ra.results] == [(1, "ok"), (2, "ok")]
     assert png.stat().st_size > 1000 and png.read_bytes()[:4] == b"\x89PNG"

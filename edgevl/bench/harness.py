@@ -348,4 +348,6 @@ def bench_bundles(
     except Interrupted as e:
         results.extend(e.results)
         interrupted = True
+    except KeyboardInterrupt:  # while loading an engine: keep what earlier models measured
+        interrupted = True
     return make_run(results, settings.to_dict(), interrupted=interrupted, command=command)

@@ -119,8 +119,6 @@ def bench_task(
             return make_run([r], {**settings.to_dict(), "task": task}, command=command)
         opts = EngineOptions(backend=settings.backend, threads=settings.threads)
         timer, precision = ocr_timer(opts) if task == "ocr" else books_timer(opts, catalogue)
-    for i in range(settings.warmup):
-        timer(images[i % len(images)])
     per_stage: dict[str, list[float]] = {}
     iters = settings.iters if settings.iters is not None else (None if settings.seconds else len(images))
     budget = None if settings.seconds is None else settings.seconds * 1e9
@@ -128,6 +126,8 @@ def bench_task(
     start = time.perf_counter_ns()
     i = 0
     try:
+        for w in range(settings.warmup):
+            timer(images[w % len(images)])
         while (iters is None or i < iters) and (budget is None or i < settings.min_iters
                                                  or time.perf_counter_ns() - start < budget):
             stages = timer(images[i % len(images)])

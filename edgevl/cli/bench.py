@@ -147,19 +147,35 @@ def run_cmd(
         from edgevl.bench.plot import _pyplot
 
         _pyplot()  # fail before measuring when matplotlib is missing
-    command = shlex.join(["edgevl", "bench", *sys.argv[2:]]) if sys.argv[1:2] == ["bench"] else None
     paths = list(bundles or [])
-    with _progress(True) as progress:
-        if task is not None:
-            from edgevl.bench.tasks import bench_task
+    # the command as it can be re-run, rebuilt from the parsed options (whatever the entry point)
+    words = ["edgevl", "bench", *(["--task", task] if task else []), *map(str, paths), "--backend", backend,
+             "--batch", batch, "--threads", str(threads), "--warmup", str(warmup)]
+    words += ["--iters", str(iters)] if iters is not None else []
+    words += ["--seconds", str(seconds)] if seconds is not None else []
+    words += ["--repeats", str(repeats)] if repeats != 1 else []
+    words += ["--inputs", str(inputs)] if inputs else []
+    words += ["--catalogue", str(catalogue)] if catalogue else []
+    for d in dim:
+        words += ["--dim", d]
+    for r in role:
+        words += ["--role", r]
+    command = shlex.join(words)
+    try:
+        with _progress(True) as progress:
+            if task is not None:
+                from edgevl.bench.tasks import bench_task
 
-            if len(paths) != 1:
-                raise InputError(f"--task {task}: give exactly one folder of photos, got {len(paths)} paths")
-            run = bench_task(task, paths[0], settings, progress, command=command, catalogue=catalogue)
-        else:
-            if not paths:
-                raise InputError("give at least one bundle directory (or --task ocr PHOTOS_FOLDER)")
-            run = bench_bundles(paths, settings, progress, command=command)
+                if len(paths) != 1:
+                    raise InputError(f"--task {task}: give one folder of photos, got {len(paths)} paths")
+                run = bench_task(task, paths[0], settings, progress, command=command, catalogue=catalogue)
+            else:
+                if not paths:
+                    raise InputError("give at least one bundle directory (or --task ocr PHOTOS_FOLDER)")
+                run = bench_bundles(paths, settings, progress, command=command)
+    except KeyboardInterrupt:
+        typer.echo("edgevl bench: interrupted before anything was measured", err=True)
+        raise typer.Exit(130) from None
     _finish(run, json_out, plot, markdown)
     if run.interrupted:
         raise typer.Exit(130)
