@@ -324,3 +324,23 @@ def test_ocr_task_mode_runs_the_real_pipeline(tmp_path: Path) -> None:
     assert all(r.stats is not None and r.stats.count == 2 for r in by.values())
     total, det = by["total"].stats, by["det"].stats
     assert total is not None and det is not None and total.p50_ms >= det.p50_ms > 0
+
+
+def test_cli_ctrl_c_writes_partial_json(tiny: Bundle, tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    real = OrtEngine.run
+    calls = {"n": 0}
+
+    def run(self: OrtEngine, feeds: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 6:  # batch 1 done (1 warm-up + 3 timed), Ctrl-C in batch 2's first timed call
+            raise KeyboardInterrupt
+        return real(self, feeds)
+
+    monkeypatch.setattr(OrtEngine, "run", run)
+    out = tmp_path / "partial.json"
+    code = main(["bench", str(tiny.path), "--batch", "1,2", "--iters", "3", "--warmup", "1",
+                 "--json", str(out)])
+    assert code == 130
+    r = load_run(out)
+    assert r.interrupted and [(x.batch, x.status) for x in r.results] == [(1, "ok")]
