@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -280,7 +281,12 @@ def test_task_mode_stages(tmp_path: Path) -> None:
 def test_plot_series_groups_by_backend_and_precision(tiny: Bundle) -> None:
     run = bench_bundles([tiny.path], BenchSettings(batches=(1, 2), iters=2, warmup=0))
     s = series(run.results)
-    assert list(s) == ["tiny / model"] and [p[0] for p in s["tiny / model"]["ort-cpu fp32"]] == [1, 2]
+    assert list(s) == ["tiny (test / model)"]
+    assert [p[0] for p in s["tiny (test / model)"]["ort-cpu fp32"]] == [1, 2]
+    int8 = [dataclasses.replace(r, bundle="tiny-int8", precision="int8") for r in run.results]
+    both = series([*run.results, *int8])
+    assert list(both) == ["test / model"]  # one panel, fp32 and int8 side by side
+    assert sorted(both["test / model"]) == ["tiny ort-cpu fp32", "tiny-int8 ort-cpu int8"]
 
 
 def test_images_preprocessed_like_the_ocr_tasks(tiny: Bundle, tmp_path: Path) -> None:

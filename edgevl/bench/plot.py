@@ -27,15 +27,27 @@ def _pyplot() -> Any:
 
 
 def series(results: Sequence[BenchResult]) -> dict[str, dict[str, list[tuple[int, float, float]]]]:
-    """``{panel: {line: [(batch, p50_ms, p90_ms), ...]}}`` sorted by batch (pure; plotted below)."""
-    out: dict[str, dict[str, list[tuple[int, float, float]]]] = defaultdict(lambda: defaultdict(list))
+    """``{panel: {line: [(batch, p50_ms, p90_ms), ...]}}`` sorted by batch (pure; plotted below).
+
+    A panel is one task and model role, so an fp32 bundle and its int8 sibling share a panel; a line
+    is one backend × precision (prefixed with the bundle name when a panel holds several bundles).
+    """
+    panels: dict[str, list[BenchResult]] = defaultdict(list)
     for r in results:
-        if r.stats is None:
-            continue
-        panel = f"{r.bundle} / {r.role}"
-        line = f"{r.backend} {r.precision}" + (f" {r.threads}t" if r.threads else "")
-        out[panel][line].append((r.batch, r.stats.p50_ms, r.stats.p90_ms))
-    return {p: {ln: sorted(pts) for ln, pts in lines.items()} for p, lines in out.items()}
+        if r.stats is not None:
+            panels[f"{r.task} / {r.role}"].append(r)
+    out: dict[str, dict[str, list[tuple[int, float, float]]]] = {}
+    for panel, rs in panels.items():
+        several = len({r.bundle for r in rs}) > 1
+        lines: dict[str, list[tuple[int, float, float]]] = defaultdict(list)
+        for r in rs:
+            assert r.stats is not None
+            line = (f"{r.bundle} " if several else "") + f"{r.backend} {r.precision}"
+            line += f" {r.threads}t" if r.threads else ""
+            lines[line].append((r.batch, r.stats.p50_ms, r.stats.p90_ms))
+        title = panel if several else f"{rs[0].bundle} ({panel})"
+        out[title] = {ln: sorted(pts) for ln, pts in lines.items()}
+    return out
 
 
 def plot_results(results: Sequence[BenchResult], out: Path | str, title: str | None = None) -> Path:
