@@ -109,8 +109,10 @@ def evaluate(matcher: BookMatcher, segments: Sequence[Segment]) -> tuple[list[Bo
 
 
 def calibrate(matcher: BookMatcher, segments: Sequence[Segment],
-              rejects: Sequence[float] = (-2.0, -1.5, -1.0, -0.5, 0.0, 0.5)) -> dict[str, Any]:
-    """Fit the matcher's calibration on labelled segments and pick the reject log-odds maximising F1.
+              rejects: Sequence[float] = (-2.0, -1.5, -1.0, -0.5, 0.0, 0.5),
+              min_recall: float = 0.0) -> dict[str, Any]:
+    """Fit the matcher's calibration on labelled segments and pick the reject log-odds maximising F1
+    (among those reaching ``min_recall``, when any does).
 
     Returns the new calibration (also installed on ``matcher``) with the F1 per reject value.
     """
@@ -130,15 +132,16 @@ def calibrate(matcher: BookMatcher, segments: Sequence[Segment],
     labels = np.array([[1.0 if w >= 0 and keys[int(w)] == s.truth else 0.0 for w in cands.works[i]]
                        for i, s in enumerate(segments)])
     cal = fit_calibration(feats, cands.works, labels, matcher.k)
-    scores: dict[str, float] = {}
-    best = (-1.0, 0.0)
+    scores: dict[str, dict[str, float]] = {}
+    best = (False, -1.0, 0.0)
     for rj in rejects:
         cal["reject"] = rj
         matcher.calibration = cal
-        f1 = float(metrics(segments, predict_segments(matcher, segments))["f1"])
-        scores[str(rj)] = f1
-        best = max(best, (f1, rj))
-    cal["reject"] = best[1]
-    cal["f1_by_reject"] = scores
+        res = metrics(segments, predict_segments(matcher, segments))
+        f1, recall = float(res["f1"]), float(res["recall"])
+        scores[str(rj)] = {"f1": f1, "recall": recall, "precision": float(res["precision"])}
+        best = max(best, (recall >= min_recall, f1, rj))
+    cal["reject"] = best[2]
+    cal["scores_by_reject"] = scores
     matcher.calibration = cal
     return cal

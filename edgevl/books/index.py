@@ -64,6 +64,7 @@ class CatalogueIndex:
     build_seconds: float = 0.0
     _multiplicity: npt.NDArray[np.int64] | None = field(default=None, repr=False)
     _words: dict[int, tuple[list[str], list[str], list[str]]] = field(default_factory=dict, repr=False)
+    _tag_set: frozenset[str] | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.titles)
@@ -82,6 +83,13 @@ class CatalogueIndex:
             got = (self.norm_main_title[work].split(), self.norm_surname[work].split(), rest)
             self._words[work] = got
         return got
+
+    @property
+    def tag_set(self) -> frozenset[str]:
+        """Normalised call numbers of two or more words (used to count labels in an OCR string)."""
+        if self._tag_set is None:
+            self._tag_set = frozenset(t for t in self.norm_tag if len(t.split()) >= 2)
+        return self._tag_set
 
     def query_vectors(self, texts: list[str]) -> sp.csr_matrix:
         """TF-IDF vectors of already normalised query strings."""

@@ -19,7 +19,8 @@ from rapidfuzz import fuzz, process
 from edgevl.books.index import CatalogueIndex
 
 FEATURES = ("cos", "cos_margin", "title_cov", "author_cov", "tag", "ocr_explained", "log_len",
-            "other_tag", "no_author", "unexplained", "other_explains")
+            "other_tag", "no_author", "unexplained", "other_explains", "tag_exact", "tag_tokens",
+            "extra_tags", "title_x_author", "tag_x_author", "tag_x_title", "cos_x_margin", "explained_x_len")
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -65,6 +66,23 @@ def _coverage(sim: FloatArray, lengths: FloatArray) -> float:
     if total == 0.0 or sim.shape[1] == 0:
         return 0.0
     return float((sim.max(axis=1) * lengths).sum() / total)
+
+
+def count_tags(index: CatalogueIndex, query: str) -> int:
+    """How many catalogue call numbers (of 2+ words) the OCR contains: a spine carries one label,
+    so two or more means the segment covers several books."""
+    words = query.split()
+    tags = index.tag_set
+    i = n = 0
+    while i < len(words):
+        for span in (4, 3, 2):
+            if " ".join(words[i: i + span]) in tags:
+                n += 1
+                i += span
+                break
+        else:
+            i += 1
+    return n
 
 
 def candidate_features(index: CatalogueIndex, query: str, works: IntArray, cos: FloatArray
@@ -127,6 +145,8 @@ def candidate_features(index: CatalogueIndex, query: str, works: IntArray, cos: 
     out[:, 9] = np.log1p(np.maximum(qsum - explained, 0.0))
     # how many more OCR characters the best *other* work would explain (two books in one segment)
     out[:, 10] = np.log1p(np.maximum(extra, 0.0))
+    padded = f" {query} "
+    qset = set(qwords)
     for r, w in enumerate(works):
         if w < 0:
             continue
@@ -134,6 +154,17 @@ def candidate_features(index: CatalogueIndex, query: str, works: IntArray, cos: 
         out[r, 2] = _coverage(sim[t], wlen[t]) if t else 0.0
         out[r, 3] = _coverage(sim[a], wlen[a]) if a else 0.0
         out[r, 8] = 0.0 if a else 1.0
+        tag = tags[r]
+        if tag:
+            out[r, 11] = 1.0 if f" {tag} " in padded else 0.0
+            tw = tag.split()
+            out[r, 12] = sum(x in qset for x in tw) / len(tw)
+    out[:, 13] = max(0, count_tags(index, query) - 1)
+    out[:, 14] = out[:, 2] * out[:, 3]
+    out[:, 15] = out[:, 4] * out[:, 3]
+    out[:, 16] = out[:, 4] * out[:, 2]
+    out[:, 17] = out[:, 0] * out[:, 1]
+    out[:, 18] = out[:, 5] * out[:, 6]
     out[~valid] = 0.0
     return out
 
