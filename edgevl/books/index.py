@@ -23,6 +23,7 @@ from edgevl.books import ngrams
 from edgevl.books.catalogue import Catalogue, normalize, work_key
 from edgevl.errors import CatalogueError
 
+IntArray = npt.NDArray[np.int64]
 INDEX_VERSION = 1
 DEFAULT_N = 4
 
@@ -65,6 +66,9 @@ class CatalogueIndex:
     _multiplicity: npt.NDArray[np.int64] | None = field(default=None, repr=False)
     _words: dict[int, tuple[list[str], list[str], list[str]]] = field(default_factory=dict, repr=False)
     _tag_set: frozenset[str] | None = field(default=None, repr=False)
+    _vocab: dict[str, int] = field(default_factory=dict, repr=False)
+    _vocab_list: list[str] = field(default_factory=list, repr=False)
+    _word_ids: dict[int, tuple[IntArray, IntArray, IntArray]] = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
         return len(self.titles)
@@ -83,6 +87,24 @@ class CatalogueIndex:
             got = (self.norm_main_title[work].split(), self.norm_surname[work].split(), rest)
             self._words[work] = got
         return got
+
+    def word_ids(self, work: int) -> tuple[IntArray, IntArray, IntArray]:
+        """Global word ids of :meth:`words` (main title, surname, all), cached per work."""
+        got = self._word_ids.get(work)
+        if got is None:
+            vocab = self._vocab
+            t, a, rest = self.words(work)
+            ids = [np.array([vocab.setdefault(x, len(vocab)) for x in part], dtype=np.int64)
+                   for part in (t, a, rest)]
+            got = (ids[0], ids[1], np.unique(np.concatenate(ids)))
+            self._word_ids[work] = got
+        return got
+
+    def vocab_words(self) -> list[str]:
+        """Words by global id (grows as :meth:`word_ids` meets new works)."""
+        if len(self._vocab_list) != len(self._vocab):
+            self._vocab_list = list(self._vocab)
+        return self._vocab_list
 
     @property
     def tag_set(self) -> frozenset[str]:

@@ -60,12 +60,7 @@ def retrieve(index: CatalogueIndex, queries: list[str], k: int = 10) -> Candidat
     return top_k_sparse(sims, k)
 
 
-def _coverage(sim: FloatArray, lengths: FloatArray) -> float:
-    """Length-weighted mean of each word's best similarity (rows = the words being covered)."""
-    total = float(lengths.sum())
-    if total == 0.0 or sim.shape[1] == 0:
-        return 0.0
-    return float((sim.max(axis=1) * lengths).sum() / total)
+_EMPTY = np.zeros(0, dtype=np.int64)
 
 
 def count_tags(index: CatalogueIndex, query: str) -> int:
@@ -95,43 +90,39 @@ def candidate_features(index: CatalogueIndex, query: str, works: IntArray, cos: 
     if not qwords or not valid.any():
         return out
     qlen = np.array([len(w) for w in qwords], dtype=np.float64)
-    # one rapidfuzz cdist per query over the union of the candidates' words
-    vocab: dict[str, int] = {}
-    per_cand: list[tuple[list[int], list[int], list[int]]] = []
-    for w in works:
-        if w < 0:
-            per_cand.append(([], [], []))
-            continue
-        tw, aw, rest = index.words(int(w))
-        t = [vocab.setdefault(x, len(vocab)) for x in tw]
-        a = [vocab.setdefault(x, len(vocab)) for x in aw]
-        allw = [vocab.setdefault(x, len(vocab)) for x in rest]
-        per_cand.append((t, a, allw))
-    words = list(vocab)
+    # one rapidfuzz cdist per query over the union of the candidates' words (global word ids)
+    ids = [index.word_ids(int(w)) if w >= 0 else (_EMPTY, _EMPTY, _EMPTY) for w in works]
+    parts = [x[p] for p in range(3) for x in ids]  # titles of all candidates, surnames, all words
+    sizes = np.array([len(x) for x in parts], dtype=np.int64)
+    flat_global = np.concatenate(parts)
+    vocab_ids = np.unique(flat_global)
+    gwords = index.vocab_words()
+    words = [gwords[i] for i in vocab_ids.tolist()]
     sim = process.cdist(words, qwords, scorer=fuzz.ratio, dtype=np.uint8).astype(np.float64) / 100.0
     wlen = np.array([len(x) for x in words], dtype=np.float64)
-    tag_scores = np.zeros(k)
-    for r, w in enumerate(works):
-        if w < 0:
-            continue
-        tag = index.norm_tag[w]
-        tag_scores[r] = fuzz.partial_ratio(tag, query) / 100.0 if tag else 0.0
+    flat = np.searchsorted(vocab_ids, flat_global)
+    owner = np.repeat(np.arange(3 * k), sizes)
+    word_best = sim.max(axis=1)[flat] * wlen[flat]
+    covered = np.bincount(owner, weights=word_best, minlength=3 * k)
+    lengths = np.bincount(owner, weights=wlen[flat], minlength=3 * k)
+    coverage = np.divide(covered, lengths, out=np.zeros(3 * k), where=lengths > 0)
+    tags = [index.norm_tag[w] if w >= 0 else "" for w in works]
+    tag_scores = np.array([fuzz.partial_ratio(t, query) / 100.0 if t else 0.0 for t in tags])
     # best similarity of each OCR word to each candidate's words (k x len(qwords))
     best_q = np.zeros((k, len(qwords)))
-    for r, w in enumerate(works):
-        if w >= 0:
-            t, a, allw = per_cand[r]
-            cw = sorted(set(t + a + allw))
-            if cw:
-                best_q[r] = sim[cw].max(axis=0)
+    starts = np.concatenate([[0], np.cumsum(sizes)])[2 * k: 3 * k]
+    nonempty = sizes[2 * k:] > 0
+    if nonempty.any():
+        seg = sim[flat[starts[0]:]]
+        best_q[nonempty] = np.maximum.reduceat(seg, starts[nonempty] - starts[0], axis=0)
     qsum = float(qlen.sum())
     ncos = np.where(valid, cos, 0.0)
     wk = np.where(valid, works, -1)
     # pairs (r, s) of different valid candidates
     other = valid[None, :] & valid[:, None] & (wk[None, :] != wk[:, None])
     best_other = np.where(other, ncos[None, :], 0.0).max(axis=1)
-    tags = [index.norm_tag[w] if w >= 0 else "" for w in works]
-    diff_tag = other & np.array([[tags[r] != tags[s] for s in range(k)] for r in range(k)])
+    tag_arr = np.array(tags, dtype=object)
+    diff_tag = other & (tag_arr[:, None] != tag_arr[None, :])
     other_tag = np.where(diff_tag, tag_scores[None, :], 0.0).max(axis=1)
     explained = best_q @ qlen
     union = np.maximum(best_q[:, None, :], best_q[None, :, :]) @ qlen  # k x k
@@ -150,15 +141,14 @@ def candidate_features(index: CatalogueIndex, query: str, works: IntArray, cos: 
     for r, w in enumerate(works):
         if w < 0:
             continue
-        t, a, _ = per_cand[r]
-        out[r, 2] = _coverage(sim[t], wlen[t]) if t else 0.0
-        out[r, 3] = _coverage(sim[a], wlen[a]) if a else 0.0
-        out[r, 8] = 0.0 if a else 1.0
         tag = tags[r]
         if tag:
             out[r, 11] = 1.0 if f" {tag} " in padded else 0.0
             tw = tag.split()
             out[r, 12] = sum(x in qset for x in tw) / len(tw)
+    out[:, 2] = coverage[:k]
+    out[:, 3] = coverage[k: 2 * k]
+    out[:, 8] = (sizes[k: 2 * k] == 0).astype(np.float64)
     out[:, 13] = max(0, count_tags(index, query) - 1)
     out[:, 14] = out[:, 2] * out[:, 3]
     out[:, 15] = out[:, 4] * out[:, 3]
