@@ -10,8 +10,10 @@ from edgevl.books.catalogue import Columns, load_catalogue, normalize, normalize
 from edgevl.books.index import CatalogueIndex, build_index, load_or_build
 from edgevl.errors import CatalogueError
 
-CSV = "title,author,tag,isbn\nEl Señor de los anillos : la comunidad,\"Tolkien, J. R. R.\",N Tol,1\n" \
-      "Ça ira,\"Müller, Jörg\",843 Mül,2\nEl Señor de los anillos : la comunidad,\"Tolkien, J. R. R.\",N Tol,3\n"
+CSV = ("title,author,tag,isbn\n"
+       "El Señor de los anillos : la comunidad,\"Tolkien, J. R. R.\",N Tol,1\n"
+       "Ça ira,\"Müller, Jörg\",843 Mül,2\n"
+       "El Señor de los anillos : la comunidad,\"Tolkien, J. R. R.\",N Tol,3\n")
 
 
 def write(tmp_path: Path, data: bytes, name: str = "cat.csv") -> Path:
@@ -28,7 +30,8 @@ def test_normalize_follows_the_dataset_readme() -> None:
 
 @pytest.mark.parametrize(("encoding", "bom", "expected"), [
     ("utf-8", b"", "utf-8"), ("utf-8", b"\xef\xbb\xbf", "utf-8-sig"), ("latin-1", b"", "latin-1")])
-def test_encodings_are_detected_and_recorded(tmp_path: Path, encoding: str, bom: bytes, expected: str) -> None:
+def test_encodings_are_detected_and_recorded(tmp_path: Path, encoding: str, bom: bytes,
+                                             expected: str) -> None:
     cat = load_catalogue(write(tmp_path, bom + CSV.encode(encoding)))
     assert cat.encoding == expected
     assert [b.title for b in cat.books][1] == "Ça ira"
@@ -46,7 +49,7 @@ def test_duplicate_titles_are_kept_and_grouped_into_one_work(tmp_path: Path) -> 
 
 
 def test_configurable_columns(tmp_path: Path) -> None:
-    p = write(tmp_path, "Titel;Autor\n".replace(";", ",").encode() + "Faust,Goethe\n".encode())
+    p = write(tmp_path, "Titel;Autor\n".replace(";", ",").encode() + b"Faust,Goethe\n")
     cat = load_catalogue(p, Columns(title="Titel", author="Autor"))
     assert cat.books[0].title == "Faust" and cat.books[0].tag == ""
     with pytest.raises(CatalogueError, match="missing column"):
@@ -81,7 +84,7 @@ def test_index_is_cached_by_digest_and_rebuilt_when_the_catalogue_changes(tmp_pa
     assert not built2 and folder2 == folder
     assert again.titles == idx.titles and again.work_rows == idx.work_rows
     assert (again.vectors != idx.vectors).nnz == 0
-    p.write_bytes(CSV.encode() + "Nuevo libro,\"Autor, Otro\",N Aut,4\n".encode())
+    p.write_bytes(CSV.encode() + b"Nuevo libro,\"Autor, Otro\",N Aut,4\n")
     changed, folder3, built3 = load_or_build(load_catalogue(p), tmp_path / "cache")
     assert built3 and folder3 != folder and len(changed) == 3
 

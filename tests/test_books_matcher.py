@@ -12,12 +12,17 @@ from edgevl.books import BookMatcher, Catalogue, build_index
 from edgevl.books.evaluate import metrics, predict_segments, read_segments
 from edgevl.cli import main
 
-WORDS = ("historia jardin secreto noche mar ciudad perdida viaje centro tierra guerra paz amor tiempo "
+
+def _split(s: str) -> list[str]:
+    return s.split()
+
+
+WORDS = _split("historia jardin secreto noche mar ciudad perdida viaje centro tierra guerra paz amor tiempo "
          "silencio memoria ciencia arte cocina montaña rio luz sombra reino camino libro casa bosque "
-         "invierno verano isla puerto estrella fuego agua viento sueño musica pintura medicina").split()
-SURNAMES = ("Garcia Martinez Lopez Sanchez Romero Navarro Torres Dominguez Vazquez Ramos Gil Serrano "
-            "Blanco Molina Morales Ortega Delgado Castro Ortiz Rubio Marin Sanz Iglesias Nuñez").split()
-GIVEN = "Ana Pedro Lucia Jordi Marta Pablo Elena Carlos Nuria Joan".split()
+         "invierno verano isla puerto estrella fuego agua viento sueño musica pintura medicina")
+SURNAMES = _split("Garcia Martinez Lopez Sanchez Romero Navarro Torres Dominguez Vazquez Ramos Gil Serrano "
+            "Blanco Molina Morales Ortega Delgado Castro Ortiz Rubio Marin Sanz Iglesias Nuñez")
+GIVEN = _split("Ana Pedro Lucia Jordi Marta Pablo Elena Carlos Nuria Joan")
 
 
 def make_catalogue(rng: random.Random, n: int = 300) -> Catalogue:
