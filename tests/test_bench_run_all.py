@@ -54,3 +54,23 @@ def test_discovery_skips_helpers(run_all: ModuleType) -> None:
     for why in skipped.values():
         assert why
     assert not names & set(skipped)
+
+
+def test_merge_bench_makes_one_valid_result(run_all: ModuleType, tmp_path: Path) -> None:
+    from edgevl.bench import BenchResult, BenchRun, load_run, summarize, write_run
+
+    def part(name: str, batch: int) -> Path:
+        r = BenchResult(kind="model", bundle=name, task="t", role="model", precision="fp32",
+                        backend="ort-cpu", batch=batch, threads=0, status="ok",
+                        stats=summarize([1.0, 2.0, 3.0], batch))
+        run = BenchRun(created="2026-01-01T00:00:00+00:00", command=f"edgevl bench {name}",
+                       machine={"cpu": "X", "cores_logical": 2, "os": "L", "python": "3", "onnxruntime": "1"},
+                       settings={"batches": [batch]}, results=(r,))
+        return write_run(run, tmp_path / f"{name}.json")
+
+    run_all.merge_bench([part("a", 1), part("b", 8)], tmp_path / "merged", ["cmd a", "cmd b"])
+    merged = load_run(tmp_path / "merged.json")
+    assert [(r.bundle, r.batch) for r in merged.results] == [("a", 1), ("b", 8)]
+    assert merged.command == "cmd a && cmd b"
+    assert "| a/model | ort-cpu | fp32 | 1 |" in (tmp_path / "merged.md").read_text()
+    assert (tmp_path / "merged.png").read_bytes()[:4] == b"\x89PNG"
