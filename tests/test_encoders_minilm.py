@@ -141,6 +141,10 @@ def test_export_tiny_bert_bundle_builds_tokenizer_from_vocab(tiny_bert_dir: Path
     assert b.manifest.config["max_length"] == 64 and "tokenizer.json" in b.manifest.files
     emb = TextEncoder(b).encode(["w1 w2 w3", "w4"])
     assert np.allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+    # the ORT-fused variant: contrib Attention nodes, same embeddings
+    fused = export_bert(tiny_bert_dir, tmp_path / "fused", fuse=True)
+    assert fused.manifest.extra["fused_at_export"]["Attention"] == 2
+    assert np.allclose(TextEncoder(fused).encode(["w1 w2 w3", "w4"]), emb, atol=1e-5)
 
 
 # ---------------------------------------------------------------- real all-MiniLM-L6-v2 weights
@@ -155,16 +159,23 @@ def minilm_dir() -> Path:
 
 
 @pytest.fixture(scope="module")
+def minilm_ref(minilm_dir: Path) -> tuple[object, object]:
+    """transformers' BertModel and tokenizer on the same folder: the independent reference."""
+    return (transformers.BertModel.from_pretrained(str(minilm_dir)).eval(),
+            transformers.AutoTokenizer.from_pretrained(str(minilm_dir)))
+
+
+@pytest.fixture(scope="module")
 def minilm_bundle(minilm_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> object:
     from edgevl_export.bert_bundle import export_bert
 
     return export_bert(minilm_dir, tmp_path_factory.mktemp("minilm") / "bundle")
 
 
-def test_minilm_module_matches_transformers_with_st_pooling(minilm_dir: Path) -> None:
+def test_minilm_module_matches_transformers_with_st_pooling(minilm_dir: Path,
+                                                            minilm_ref: tuple[object, object]) -> None:
     ours, _, _ = load_hf_bert(minilm_dir)
-    ref = transformers.BertModel.from_pretrained(str(minilm_dir)).eval()
-    tok = transformers.AutoTokenizer.from_pretrained(str(minilm_dir))
+    ref, tok = minilm_ref
     b = tok(SENTENCES, padding=True, truncation=True, max_length=256, return_tensors="pt")
     with torch.no_grad():
         got = ours(b["input_ids"], b["attention_mask"]).numpy()
@@ -172,7 +183,8 @@ def test_minilm_module_matches_transformers_with_st_pooling(minilm_dir: Path) ->
     assert rel_err(got, want) < 1e-4
 
 
-def test_minilm_bundle_on_ort_matches_reference_end_to_end(minilm_dir: Path, minilm_bundle: object) -> None:
+def test_minilm_bundle_on_ort_matches_reference_end_to_end(minilm_ref: tuple[object, object],
+                                                            minilm_bundle: object) -> None:
     """edgevl's tokenizer + ONNX on ORT against HF tokenizer + transformers BertModel + ST pooling."""
     from edgevl.bundle import Bundle
     from edgevl.tasks.encoders import TextEncoder
@@ -183,10 +195,9 @@ def test_minilm_bundle_on_ort_matches_reference_end_to_end(minilm_dir: Path, min
     assert m.extra["parity_onnx_vs_torch"]["rel"] < 1e-4
     enc = TextEncoder(minilm_bundle, batch_size=2)
     got = enc.encode(SENTENCES)
-    tok = transformers.AutoTokenizer.from_pretrained(str(minilm_dir))
+    ref, tok = minilm_ref
     b = tok(SENTENCES, padding=True, truncation=True, max_length=256, return_tensors="pt")
     assert np.array_equal(enc.tokenizer(SENTENCES).input_ids, b["input_ids"].numpy())
-    ref = transformers.BertModel.from_pretrained(str(minilm_dir)).eval()
     want = reference_sentence_embedding(ref, b["input_ids"], b["attention_mask"])
     assert rel_err(got, want) < 1e-4
     # meaning: a paraphrase is closer than an unrelated sentence
