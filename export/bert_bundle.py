@@ -178,6 +178,10 @@ def export_bert(checkpoint_dir: Path | str, out_dir: Path | str, precision: str 
         if precision == "fp16":
             to_fp16(onnx_path, tmp / "text16.onnx")
             onnx_path = tmp / "text16.onnx"
+            parity = _parity(model, onnx_path, cfg.vocab_size)
+            if parity["rel"] > 1e-2:
+                raise CheckpointError(f"{folder}: fp16 ONNX disagrees with torch "
+                                      f"(rel err {parity['rel']:.2e})")
         tokenizer = _tokenizer_file(folder, tmp)
         weights = next(folder / f for f in WEIGHT_FILES if (folder / f).is_file())
         pad_id = cfg.pad_id

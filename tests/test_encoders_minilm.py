@@ -141,6 +141,9 @@ def test_export_tiny_bert_bundle_builds_tokenizer_from_vocab(tiny_bert_dir: Path
     assert b.manifest.config["max_length"] == 64 and "tokenizer.json" in b.manifest.files
     emb = TextEncoder(b).encode(["w1 w2 w3", "w4"])
     assert np.allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+    half = export_bert(tiny_bert_dir, tmp_path / "fp16", precision="fp16")
+    assert half.manifest.precision == "fp16" and half.manifest.extra["parity_onnx_vs_torch"]["rel"] < 1e-2
+    assert np.allclose(TextEncoder(half).encode(["w1 w2 w3", "w4"]), emb, atol=1e-2)
     # the ORT-fused variant: contrib Attention nodes, same embeddings
     fused = export_bert(tiny_bert_dir, tmp_path / "fused", fuse=True)
     assert fused.manifest.extra["fused_at_export"]["Attention"] == 2
