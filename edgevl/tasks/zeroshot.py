@@ -235,7 +235,7 @@ class EmbeddingCache:
 
 
 def _read_text(p: Path, what: str) -> str:
-    if not p.is_file():
+    if not p.exists() or p.is_dir():  # not is_file(): pipes such as <(...) are fine
         raise InputError(f"{p}: {what} not found")
     try:
         return p.read_text(encoding="utf-8")
