@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,27 @@ def surname(author: str) -> str:
     return author.split(",")[0]
 
 
+class LazyNorm:
+    """``normalize(extract(source[i]))`` computed on first use and cached: a 2M-entry catalogue only
+    ever normalises the few works that become candidates."""
+
+    def __init__(self, source: list[str], extract: Callable[[str], str] | None = None) -> None:
+        self._source = source
+        self._extract = extract
+        self._cache: dict[int, str] = {}
+
+    def __len__(self) -> int:
+        return len(self._source)
+
+    def __getitem__(self, i: int) -> str:
+        got = self._cache.get(i)
+        if got is None:
+            raw = self._source[i]
+            got = normalize(self._extract(raw) if self._extract else raw)
+            self._cache[i] = got
+        return got
+
+
 @dataclass
 class CatalogueIndex:
     """Works (unique normalised title+author) of a catalogue with their n-gram vectors."""
@@ -51,21 +73,24 @@ class CatalogueIndex:
     n: int
     idf: npt.NDArray[np.float32]
     vectors: sp.csr_matrix  # works x 37**n, L2-normalised TF-IDF
-    work_rows: list[list[int]]  # catalogue positions of each work's copies
+    row_offsets: IntArray  # work w's copies are rows[row_offsets[w]:row_offsets[w + 1]]
+    rows: IntArray  # catalogue positions, grouped by work
     titles: list[str]  # display (first copy)
     authors: list[str]
     tags: list[str]
-    norm_main_title: list[str]
-    norm_title: list[str]
-    norm_surname: list[str]
-    norm_author: list[str]
-    norm_tag: list[str]
+    norm_main_title: LazyNorm
+    norm_title: LazyNorm
+    norm_surname: LazyNorm
+    norm_author: LazyNorm
+    norm_tag: LazyNorm
     catalogue_sha256: str
     calibration: dict[str, Any] = field(default_factory=dict)
     build_seconds: float = 0.0
     _multiplicity: npt.NDArray[np.int64] | None = field(default=None, repr=False)
     _words: dict[int, tuple[list[str], list[str], list[str]]] = field(default_factory=dict, repr=False)
     _tag_set: frozenset[str] | None = field(default=None, repr=False)
+    _postings: sp.csr_matrix | None = field(default=None, repr=False)
+    _df: npt.NDArray[np.int64] | None = field(default=None, repr=False)
     _vocab: dict[str, int] = field(default_factory=dict, repr=False)
     _vocab_list: list[str] = field(default_factory=list, repr=False)
     _word_ids: dict[int, tuple[IntArray, IntArray, IntArray]] = field(default_factory=dict, repr=False)
@@ -75,9 +100,17 @@ class CatalogueIndex:
 
     @property
     def multiplicity(self) -> npt.NDArray[np.int64]:
-        if self._multiplicity is None or len(self._multiplicity) != len(self.work_rows):
-            self._multiplicity = np.array([len(r) for r in self.work_rows], dtype=np.int64)
+        if self._multiplicity is None:
+            self._multiplicity = np.diff(self.row_offsets).astype(np.int64)
         return self._multiplicity
+
+    def rows_of(self, work: int) -> tuple[int, ...]:
+        """Catalogue positions of a work's copies."""
+        return tuple(self.rows[self.row_offsets[work]: self.row_offsets[work + 1]].tolist())
+
+    @property
+    def work_rows(self) -> list[list[int]]:
+        return [list(self.rows_of(w)) for w in range(len(self))]
 
     def words(self, work: int) -> tuple[list[str], list[str], list[str]]:
         """(main-title words, surname words, all title/author/tag words) of a work, cached."""
@@ -110,8 +143,23 @@ class CatalogueIndex:
     def tag_set(self) -> frozenset[str]:
         """Normalised call numbers of two or more words (used to count labels in an OCR string)."""
         if self._tag_set is None:
-            self._tag_set = frozenset(t for t in self.norm_tag if len(t.split()) >= 2)
+            distinct = {normalize(t) for t in set(self.tags)}
+            self._tag_set = frozenset(t for t in distinct if len(t.split()) >= 2)
         return self._tag_set
+
+    @property
+    def postings(self) -> sp.csr_matrix:
+        """The transposed vectors (n-gram x works, CSR): each row an n-gram's posting list."""
+        if self._postings is None:
+            self._postings = sp.csr_matrix(self.vectors.T)
+        return self._postings
+
+    @property
+    def doc_freq(self) -> npt.NDArray[np.int64]:
+        """Number of works containing each n-gram."""
+        if self._df is None:
+            self._df = np.diff(self.postings.indptr).astype(np.int64)
+        return self._df
 
     def query_vectors(self, texts: list[str]) -> sp.csr_matrix:
         """TF-IDF vectors of already normalised query strings."""
@@ -122,8 +170,7 @@ class CatalogueIndex:
         d = Path(folder)
         d.mkdir(parents=True, exist_ok=True)
         v = self.vectors
-        offsets = np.cumsum([0] + [len(r) for r in self.work_rows]).astype(np.int64)
-        flat = np.array([i for r in self.work_rows for i in r], dtype=np.int64)
+        offsets, flat = self.row_offsets, self.rows
         tmp = d / "index.tmp.npz"
         np.savez(tmp, idf=self.idf, data=v.data, indices=v.indices, indptr=v.indptr,
                  shape=np.array(v.shape, dtype=np.int64), row_offsets=offsets, rows=flat)
@@ -149,23 +196,23 @@ class CatalogueIndex:
         shape = tuple(int(x) for x in z["shape"])
         vectors = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=shape)
         offsets, flat = z["row_offsets"], z["rows"]
-        work_rows = [flat[offsets[i]: offsets[i + 1]].tolist() for i in range(len(offsets) - 1)]
-        idx = _with_norms(int(meta["n"]), z["idf"], vectors, work_rows, meta["titles"], meta["authors"],
+        idx = _with_norms(int(meta["n"]), z["idf"], vectors, (offsets, flat), meta["titles"], meta["authors"],
                           meta["tags"], meta["catalogue_sha256"])
         idx.calibration = dict(meta.get("calibration") or {})
         idx.build_seconds = float(meta.get("build_seconds", 0.0))
         return idx
 
 
-def _with_norms(n: int, idf: npt.NDArray[np.float32], vectors: sp.csr_matrix, work_rows: list[list[int]],
+def _with_norms(n: int, idf: npt.NDArray[np.float32], vectors: sp.csr_matrix, rows: tuple[IntArray, IntArray],
                 titles: list[str], authors: list[str], tags: list[str], sha: str) -> CatalogueIndex:
     return CatalogueIndex(
-        n=n, idf=idf, vectors=vectors, work_rows=work_rows, titles=titles, authors=authors, tags=tags,
-        norm_main_title=[normalize(main_title(t)) for t in titles],
-        norm_title=[normalize(t) for t in titles],
-        norm_surname=[normalize(surname(a)) for a in authors],
-        norm_author=[normalize(a) for a in authors],
-        norm_tag=[normalize(t) for t in tags],
+        n=n, idf=idf, vectors=vectors, row_offsets=rows[0], rows=rows[1], titles=titles, authors=authors,
+        tags=tags,
+        norm_main_title=LazyNorm(titles, main_title),
+        norm_title=LazyNorm(titles),
+        norm_surname=LazyNorm(authors, surname),
+        norm_author=LazyNorm(authors),
+        norm_tag=LazyNorm(tags),
         catalogue_sha256=sha,
     )
 
@@ -178,30 +225,45 @@ def document_text(title: str, author: str, tag: str) -> str:
 def build_index(catalogue: Catalogue, n: int = DEFAULT_N, calibration: dict[str, Any] | None = None
                 ) -> CatalogueIndex:
     """Group copies into works and vectorise them (TF-IDF over char n-grams, IDF from the works)."""
+    b = catalogue.books
+    return build_index_columns([x.title for x in b], [x.author for x in b], [x.tag for x in b],
+                               catalogue.sha256, n, calibration)
+
+
+def build_index_columns(titles_in: Sequence[str], authors_in: Sequence[str], tags_in: Sequence[str],
+                        sha256: str = "", n: int = DEFAULT_N, calibration: dict[str, Any] | None = None
+                        ) -> CatalogueIndex:
+    """:func:`build_index` from the catalogue's columns (row order = catalogue order); used for
+    million-entry catalogues where one Python object per book would cost too much memory."""
     t0 = time.perf_counter()
-    if len(catalogue) == 0:
+    if len(titles_in) == 0:
         raise CatalogueError("empty catalogue: nothing to index")
     first: dict[tuple[str, str], int] = {}
-    work_rows: list[list[int]] = []
+    work_of_row = np.empty(len(titles_in), dtype=np.int64)
     titles: list[str] = []
     authors: list[str] = []
     tags: list[str] = []
-    for pos, b in enumerate(catalogue.books):
-        k = work_key(b.title, b.author)
+    for pos, (t, a, g) in enumerate(zip(titles_in, authors_in, tags_in, strict=True)):
+        k = work_key(t, a)
         w = first.get(k)
         if w is None:
-            first[k] = len(titles)
-            work_rows.append([pos])
-            titles.append(b.title)
-            authors.append(b.author)
-            tags.append(b.tag)
-        else:
-            work_rows[w].append(pos)
+            w = first[k] = len(titles)
+            titles.append(t)
+            authors.append(a)
+            tags.append(g)
+        work_of_row[pos] = w
+    del first
+    rows = np.argsort(work_of_row, kind="stable").astype(np.int64)
+    offsets = np.zeros(len(titles) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(work_of_row, minlength=len(titles)), out=offsets[1:])
+    del work_of_row
     docs = [document_text(t, a, g) for t, a, g in zip(titles, authors, tags, strict=True)]
     counts = ngrams.count_matrix(docs, n)
+    del docs
     idf = ngrams.idf_weights(counts)
     vectors = ngrams.tfidf(counts, idf)
-    idx = _with_norms(n, idf, vectors, work_rows, titles, authors, tags, catalogue.sha256)
+    del counts
+    idx = _with_norms(n, idf, vectors, (offsets, rows), titles, authors, tags, sha256)
     if calibration is None:
         from edgevl.books.calibration import DEFAULT_CALIBRATION
 
@@ -222,7 +284,7 @@ def load_or_build(catalogue: Catalogue, cache_dir: Path | str | None = None, n: 
     if not rebuild and (folder / "meta.json").is_file():
         try:
             idx = CatalogueIndex.load(folder)
-            if idx.catalogue_sha256 == catalogue.sha256 and len(idx.norm_title) > 0:
+            if idx.catalogue_sha256 == catalogue.sha256 and len(idx) > 0:
                 if idx.calibration.get("source", "default") == "default":
                     from edgevl.books.calibration import DEFAULT_CALIBRATION
 

@@ -53,11 +53,37 @@ def top_k_sparse(sims: sp.csr_matrix, k: int) -> Candidates:
     return Candidates(works, cos)
 
 
-def retrieve(index: CatalogueIndex, queries: list[str], k: int = 10) -> Candidates:
+# Above this many works, retrieval skips the query n-grams found in more than PRUNE_DF works (their
+# posting lists dominate the cost and carry little IDF weight), shortlists SHORTLIST works by that
+# partial score and re-ranks them by the exact cosine.
+PRUNE_ABOVE = 200_000
+PRUNE_DF = 20_000
+SHORTLIST = 100
+
+
+def retrieve(index: CatalogueIndex, queries: list[str], k: int = 10, prune: bool | None = None) -> Candidates:
     """Stage 1: top-k works for each normalised query by n-gram cosine similarity."""
     q = index.query_vectors(queries)
-    sims = (q @ index.vectors.T).tocsr()
-    return top_k_sparse(sims, k)
+    if prune is None:
+        prune = len(index) > PRUNE_ABOVE
+    if not prune:
+        return top_k_sparse((q @ index.postings).tocsr(), k)
+    qp = q.copy()
+    qp.data = np.where(index.doc_freq[qp.indices] <= PRUNE_DF, qp.data, 0.0).astype(qp.data.dtype)
+    qp.eliminate_zeros()
+    short = top_k_sparse((qp @ index.postings).tocsr(), max(k, SHORTLIST))
+    # exact cosine of the shortlisted works
+    n, s = short.works.shape
+    flat = np.where(short.works >= 0, short.works, 0).ravel()
+    rows = index.vectors[flat]
+    reps = q[np.repeat(np.arange(n), s)]
+    exact = np.asarray(rows.multiply(reps).sum(axis=1)).reshape(n, s)
+    exact = np.where(short.works >= 0, exact, -1.0)
+    order = np.argsort(-exact, axis=1, kind="stable")[:, :k]
+    works = np.take_along_axis(short.works, order, axis=1)
+    cos = np.take_along_axis(exact, order, axis=1)
+    works = np.where(cos >= 0, works, -1)
+    return Candidates(works, np.maximum(cos, 0.0))
 
 
 _EMPTY = np.zeros(0, dtype=np.int64)

@@ -90,7 +90,7 @@ class BookMatcher:
             return BookMatch(text, None, "", "", "", (), _sigmoid(best_logit))
         ix = self.index
         return BookMatch(text, work, ix.titles[work], ix.authors[work], ix.tags[work],
-                         tuple(ix.work_rows[work]), _sigmoid(logit))
+                         ix.rows_of(work), _sigmoid(logit))
 
     def match(self, texts: Sequence[str]) -> list[BookMatch]:
         """Match the segments of ONE image (they are distinct books)."""

@@ -39,8 +39,16 @@ def _codes(texts: Sequence[str]) -> tuple[IntArray, IntArray]:
     return codes, starts
 
 
-def count_matrix(texts: Sequence[str], n: int = 3) -> sp.csr_matrix:
-    """Raw n-gram counts (rows = texts, already normalised with :func:`normalize`)."""
+def count_matrix(texts: Sequence[str], n: int = 3, chunk: int = 100_000) -> sp.csr_matrix:
+    """Raw n-gram counts (rows = texts, already normalised with :func:`normalize`), built in chunks
+    of ``chunk`` texts to bound the temporary memory on million-entry catalogues."""
+    if len(texts) > chunk:
+        parts = [_count_chunk(texts[i: i + chunk], n) for i in range(0, len(texts), chunk)]
+        return sp.csr_matrix(sp.vstack(parts, format="csr"), dtype=np.float32)
+    return _count_chunk(texts, n)
+
+
+def _count_chunk(texts: Sequence[str], n: int) -> sp.csr_matrix:
     codes, starts = _codes(texts)
     total = codes.shape[0]
     if total < n:
@@ -68,10 +76,13 @@ def idf_weights(counts: sp.csr_matrix) -> FloatArray:
 
 
 def tfidf(counts: sp.csr_matrix, idf: FloatArray) -> sp.csr_matrix:
-    """Sublinear TF (1 + log tf) times IDF, rows L2-normalised."""
-    m = counts.copy()
-    m.data = (1.0 + np.log(m.data)) * idf[m.indices]
-    norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
+    """Sublinear TF (1 + log tf) times IDF, rows L2-normalised (a new matrix; ``counts`` is kept)."""
+    data = ((1.0 + np.log(counts.data)) * idf[counts.indices]).astype(np.float32)
+    sq = np.zeros(data.size + 1, dtype=np.float64)
+    if data.size:
+        np.cumsum(data.astype(np.float64) ** 2, out=sq[1:])
+    row_sq = sq[counts.indptr[1:]] - sq[counts.indptr[:-1]]
+    norms = np.sqrt(np.maximum(row_sq, 0.0))
     norms[norms == 0] = 1.0
-    m = sp.diags((1.0 / norms).astype(np.float32)) @ m
-    return sp.csr_matrix(m, dtype=np.float32)
+    data /= np.repeat(norms, np.diff(counts.indptr)).astype(np.float32)
+    return sp.csr_matrix((data, counts.indices.copy(), counts.indptr.copy()), shape=counts.shape)

@@ -1,0 +1,158 @@
+"""End to end on a shelf photo: OCR lines -> spines -> one-to-one catalogue matches -> drawing."""
+
+from __future__ import annotations
+
+import time
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from edgevl.books.matcher import BookMatch, BookMatcher
+from edgevl.books.spines import group_spines, spine_polygon
+from edgevl.vision.io import as_image
+
+
+class LineLike(Protocol):
+    """What the OCR pipeline returns per text line (``edgevl.tasks.ocr.TextLine``)."""
+
+    @property
+    def quad(self) -> Any: ...
+
+    @property
+    def text(self) -> str: ...
+
+    @property
+    def vertical(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Spine:
+    """One spine: its outline (4 points), the OCR lines read on it and its catalogue match."""
+
+    index: int
+    polygon: tuple[tuple[float, float], ...]
+    lines: tuple[str, ...]
+    match: BookMatch
+
+    @property
+    def text(self) -> str:
+        return " ".join(self.lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"spine": self.index, "polygon": [[round(x, 1), round(y, 1)] for x, y in self.polygon],
+                "ocr": self.text, **{k: v for k, v in self.match.to_dict().items() if k != "text"}}
+
+
+@dataclass(frozen=True)
+class ShelfResult:
+    """All spines of one photo."""
+
+    source: str
+    spines: tuple[Spine, ...]
+    n_lines: int
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def matched(self) -> int:
+        return sum(s.match.matched for s in self.spines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"photo": self.source, "lines": self.n_lines, "spines_found": len(self.spines),
+                "spines_matched": self.matched, "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
+                "spines": [s.to_dict() for s in self.spines]}
+
+
+def match_lines(lines: Sequence[LineLike], matcher: BookMatcher,
+                image: npt.NDArray[Any] | None = None) -> list[Spine]:
+    """Group OCR lines into spines and match them, all spines of the photo at once (one-to-one)."""
+    quads = [np.asarray(ln.quad, dtype=np.float64) for ln in lines]
+    groups = group_spines(quads, [ln.vertical for ln in lines], image, [ln.text for ln in lines])
+    texts = [" ".join(lines[k].text for k in g) for g in groups]
+    matches = matcher.match(texts) if texts else []
+    return [Spine(i, tuple(spine_polygon([quads[k] for k in g])), tuple(lines[k].text for k in g), m)
+            for i, (g, m) in enumerate(zip(groups, matches, strict=True))]
+
+
+class ShelfMatcher:
+    """``ShelfMatcher(matcher)(photo) -> ShelfResult``: OCR (edgevl's PP-OCR pipeline by default),
+    spine grouping and per-photo one-to-one matching."""
+
+    def __init__(self, matcher: BookMatcher, ocr: Any | None = None) -> None:
+        self.matcher = matcher
+        if ocr is None:
+            from edgevl.tasks.ocr import OcrPipeline
+
+            ocr = OcrPipeline()
+        self.ocr = ocr
+
+    def __call__(self, photo: str | Path | npt.NDArray[Any]) -> ShelfResult:
+        img = as_image(photo)
+        t0 = time.perf_counter()
+        lines = self.ocr(img)
+        t1 = time.perf_counter()
+        spines = match_lines(lines, self.matcher, img)
+        t2 = time.perf_counter()
+        src = str(photo) if isinstance(photo, (str, Path)) else "<array>"
+        return ShelfResult(src, tuple(spines), len(lines), {"ocr": t1 - t0, "match": t2 - t1})
+
+
+def _ascii(text: str) -> str:
+    folded = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in folded if not unicodedata.combining(c)).encode("ascii", "replace").decode()
+
+
+def draw_spines(image: npt.NDArray[Any], spines: Sequence[Spine], max_side: int = 0) -> npt.NDArray[np.uint8]:
+    """Outline each spine (green: matched, red: no match) and write its matched title along it.
+
+    ``max_side`` > 0 downscales the result so its longer side is at most that many pixels.
+    """
+    out = np.ascontiguousarray(as_image(image).copy())
+    h, w = out.shape[:2]
+    thick = max(2, round(max(h, w) / 800))
+    for s in spines:
+        poly = np.array(s.polygon, dtype=np.float32)
+        colour = (40, 200, 40) if s.match.matched else (40, 40, 220)
+        cv2.polylines(out, [poly.astype(np.int32)], True, colour, thick)
+        if not s.match.matched:
+            continue
+        _write_along(out, poly, _ascii(s.match.title.split(" : ")[0])[:60], thick)
+    if max_side and max(h, w) > max_side:
+        f = max_side / max(h, w)
+        return np.asarray(cv2.resize(out, (round(w * f), round(h * f)), interpolation=cv2.INTER_AREA),
+                          dtype=np.uint8)
+    return np.asarray(out, dtype=np.uint8)
+
+
+def _write_along(img: npt.NDArray[Any], poly: npt.NDArray[np.float32], text: str, thick: int) -> None:
+    """Write ``text`` on a label rotated along the polygon's long side, centred on it."""
+    rect = cv2.minAreaRect(poly)
+    (cx, cy), (rw, rh), _ = rect
+    length = max(rw, rh)
+    scale = 1.0
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 2)
+    target = max(8.0, 0.9 * length)
+    scale = min(2.5, target / max(tw, 1), max(0.4, 0.8 * min(rw, rh) / max(th, 1)))
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, max(1, thick // 2))
+    label: npt.NDArray[Any] = np.full((th + base + 6, tw + 6, 3), 255, np.uint8)
+    cv2.putText(label, text, (3, th + 3), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), max(1, thick // 2),
+                cv2.LINE_AA)
+    # spines stand upright: write bottom-to-top like most spines (rotate the label 90 degrees CCW)
+    pts = np.asarray(poly)
+    upright = np.ptp(pts[:, 1]) > np.ptp(pts[:, 0])
+    if upright:
+        label = cv2.rotate(label, cv2.ROTATE_90_COUNTERCLOCKWISE)
+    lh, lw = label.shape[:2]
+    x0, y0 = round(cx - lw / 2), round(cy - lh / 2)
+    H, W = img.shape[:2]
+    xa, ya, xb, yb = max(0, x0), max(0, y0), min(W, x0 + lw), min(H, y0 + lh)
+    if xb <= xa or yb <= ya:
+        return
+    crop = label[ya - y0: yb - y0, xa - x0: xb - x0]
+    region = img[ya:yb, xa:xb]
+    img[ya:yb, xa:xb] = cv2.addWeighted(region, 0.25, crop, 0.75, 0.0)

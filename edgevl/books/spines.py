@@ -1,0 +1,198 @@
+"""Group the OCR lines of a shelf photo into book spines.
+
+Books stand side by side, so a spine's text lines share its long (vertical) axis: lines whose
+horizontal extents overlap and that are close vertically belong to one spine (title, author and the
+call-number label near its foot). Two lines side by side with a small gap can be one wide spine
+(two text columns) or two thin books; the image decides: a consistent vertical edge in the gap (the
+boundary between two books) keeps them apart. Horizontal lines (shelf labels, books lying flat) are
+grouped with horizontal neighbours on the same text row.
+
+Pure functions on quads (and the image for the edge test); no model involved.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+Floats = npt.NDArray[np.float64]
+QuadLike = Sequence[Sequence[float]] | npt.NDArray[Any]
+
+# a call-number label: optional section letters, a class number, a 1-4 letter author/title code
+# ("796.332 Luc", "N Oz", "P 834 Gar", "91(026)(43.7) Di D"); the label is the foot of its spine
+_TAG = re.compile(r"^\s*([A-Z]{1,3}\*{0,3}\s*)?[0-9IlO][0-9.,()\-:/ IlO]*\s*[A-Z][A-Za-z]{0,3}(\s[A-Z])?\s*$"
+                  r"|^\s*[A-Z]{1,3}\*{0,3}\s*[A-Z][a-z]{1,3}\s*$")
+
+
+def looks_like_tag(text: str) -> bool:
+    """Whether an OCR line has the shape of a library call number (the label at a spine's foot)."""
+    return bool(_TAG.match(text))
+
+
+@dataclass(frozen=True)
+class LineGeom:
+    """A text line reduced to its spine geometry: axis end points, width across the axis."""
+
+    top: tuple[float, float]  # axis point with the smaller y
+    bottom: tuple[float, float]
+    width: float  # extent across the long axis
+    vertical: bool
+
+    @property
+    def y0(self) -> float:
+        return self.top[1]
+
+    @property
+    def y1(self) -> float:
+        return self.bottom[1]
+
+    def x_at(self, y: float) -> float:
+        """x of the axis at height y (extrapolated along the axis)."""
+        (xa, ya), (xb, yb) = self.top, self.bottom
+        if abs(yb - ya) < 1e-6:
+            return 0.5 * (xa + xb)
+        return xa + (xb - xa) * (y - ya) / (yb - ya)
+
+
+def line_geometry(quad: QuadLike, vertical: bool | None = None) -> LineGeom:
+    """Axis and width of a quad (TL, TR, BR, BL): the long side's direction is the axis."""
+    q = np.asarray(quad, dtype=np.float64).reshape(4, 2)
+    e01 = np.linalg.norm(q[1] - q[0]) + np.linalg.norm(q[2] - q[3])
+    e12 = np.linalg.norm(q[2] - q[1]) + np.linalg.norm(q[3] - q[0])
+    if e12 >= e01:  # edges 1-2 / 3-0 are the long ones: axis joins mid(0,1) and mid(2,3)
+        a, b, width = (q[0] + q[1]) / 2, (q[2] + q[3]) / 2, e01 / 2
+    else:
+        a, b, width = (q[0] + q[3]) / 2, (q[1] + q[2]) / 2, e12 / 2
+    if a[1] > b[1]:
+        a, b = b, a
+    dx, dy = abs(b[0] - a[0]), abs(b[1] - a[1])
+    is_vertical = bool(dy >= dx) if vertical is None else vertical
+    if not is_vertical:
+        return LineGeom((float(a[0]), float(a[1])), (float(b[0]), float(b[1])), float(width), False)
+    return LineGeom((float(a[0]), float(a[1])), (float(b[0]), float(b[1])), float(width), True)
+
+
+def edge_strength(grad_x: npt.NDArray[np.float32], left: LineGeom, right: LineGeom) -> float:
+    """Median over the shared height of the strongest vertical edge in the gap between two lines,
+    relative to the image's typical edge strength (1 = typical, > ~3 = a clear boundary)."""
+    y0 = max(left.y0, right.y0)
+    y1 = min(left.y1, right.y1)
+    if y1 - y0 < 4:  # no shared height: compare at the nearer ends
+        y0, y1 = min(left.y1, right.y1), max(left.y0, right.y0)
+        y0, y1 = min(y0, y1), max(y0, y1)
+    h, w = grad_x.shape
+    ys = np.linspace(max(0.0, y0), min(h - 1.0, y1), num=24)
+    vals = []
+    for y in ys:
+        xa = left.x_at(y) + left.width / 2 + 2
+        xb = right.x_at(y) - right.width / 2 - 2
+        lo, hi = int(max(0, min(xa, xb))), int(min(w - 1, max(xa, xb)))
+        if hi <= lo:
+            lo, hi = max(0, lo - 2), min(w - 1, hi + 2)
+        vals.append(float(grad_x[int(y), lo: hi + 1].max()) if hi >= lo else 0.0)
+    scale = float(np.median(grad_x[grad_x > 0])) if np.any(grad_x > 0) else 1.0
+    return float(np.median(vals)) / max(scale, 1e-6)
+
+
+def vertical_gradient(image: npt.NDArray[Any] | None) -> npt.NDArray[np.float32] | None:
+    """|d/dx| of the smoothed grey image (vertical edges), or None without an image."""
+    if image is None:
+        return None
+    grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
+    grey = cv2.GaussianBlur(grey, (5, 5), 0)
+    g = np.abs(cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3))
+    # favour long vertical edges over text strokes
+    return np.asarray(cv2.blur(g, (1, 9)), dtype=np.float32)
+
+
+def group_spines(quads: Sequence[QuadLike], vertical: Sequence[bool] | None = None,
+                 image: npt.NDArray[Any] | None = None, texts: Sequence[str] | None = None, *,
+                 edge_thresh: float = 3.0, max_gap: float = 0.6) -> list[list[int]]:
+    """Group text lines (their quads) into spines; returns lists of line indices, left to right.
+
+    ``max_gap``: largest vertical gap between two lines of one spine, as a fraction of the longer
+    line (at least 6 text heights, so a short title still reaches the label at the spine's foot).
+    ``texts``: the lines' OCR text; a call-number label ends its spine (nothing below it joins).
+    ``edge_thresh``: edge strength (see :func:`edge_strength`) above which two side-by-side lines
+    are split. Without an image, side-by-side lines are split when they do not overlap.
+    """
+    geoms = [line_geometry(q, None if vertical is None else vertical[i]) for i, q in enumerate(quads)]
+    n = len(geoms)
+    parent = list(range(n))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    grad = vertical_gradient(image)
+    is_tag = [looks_like_tag(t) for t in texts] if texts is not None else [False] * n
+    for i in range(n):
+        gi = geoms[i]
+        for j in range(i + 1, n):
+            gj = geoms[j]
+            if gi.vertical != gj.vertical:
+                continue
+            if gi.vertical:
+                upper, lower = (i, j) if gi.y0 <= gj.y0 else (j, i)
+                if is_tag[upper] and geoms[lower].y0 > geoms[upper].y1:
+                    continue  # below the label at a spine's foot: another shelf row
+                if _same_spine(gi, gj, grad, edge_thresh, max_gap):
+                    parent[find(i)] = find(j)
+            elif _same_row(gi, gj):
+                parent[find(i)] = find(j)
+    groups: dict[int, list[int]] = {}
+    for i in range(n):
+        groups.setdefault(find(i), []).append(i)
+    out = [sorted(g, key=lambda k: (geoms[k].y0 if geoms[k].vertical else geoms[k].top[0]))
+           for g in groups.values()]
+    out.sort(key=lambda g: float(np.mean([_cx(geoms[k]) for k in g])))
+    return out
+
+
+def _cx(g: LineGeom) -> float:
+    return 0.5 * (g.top[0] + g.bottom[0])
+
+
+def _same_spine(a: LineGeom, b: LineGeom, grad: npt.NDArray[np.float32] | None, edge_thresh: float,
+                max_gap: float) -> bool:
+    la, lb = a.y1 - a.y0, b.y1 - b.y0
+    gap = max(a.y0, b.y0) - min(a.y1, b.y1)  # < 0 when the heights overlap
+    if gap > max(max_gap * max(la, lb), 6.0 * max(a.width, b.width)):
+        return False  # a spine is long but not taller than ~6 text heights between its lines
+    y = 0.5 * (max(a.y0, b.y0) + min(a.y1, b.y1))
+    dx = abs(a.x_at(y) - b.x_at(y))
+    half = 0.5 * (a.width + b.width)
+    if dx < 0.5 * max(a.width, b.width):
+        return True  # stacked on one axis
+    if dx > half + 0.25 * max(a.width, b.width):
+        return False  # a clear space between them
+    # side by side and touching: one wide spine or two books? ask the image
+    if grad is None or gap > 0:
+        return False
+    left, right = (a, b) if a.x_at(y) < b.x_at(y) else (b, a)
+    return edge_strength(grad, left, right) < edge_thresh
+
+
+def _same_row(a: LineGeom, b: LineGeom) -> bool:
+    ya, yb = 0.5 * (a.top[1] + a.bottom[1]), 0.5 * (b.top[1] + b.bottom[1])
+    if abs(ya - yb) > 0.5 * max(a.width, b.width):
+        return False
+    ax0, ax1 = sorted((a.top[0], a.bottom[0]))
+    bx0, bx1 = sorted((b.top[0], b.bottom[0]))
+    gap = max(ax0, bx0) - min(ax1, bx1)
+    return gap < 1.5 * max(a.width, b.width)
+
+
+def spine_polygon(quads: Sequence[QuadLike]) -> list[tuple[float, float]]:
+    """The minimum-area rectangle around a spine's line quads (4 points)."""
+    pts = np.asarray(quads, dtype=np.float32).reshape(-1, 2)
+    box = cv2.boxPoints(cv2.minAreaRect(pts))
+    return [(float(x), float(y)) for x, y in box]
