@@ -63,9 +63,9 @@ def distractors(books: list[Any], n: int, seed: int = 0) -> list[tuple[str, str,
 
 
 def run_size(size: int, data: Path) -> dict[str, Any]:
-    import psutil
-
     import resource
+
+    import psutil
 
     from edgevl.books import BookMatcher, load_catalogue
     from edgevl.books.evaluate import evaluate, read_segments
