@@ -57,6 +57,21 @@ def machine_info() -> dict[str, Any]:
     return info
 
 
+def git_state(paths: tuple[str, ...] = ("edgevl",)) -> dict[str, Any]:
+    """The commit measured, and the files under ``paths`` that differ from it (work in progress)."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        try:
+            out = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=False)
+        except OSError:
+            return ""
+        return out.stdout
+
+    dirty = [line[3:] for line in git("status", "--porcelain", "--", *paths).splitlines() if len(line) > 3]
+    return {"commit": git("rev-parse", "--short", "HEAD").strip(), "uncommitted": dirty}
+
+
 def command_line() -> str:
     """The command that produced a result, relative to the repository root."""
     argv = list(sys.argv)

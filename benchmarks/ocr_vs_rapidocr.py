@@ -277,6 +277,9 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"- machine: {m['cpu']}, {m['cores']} cores; onnxruntime {m['onnxruntime']}, "
         f"rapidocr-onnxruntime {m.get('rapidocr_onnxruntime', '?')}, python {m['python']}",
         f"- command: `flock /tmp/edgevl-bench.lock {report['command']}`",
+        f"- code: commit {report['git']['commit']}"
+        + (f", with uncommitted changes in {', '.join(report['git']['uncommitted'])}"
+           if report["git"]["uncommitted"] else ""),
         f"- date: {report['date']}; median of {report['runs']} runs after {report['warmup']} warm-up, "
         "the two tools interleaved run by run (one process each: peak RSS is that process's); load average "
         f"before/after {report['load_average_before'][0]:.1f}/{report['load_average_after'][0]:.1f} "
@@ -396,6 +399,7 @@ def main(argv: list[str] | None = None) -> int:
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "command": oc.command_line(),
         "machine": oc.machine_info(),
+        "git": oc.git_state(("edgevl/tasks", "edgevl/models", "edgevl/vision", "edgevl/text")),
         "load_average_before": load_before,
         "load_average_after": os.getloadavg(),
         "edgevl_detector": det_kw or "defaults",

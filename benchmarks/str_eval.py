@@ -181,6 +181,9 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"- machine: {m['cpu']}, {m['cores']} cores; onnxruntime {m['onnxruntime']}, "
         f"rapidocr-onnxruntime {m.get('rapidocr_onnxruntime', '?')}",
         f"- command: `flock /tmp/edgevl-bench.lock {report['command']}`",
+        f"- code: commit {report['git']['commit']}"
+        + (f", with uncommitted changes in {', '.join(report['git']['uncommitted'])}"
+           if report["git"]["uncommitted"] else ""),
         f"- date: {report['date']}; {report['n_per_distortion']} crops per distortion, "
         f"seed {report['seed']}, "
         f"{report['n_crops']} crops; fonts: {len(report['fonts'])} ({', '.join(report['font_families'])})",
@@ -264,6 +267,7 @@ def main(argv: list[str] | None = None) -> int:
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "command": oc.command_line(),
         "machine": oc.machine_info(),
+        "git": oc.git_state(("edgevl/tasks", "edgevl/models", "edgevl/vision", "edgevl/text")),
         "seed": args.seed,
         "n_per_distortion": args.n,
         "n_crops": len(crops),
