@@ -154,3 +154,15 @@ def test_image_encoder_from_paths_and_arrays(tmp_path: Path) -> None:
     assert np.allclose(emb, [COLOURS["red"], COLOURS["blue"]], atol=1e-5)
     with pytest.raises(ImageError):
         ImageEncoder(b).encode([tmp_path / "missing.png"])
+
+
+def test_runtime_modules_do_not_import_torch() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, edgevl.cli, edgevl.tasks.zeroshot, edgevl.tasks.encoders, edgevl.text.tokenizer, "
+            "edgevl.vision.preprocess\n"
+            "bad = [m for m in ('torch', 'onnx', 'transformers') if m in sys.modules]\n"
+            "print(bad)\nsys.exit(1 if bad else 0)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
