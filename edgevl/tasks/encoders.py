@@ -87,12 +87,20 @@ class TextEncoder:
             texts = [texts]
         if len(texts) == 0:
             raise InputError("no texts to encode")
-        out: list[Float32Array] = []
+        enc = self.tokenizer(texts).feeds()
+        lengths = enc["attention_mask"].sum(axis=1)
+        # batches of similar length: less padding to compute (rows are independent of padding)
+        order = np.argsort(lengths, kind="stable")
+        emb: Float32Array | None = None
         for sl in _batches(len(texts), self.batch_size):
-            enc = self.tokenizer(texts[sl]).feeds()
-            feeds = {n: enc[n] for n in self.input_names}
-            out.append(np.asarray(self.engine.run(feeds)[self.output_name], np.float32))
-        emb = np.concatenate(out, axis=0)
+            idx = order[sl]
+            width = int(lengths[idx].max())
+            feeds = {n: np.ascontiguousarray(enc[n][idx, :width]) for n in self.input_names}
+            part = np.asarray(self.engine.run(feeds)[self.output_name], np.float32)
+            if emb is None:
+                emb = np.empty((len(texts), *part.shape[1:]), np.float32)
+            emb[idx] = part
+        assert emb is not None
         return l2_normalize(emb) if self.normalize else emb
 
     __call__ = encode
