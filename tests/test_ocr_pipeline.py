@@ -115,6 +115,29 @@ def test_recognizer_reads_word_crops_batched(pipe: OcrPipeline) -> None:
     assert rec.read([]) == []
 
 
+def test_read_crops_handles_vertical_words(pipe: OcrPipeline) -> None:
+    crops = [render_vertical("Cervantes", "down"), render_vertical("Quevedo", "up"), render_word("Lorca")]
+    assert [_norm(r.text) for r in pipe.read_crops(crops)] == ["cervantes", "quevedo", "lorca"]
+    # the plain recogniser reads crops as they are: a vertical word is not readable that way
+    assert _norm(pipe.recognizer.read(crops[:1])[0].text) != "cervantes"
+
+
+def test_tiled_detection_matches_whole_image(pipe: OcrPipeline) -> None:
+    r = render_lines(["Tiles are stitched before", "one DB pass so that", "no seam cuts a word"], size=40)
+    whole = TextDetector(pipe.detector.engine, pipe.detector.bundle, limit_side=0, tile_size=0)
+    tiled = TextDetector(pipe.detector.engine, pipe.detector.bundle, limit_side=0, tile_size=384)
+    tiled.tile_overlap, tiled.tile_above = 96, 0
+    assert r.image.shape[1] > 1.5 * 384  # words straddle tile seams
+    qa, _ = whole(r.image)
+    qb, _ = tiled(r.image)
+    assert len(qa) == len(qb) == 3  # no line split at a seam, none duplicated
+    ca = np.sort(qa.mean(axis=1), axis=0)
+    cb = np.sort(qb.mean(axis=1), axis=0)
+    np.testing.assert_allclose(ca, cb, atol=8)
+    both = OcrPipeline(tiled, pipe.classifier, pipe.recognizer)
+    assert [_norm(ln.text) for ln in both(r.image)] == [_norm(t) for t in r.texts]
+
+
 def test_image_forms(pipe: OcrPipeline) -> None:
     img = render_word("Granada", size=48, pad=40)
     grey = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
@@ -162,6 +185,10 @@ def test_cli_json_draw_and_crops(tmp_path: Path, home: Path, capsys: pytest.Capt
     assert main(["ocr", "--crops", str(word)]) == 0
     assert "Cervantes" in capsys.readouterr().out
     assert main(["ocr", "--crops", str(word), "--draw", str(tmp_path / "x.png")]) == 2
+    tall = tmp_path / "tall.png"
+    cv2.imwrite(str(tall), render_vertical("Quevedo", "up"))
+    assert main(["ocr", "--crops", str(tall), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["crops"][0]["text"] == "Quevedo"
 
 
 def test_models_build_and_list(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -45,9 +45,12 @@ def ocr(
     threads: int = typer.Option(0, "--threads", help="intra-op threads (0 = runtime default)"),
     backend: str = typer.Option("ort-cpu", "--backend", help=f"one of {', '.join(BACKENDS)}"),
     limit_side: int | None = typer.Option(None, "--limit-side",
-                                          help="detector input: longest side in pixels"),
+                                          help="detector input: longest side in pixels "
+                                          "(default 1792; 0 = full resolution, tiled: slower, reads "
+                                          "more small text)"),
     vertical: str = typer.Option("auto", "--vertical",
-                                 help="tall boxes: 'auto' (classifier decides, both if unsure) or 'both'"),
+                                 help="tall boxes: 'auto' (classifier decides, both if unsure), 'both'; "
+                                 "with --crops also 'none' (read crops as they are)"),
 ) -> None:
     """Read the text in IMAGE(s): one line per detected text box, in reading order."""
     if draw is not None and crops:
@@ -57,7 +60,11 @@ def ocr(
     opts = EngineOptions(backend=backend, threads=threads)
     imgs = [read_image(p) for p in images]  # fail on the first bad image before loading models
     if crops:
-        readings = TextRecognizer(options=opts).read(imgs)
+        if vertical == "none":
+            readings = TextRecognizer(options=opts).read(imgs)
+        else:
+            pipe = OcrPipeline(TextDetector(options=opts), options=opts, vertical=vertical)
+            readings = pipe.read_crops(imgs)
         if as_json:
             emit_json({"crops": [{"path": str(p), **r.to_dict()} for p, r in zip(images, readings,
                                                                                   strict=True)]})
@@ -65,6 +72,8 @@ def ocr(
         for p, r in zip(images, readings, strict=True):
             typer.echo(f"{p}\t{r.text}\t{r.score:.3f}")
         return
+    if vertical not in ("auto", "both"):
+        raise InputError(f"--vertical must be 'auto' or 'both' for photos, got {vertical!r}")
     pipe = OcrPipeline(TextDetector(options=opts, limit_side=limit_side), options=opts,
                        vertical=vertical)
     results = []

@@ -39,10 +39,11 @@ DET_PREPROCESS: dict[str, Any] = {
     "std": [0.5, 0.5, 0.5],
     "stride": 32,
     "interpolation": "linear",
-    # longest side of the detector input; larger photos are cut into overlapping tiles
-    "limit_side": 960,
+    # longest side of the detector input (0 = full resolution); see docs/ocr.md for the measurements
+    "limit_side": 1792,
     "limit_type": "max",
-    "tile": {"size": 1280, "overlap": 160, "min_side_to_tile": 2000},
+    # inputs longer than `above` run as overlapping tiles with stitched probability maps (memory bound)
+    "tile": {"size": 1280, "overlap": 128, "above": 2560},
 }
 DET_CONFIG: dict[str, Any] = {
     "thresh": 0.3,

@@ -100,9 +100,10 @@ class TextDetector:
     """DB text detector: image → quads (N, 4, 2) and box scores (N,), in original pixels.
 
     Resolution policy (``limit_side``, ``tile``): the photo is downscaled so its longest side is at
-    most ``limit_side`` (rounded to the stride); when that is larger than the tile size, the
-    detector runs on overlapping tiles whose probability maps are stitched (max in overlaps)
-    before one DB pass, so no box is cut or duplicated at a tile seam.
+    most ``limit_side`` (rounded to the stride; 0 = full resolution). When the detector input is
+    longer than ``tile.above`` pixels, the detector runs on overlapping ``tile.size`` tiles whose
+    probability maps are stitched (max in overlaps) before one DB pass, so no box is cut or
+    duplicated at a tile seam; tiling bounds memory, it does not save compute.
     """
 
     def __init__(self, engine: Engine | None = None, bundle: Bundle | None = None, *,
@@ -117,10 +118,11 @@ class TextDetector:
             self.scale = float(pre.get("scale", 1 / 255))
             self.stride = int(pre.get("stride", 32))
             self.color = str(pre.get("color", "BGR"))
-            self.limit_side = int(limit_side or pre.get("limit_side", 960))
+            self.limit_side = int(limit_side if limit_side is not None else pre.get("limit_side", 1792))
             tile_cfg = dict(pre.get("tile", {}))
-            self.tile_size = int(tile_size or tile_cfg.get("size", 0))
+            self.tile_size = int(tile_size if tile_size is not None else tile_cfg.get("size", 0))
             self.tile_overlap = int(tile_cfg.get("overlap", 128))
+            self.tile_above = int(tile_cfg.get("above", 0))
         except (KeyError, TypeError, ValueError) as e:
             raise BundleError(f"{self.bundle.path}: detector preprocess incomplete ({e})") from e
         self.params = params or DBParams(
@@ -135,13 +137,13 @@ class TextDetector:
     def probability_map(self, image: Image) -> tuple[Floats, float, float]:
         """The DB probability map of the resized image and the (x, y) map→image scale factors."""
         h, w = image.shape[:2]
-        nh, nw, _ = fit_stride(h, w, self.limit_side, self.stride)
+        nh, nw, _ = fit_stride(h, w, self.limit_side or max(h, w), self.stride)
         resized = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA if nw < w else cv2.INTER_LINEAR)
         if self.color == "RGB":
             resized = resized[:, :, ::-1]
         x = normalize_chw(np.asarray(resized, np.uint8), self.mean, self.std, self.scale)
         ts = self.tile_size
-        if ts and max(nh, nw) > ts:
+        if ts and max(nh, nw) > max(ts, self.tile_above):
             prob = np.zeros((nh, nw), np.float32)
             for y0, x0, y1, x1 in tiles(nh, nw, ts, self.tile_overlap):
                 part = self._run(x[:, y0:y1, x0:x1])
@@ -221,13 +223,14 @@ class TextRecognizer:
 
     def __init__(self, engine: Engine | None = None, bundle: Bundle | None = None, *,
                  options: EngineOptions | None = None, batch_size: int = 16,
-                 batch_pixels: int = 16 * 640) -> None:
+                 batch_pixels: int = 16 * 640, max_pad: float = 0.1,
+                 height: int | None = None) -> None:
         self.engine, self.bundle = _engine(engine, bundle, 2, options, "text-recognition")
         from edgevl.models.ppocr import load_charset
 
         pre = self.bundle.manifest.preprocess
         try:
-            self.height = int(pre["height"])
+            self.height = int(height or pre["height"])
             self.min_width = int(pre.get("min_width", self.height))
             self.max_width = int(pre.get("max_width", 1600))
             self.multiple = int(pre.get("width_multiple", 8))
@@ -239,6 +242,7 @@ class TextRecognizer:
         self.blank = int(self.bundle.manifest.config.get("blank_index", 0))
         self.batch_size = batch_size
         self.batch_pixels = batch_pixels
+        self.max_pad = max_pad
         self.columns = 0
         self._input = _input_name(self.engine)
 
@@ -262,8 +266,10 @@ class TextRecognizer:
             end = start + 1
             while end < len(order) and end - start < self.batch_size:
                 wmax = prepared[order[end]].shape[2]
-                if wmax * (end - start + 1) > self.batch_pixels and end - start >= 1:
+                if wmax * (end - start + 1) > self.batch_pixels:
                     break
+                if wmax > (1 + self.max_pad) * prepared[order[start]].shape[2]:
+                    break  # padding costs as much as content: start a new batch instead
                 end += 1
             idx = order[start:end]
             width = -(-prepared[idx[-1]].shape[2] // self.multiple) * self.multiple
@@ -336,7 +342,7 @@ class OcrPipeline:
     def __init__(self, detector: TextDetector | None = None, classifier: AngleClassifier | None = None,
                  recognizer: TextRecognizer | None = None, *, options: EngineOptions | None = None,
                  use_cls: bool = True, vertical: str = "auto", vertical_ratio: float = 1.5,
-                 min_score: float = 0.5) -> None:
+                 min_score: float = 0.5, reread_below: float = 0.9, cls_horizontal: bool = True) -> None:
         if vertical not in ("auto", "both"):
             raise InputError(f"vertical must be 'auto' or 'both', got {vertical!r}")
         self.detector = detector or TextDetector(options=options)
@@ -346,7 +352,69 @@ class OcrPipeline:
         self.vertical = vertical
         self.vertical_ratio = vertical_ratio
         self.min_score = min_score
+        self.reread_below = reread_below
+        self.cls_horizontal = cls_horizontal
         self.timings = Timings()
+
+    def read_crops(self, crops: Sequence[Image | str | Any]) -> list[Reading]:
+        """Read word crops that may stand vertically (the STR task with orientation handling).
+
+        A crop ``vertical_ratio`` times taller than wide is laid flat and its direction chosen as
+        in the pipeline; other crops are read as they are unless the classifier is sure they are
+        upside down.
+        """
+        imgs = [as_image(c, f"crop {i}") for i, c in enumerate(crops)]
+        tm = Timings()
+        readings, _ = self._read(imgs, tm)
+        self.timings = tm
+        return readings
+
+    def _read(self, raw: list[Image], tm: Timings) -> tuple[list[Reading], list[bool]]:
+        t1 = time.perf_counter()
+        crops: list[Image] = []
+        vertical: list[bool] = []
+        for c in raw:
+            v = c.shape[0] >= self.vertical_ratio * c.shape[1]
+            crops.append(rotate90(c, clockwise=False) if v else c)
+            vertical.append(v)
+        # which crops to read, and in which direction(s)
+        flipped = np.zeros(len(crops), bool)
+        sure = np.zeros(len(crops), bool)
+        if self.classifier is not None and crops:
+            cls_idx = [i for i in range(len(crops)) if vertical[i] or self.cls_horizontal]
+            if cls_idx:
+                f, pr = self.classifier([crops[i] for i in cls_idx])
+                flipped[cls_idx] = f
+                sure[cls_idx] = pr >= self.classifier.thresh
+        t2 = time.perf_counter()
+        tm.cls += t2 - t1
+        # first read: the classifier's choice (a horizontal crop is flipped only when it is sure)
+        first = [rotate180(c) if flipped[i] and (sure[i] or vertical[i]) else c
+                 for i, c in enumerate(crops)]
+        jobs: list[tuple[int, Image]] = list(enumerate(first))
+        # vertical crops whose direction is uncertain: the other direction too, when the first
+        # reading is not already confident (or always, with vertical="both")
+        second = [i for i in range(len(crops)) if vertical[i] and (self.vertical == "both" or not sure[i])]
+        best: list[Reading] = []
+        if self.vertical == "both":
+            jobs += [(i, rotate180(first[i])) for i in second]
+            second = []
+        readings = self.recognizer.read([c for _, c in jobs]) if jobs else []
+        columns = self.recognizer.columns
+        best = readings[: len(crops)]
+        for (i, _), r in zip(jobs[len(crops) :], readings[len(crops) :], strict=True):
+            if r.score > best[i].score:
+                best[i] = r
+        again = [i for i in second if best[i].score < self.reread_below]
+        if again:
+            for i, r in zip(again, self.recognizer.read([rotate180(first[i]) for i in again]), strict=True):
+                if r.score > best[i].score:
+                    best[i] = r
+            columns += self.recognizer.columns
+        tm.rec += time.perf_counter() - t2
+        tm.reads += len(jobs) + len(again)
+        tm.extra["rec_columns"] = tm.extra.get("rec_columns", 0.0) + float(columns)
+        return best, vertical
 
     def __call__(self, image: Image | str | Any) -> list[TextLine]:
         img = as_image(image)
@@ -355,38 +423,11 @@ class OcrPipeline:
         quads, _ = self.detector(img)
         t1 = time.perf_counter()
         tm.det, tm.boxes = t1 - t0, len(quads)
-        crops: list[Image] = []
-        vertical: list[bool] = []
-        for q in quads:
-            c = crop_quad(img, q)
-            v = c.shape[0] >= self.vertical_ratio * c.shape[1]
-            crops.append(rotate90(c, clockwise=False) if v else c)
-            vertical.append(v)
-        # which crops to read, and in which direction(s)
-        flipped = np.zeros(len(crops), bool)
-        sure = np.zeros(len(crops), bool)
-        if self.classifier is not None and crops:
-            flipped, probs = self.classifier(crops)
-            sure = probs >= self.classifier.thresh
-        jobs: list[tuple[int, Image]] = []
-        for i, c in enumerate(crops):
-            if vertical[i] and (self.vertical == "both" or not sure[i]):
-                jobs += [(i, c), (i, rotate180(c))]
-            else:
-                jobs.append((i, rotate180(c) if flipped[i] and sure[i] else c))
-        t2 = time.perf_counter()
-        tm.cls = t2 - t1
-        readings = self.recognizer.read([c for _, c in jobs]) if jobs else []
-        best: dict[int, Reading] = {}
-        for (i, _), r in zip(jobs, readings, strict=True):
-            if i not in best or r.score > best[i].score:
-                best[i] = r
-        t3 = time.perf_counter()
-        tm.rec, tm.reads = t3 - t2, len(jobs)
-        tm.extra["rec_columns"] = float(self.recognizer.columns)
+        crops = [crop_quad(img, q) for q in quads]
+        tm.extra["crop"] = time.perf_counter() - t1
+        best, vertical = self._read(crops, tm)
         lines: list[TextLine] = []
-        keep = [i for i in range(len(quads)) if i in best and best[i].text.strip()
-                and best[i].score >= self.min_score]
+        keep = [i for i in range(len(quads)) if best[i].text.strip() and best[i].score >= self.min_score]
         for i in reading_order(quads[keep]) if keep else []:
             k = keep[i]
             q = quads[k]
