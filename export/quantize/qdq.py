@@ -1,0 +1,228 @@
+"""Static QDQ quantisation with onnxruntime's tools, plus the few graph edits they lack.
+
+Form produced (what TensorRT's explicit quantisation consumes and ORT's CPU provider runs):
+symmetric int8 (zero point 0) for weights and activations, per-channel weights, per-tensor
+activations, QuantizeLinear/DequantizeLinear pairs around the quantised nodes.
+
+Choices, each measured on all-MiniLM-L6-v2 on this machine:
+
+* only nodes with a constant weight (MatMul/Gemm with an initializer, Conv) are quantised;
+  activation × activation MatMuls (attention scores, attention × values) stay float: they are a
+  small share of the FLOPs at these sequence lengths and the softmax output loses half its
+  int8 range when quantised symmetrically.
+* MatMul/Gemm outputs are not quantised (``OpTypesToExcludeOutputQuantization``): the output
+  Q/DQ of the FFN down-projection alone took the worst-case sentence cosine from 0.94 to 0.59
+  (outlier channels of the residual stream), and without it ORT fuses DQ→MatMul into
+  ``MatMulIntegerToFloat``. Conv outputs are quantised, which is what lets ORT fuse
+  DQ→Conv→Q into ``QLinearConv``.
+* :func:`unshare_qparams` (our own): ORT's x86 CPU provider only fuses QDQ pairs whose scale and
+  zero point initializers are not shared with other Q/DQ nodes; the quantiser shares them when
+  a tensor feeds several quantised nodes (Q/K/V projections, a LayerNorm output that also feeds
+  the residual), so 18 of MiniLM's 30 weight MatMuls ran as DequantizeLinear + float MatMul.
+  Giving every Q/DQ node its own copy of its (scalar) parameters lets all 30 fuse.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from edgevl.errors import QuantizationError
+
+from .data import FeedReader
+
+METHODS = ("minmax", "percentile", "entropy")
+WEIGHT_OPS = ("MatMul", "Gemm", "Conv")
+NO_OUTPUT_QUANT = ("MatMul", "Gemm")
+
+
+def prepare(src: Path, dst: Path) -> dict[str, Any]:
+    """ORT's ``quant_pre_process`` (shape inference + graph optimisation) with a fallback.
+
+    Symbolic shape inference fails on some exported graphs (e.g. BERT's ``Min(512, seq)``
+    position slicing); ONNX's own shape inference is then used alone.
+    """
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    logging.getLogger("onnxruntime").setLevel(logging.ERROR)
+    for skip_symbolic in (False, True):
+        try:
+            quant_pre_process(str(src), str(dst), skip_symbolic_shape=skip_symbolic)
+            return {"pre_process": "quant_pre_process", "symbolic_shape": not skip_symbolic}
+        except Exception:  # ORT raises a bare Exception for incomplete symbolic inference
+            continue
+    onnx.save(onnx.load(str(src)), str(dst))
+    return {"pre_process": "none (quant_pre_process failed)", "symbolic_shape": False}
+
+
+def weight_nodes(model: onnx.ModelProto, op_types: Sequence[str] = WEIGHT_OPS) -> list[str]:
+    """Names of the nodes that carry a constant weight: the quantisation candidates."""
+    inits = {i.name for i in model.graph.initializer}
+    out = []
+    for n in model.graph.node:
+        if n.op_type in op_types and len(n.input) > 1 and n.input[1] in inits and n.name:
+            out.append(n.name)
+    return out
+
+
+def _calibration_method(method: str) -> Any:
+    from onnxruntime.quantization import CalibrationMethod
+
+    table = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
+             "entropy": CalibrationMethod.Entropy}
+    if method not in table:
+        raise QuantizationError(f"calibration method {method!r} not in {METHODS}")
+    return table[method]
+
+
+def quantize(src: Path, dst: Path, feeds: FeedReader, *, nodes: Sequence[str],
+             exclude: Iterable[str] = (), method: str = "minmax", cache: Path | None = None,
+             op_types: Sequence[str] = WEIGHT_OPS) -> onnx.ModelProto:
+    """``quantize_static`` to symmetric int8 QDQ on ``nodes`` minus ``exclude``; returns the model.
+
+    ``cache`` keeps the calibrated tensor ranges so that re-quantising with other exclusions does
+    not run calibration again.
+    """
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
+    excluded = set(exclude)
+    todo = [n for n in nodes if n not in excluded]
+    feeds.rewind()
+    quantize_static(
+        str(src), str(dst), feeds, quant_format=QuantFormat.QDQ, per_channel=True,
+        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+        op_types_to_quantize=list(op_types), nodes_to_quantize=todo or ["__none__"],
+        calibrate_method=_calibration_method(method),
+        calibration_cache_path=str(cache) if cache is not None else None,
+        extra_options={
+            "ActivationSymmetric": True, "WeightSymmetric": True,
+            "OpTypesToExcludeOutputQuantization": list(NO_OUTPUT_QUANT),
+            "DedicatedQDQPair": True,
+            "CalibMaxIntermediateOutputs": 16,
+        },
+    )
+    model = onnx.load(str(dst))
+    unshare_qparams(model)
+    onnx.save(model, str(dst))
+    return model
+
+
+def unshare_qparams(model: onnx.ModelProto) -> int:
+    """Give each activation Q/DQ node its own scale / zero-point initializers (see module doc)."""
+    inits = {i.name: i for i in model.graph.initializer}
+    use = collections.Counter(i for n in model.graph.node for i in n.input)
+    copied = 0
+    for n in model.graph.node:
+        if n.op_type not in ("QuantizeLinear", "DequantizeLinear") or n.input[0] in inits:
+            continue
+        for k in (1, 2):
+            if len(n.input) > k and n.input[k] in inits and use[n.input[k]] > 1:
+                t = onnx.TensorProto()
+                t.CopyFrom(inits[n.input[k]])
+                t.name = f"{n.input[k]}__{n.name}"
+                model.graph.initializer.append(t)
+                n.input[k] = t.name
+                copied += 1
+    return copied
+
+
+def quantized_nodes(model: onnx.ModelProto) -> dict[str, dict[str, Any]]:
+    """Nodes (other than Q/DQ) fed by a DequantizeLinear, with how their weight is quantised.
+
+    Per node: ``op``, ``weight_axis`` (per-channel axis, None when per-tensor), ``weight_channels``,
+    ``symmetric`` (every zero point is 0).
+    """
+    producers = {o: n for n in model.graph.node for o in n.output}
+    inits = {i.name: i for i in model.graph.initializer}
+    out: dict[str, dict[str, Any]] = {}
+    for n in model.graph.node:
+        if n.op_type in ("QuantizeLinear", "DequantizeLinear"):
+            continue
+        dqs = [producers[i] for i in n.input if i in producers and producers[i].op_type == "DequantizeLinear"]
+        if not dqs:
+            continue
+        info: dict[str, Any] = {"op": n.op_type, "weight_axis": None, "weight_channels": 0, "symmetric": True}
+        for dq in dqs:
+            zp = numpy_helper.to_array(inits[dq.input[2]]) if len(dq.input) > 2 and dq.input[2] in inits else None
+            if zp is not None and np.any(zp != 0):
+                info["symmetric"] = False
+            if dq.input[0] in inits:  # the weight
+                scale = numpy_helper.to_array(inits[dq.input[1]])
+                axis = next((a.i for a in dq.attribute if a.name == "axis"), 1)
+                info["weight_axis"] = int(axis) if scale.ndim == 1 and scale.size > 1 else None
+                info["weight_channels"] = int(scale.size)
+                info["weight_dtype"] = str(numpy_helper.to_array(inits[dq.input[0]]).dtype)
+        out[n.name] = info
+    return out
+
+
+def float_weight_name(dq_input: str, original: set[str]) -> str | None:
+    """The float initializer a quantised weight came from (ORT names it ``<name>_quantized``)."""
+    for suffix in ("_quantized",):
+        if dq_input.endswith(suffix) and dq_input[: -len(suffix)] in original:
+            return dq_input[: -len(suffix)]
+    return None
+
+
+def bypass(qmodel: onnx.ModelProto, fmodel: onnx.ModelProto, nodes: Iterable[str]) -> onnx.ModelProto:
+    """A copy of ``qmodel`` with ``nodes`` fed float tensors again (their DQ inputs bypassed).
+
+    Our own edit, for the sensitivity sweep only: re-running ``quantize_static`` per candidate
+    costs a full quantisation (tens of seconds on MiniLM) where this costs milliseconds. The
+    bundle that is written is always re-quantised by ORT with ``nodes_to_exclude``.
+    """
+    m = onnx.ModelProto()
+    m.CopyFrom(qmodel)
+    names = set(nodes)
+    producers = {o: n for n in m.graph.node for o in n.output}
+    qinits = {i.name for i in m.graph.initializer}
+    finits = {i.name: i for i in fmodel.graph.initializer}
+    for n in m.graph.node:
+        if n.name not in names:
+            continue
+        for k, i in enumerate(n.input):
+            dq = producers.get(i)
+            if dq is None or dq.op_type != "DequantizeLinear":
+                continue
+            src = dq.input[0]
+            if src in qinits:
+                w = float_weight_name(src, set(finits))
+                if w is not None:
+                    if w not in qinits:
+                        m.graph.initializer.append(finits[w])
+                        qinits.add(w)
+                    n.input[k] = w
+            else:
+                q = producers.get(src)
+                if q is not None and q.op_type == "QuantizeLinear":
+                    n.input[k] = q.input[0]
+    prune(m)
+    return m
+
+
+def prune(model: onnx.ModelProto) -> None:
+    """Drop nodes and initializers nothing reads any more."""
+    needed = {o.name for o in model.graph.output}
+    keep = []
+    for n in reversed(list(model.graph.node)):
+        if any(o in needed for o in n.output):
+            keep.append(n)
+            needed.update(i for i in n.input if i)
+    keep.reverse()
+    del model.graph.node[:]
+    model.graph.node.extend(keep)
+    inits = [i for i in model.graph.initializer if i.name in needed]
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(inits)
+
+
+def tmpdir() -> tempfile.TemporaryDirectory[str]:
+    return tempfile.TemporaryDirectory(prefix="edgevl-quant-")
