@@ -26,8 +26,12 @@ QuadLike = Sequence[Sequence[float]] | npt.NDArray[Any]
 
 # a call-number label: optional section letters, a class number, a 1-4 letter author/title code
 # ("796.332 Luc", "N Oz", "P 834 Gar", "91(026)(43.7) Di D"); the label is the foot of its spine
-_TAG = re.compile(r"^\s*([A-Z]{1,3}\*{0,3}\s*)?[0-9IlO][0-9.,()\-:/ IlO]*\s*[A-Z][A-Za-z]{0,3}(\s[A-Z])?\s*$"
+_TAG = re.compile(r"^\s*([A-Z]{1,3}\*{0,3}\s*)?[0-9][0-9.,()\-:/ IlO]*\s*[A-Z][A-Za-z]{0,3}(\s[A-Z])?\s*$"
                   r"|^\s*[A-Z]{1,3}\*{0,3}\s*[A-Z][a-z]{1,3}\s*$")
+
+
+# side-by-side lines further apart than this (in text heights) are on different spines
+SIDE_GAP = 0.25
 
 
 def looks_like_tag(text: str) -> bool:
@@ -96,8 +100,13 @@ def edge_strength(grad_x: npt.NDArray[np.float32], left: LineGeom, right: LineGe
         if hi <= lo:
             lo, hi = max(0, lo - 2), min(w - 1, hi + 2)
         vals.append(float(grad_x[int(y), lo: hi + 1].max()) if hi >= lo else 0.0)
-    scale = float(np.median(grad_x[grad_x > 0])) if np.any(grad_x > 0) else 1.0
-    return float(np.median(vals)) / max(scale, 1e-6)
+    return float(np.median(vals)) / _edge_scale(grad_x)
+
+
+def _edge_scale(grad_x: npt.NDArray[np.float32]) -> float:
+    """The image's typical gradient (at least 8 grey levels per pixel, so flat images split only at
+    real edges)."""
+    return max(float(grad_x[::4, ::4].mean()), 8.0)
 
 
 def vertical_gradient(image: npt.NDArray[Any] | None) -> npt.NDArray[np.float32] | None:
@@ -113,7 +122,7 @@ def vertical_gradient(image: npt.NDArray[Any] | None) -> npt.NDArray[np.float32]
 
 def group_spines(quads: Sequence[QuadLike], vertical: Sequence[bool] | None = None,
                  image: npt.NDArray[Any] | None = None, texts: Sequence[str] | None = None, *,
-                 edge_thresh: float = 3.0, max_gap: float = 0.6) -> list[list[int]]:
+                 edge_thresh: float = 1.5, max_gap: float = 0.6) -> list[list[int]]:
     """Group text lines (their quads) into spines; returns lists of line indices, left to right.
 
     ``max_gap``: largest vertical gap between two lines of one spine, as a fraction of the longer
@@ -134,6 +143,7 @@ def group_spines(quads: Sequence[QuadLike], vertical: Sequence[bool] | None = No
 
     grad = vertical_gradient(image)
     is_tag = [looks_like_tag(t) for t in texts] if texts is not None else [False] * n
+    tag_lines = [k for k in range(n) if is_tag[k]]
     for i in range(n):
         gi = geoms[i]
         for j in range(i + 1, n):
@@ -142,12 +152,22 @@ def group_spines(quads: Sequence[QuadLike], vertical: Sequence[bool] | None = No
                 continue
             if gi.vertical:
                 upper, lower = (i, j) if gi.y0 <= gj.y0 else (j, i)
-                if is_tag[upper] and geoms[lower].y0 > geoms[upper].y1:
+                if any(_label_between(geoms[upper], geoms[k], geoms[lower]) for k in tag_lines
+                       if k != lower):
                     continue  # below the label at a spine's foot: another shelf row
                 if _same_spine(gi, gj, grad, edge_thresh, max_gap):
                     parent[find(i)] = find(j)
-            elif _same_row(gi, gj):
+            elif not (is_tag[i] or is_tag[j]) and _same_row(gi, gj):  # labels of two spines stay apart
                 parent[find(i)] = find(j)
+    # a horizontal call-number label joins the one vertical spine it sits on (the nearest axis)
+    for h in range(n):
+        if geoms[h].vertical or not is_tag[h]:
+            continue
+        hx, hy = 0.5 * (geoms[h].top[0] + geoms[h].bottom[0]), 0.5 * (geoms[h].top[1] + geoms[h].bottom[1])
+        near = [(abs(hx - geoms[v].x_at(hy)), v) for v in range(n)
+                if geoms[v].vertical and _label_on_spine(geoms[v], geoms[h])]
+        if near:
+            parent[find(h)] = find(min(near)[1])
     groups: dict[int, list[int]] = {}
     for i in range(n):
         groups.setdefault(find(i), []).append(i)
@@ -172,13 +192,39 @@ def _same_spine(a: LineGeom, b: LineGeom, grad: npt.NDArray[np.float32] | None, 
     half = 0.5 * (a.width + b.width)
     if dx < 0.5 * max(a.width, b.width):
         return True  # stacked on one axis
-    if dx > half + 0.25 * max(a.width, b.width):
-        return False  # a clear space between them
-    # side by side and touching: one wide spine or two books? ask the image
-    if grad is None or gap > 0:
-        return False
+    if dx > half + SIDE_GAP * max(a.width, b.width):
+        return False  # a clear space between them: two spines
+    # side by side and close: one wide spine (title and author columns) or two books? ask the image
+    if -gap < 0.3 * min(la, lb):
+        return False  # side by side needs a shared height (diagonal neighbours are two books)
+    if grad is None:
+        return dx <= half + 0.25 * max(a.width, b.width)
     left, right = (a, b) if a.x_at(y) < b.x_at(y) else (b, a)
     return edge_strength(grad, left, right) < edge_thresh
+
+
+def _label_between(upper: LineGeom, label: LineGeom, lower: LineGeom) -> bool:
+    """Whether ``label`` (a call number) ends the spine of ``upper`` above ``lower``: it starts no
+    higher than ``upper``, ends above ``lower``'s top, and sits on ``lower``'s axis."""
+    if not (label.y0 >= upper.y0 - 1 and label.y1 <= lower.y0 + 1):
+        return False
+    y = 0.5 * (label.y0 + label.y1)
+    return abs(lower.x_at(y) - 0.5 * (label.top[0] + label.bottom[0])) < max(lower.width, label.width)
+
+
+def _label_on_spine(v: LineGeom, h: LineGeom) -> bool:
+    """A short horizontal line (a call-number label written across the spine) on a vertical line's
+    spine: centred on its axis, no wider than the spine, below its text and not far from it."""
+    hx, hy = 0.5 * (h.top[0] + h.bottom[0]), 0.5 * (h.top[1] + h.bottom[1])
+    length = float(np.hypot(h.bottom[0] - h.top[0], h.bottom[1] - h.top[1]))
+    spine_w = 2.5 * v.width  # a spine is wider than its text
+    if length > spine_w:
+        return False
+    if abs(hx - v.x_at(hy)) > 0.5 * spine_w:
+        return False
+    if hy < v.y0:
+        return False  # the label is at the foot, below the spine's text
+    return hy - v.y1 < 10.0 * v.width
 
 
 def _same_row(a: LineGeom, b: LineGeom) -> bool:
