@@ -17,7 +17,8 @@ books_app = typer.Typer(help="Book catalogue: build the matching index, evaluate
 app.add_typer(books_app, name="books")
 
 _CATALOGUE = typer.Option(..., "--catalogue", "-c", help="catalogue CSV (title, author[, tag, isbn, series])")
-_CACHE = typer.Option(None, "--cache-dir", help="index cache folder (default ~/.cache/edgevl/books or $EDGEVL_CACHE)")
+_CACHE = typer.Option(None, "--cache-dir",
+                      help="index cache folder (default ~/.cache/edgevl/books or $EDGEVL_CACHE)")
 
 
 def columns_option(title: str, author: str, tag: str) -> Columns:
@@ -68,8 +69,8 @@ def eval_cmd(
     catalogue: Path = _CATALOGUE,
     segments: Path = typer.Option(..., "--segments", "-s", help="segments CSV: image_name, mask_id, ocr "
                                   "[, title, author, not_book, not_in_db, segmentation_merged_books]"),
-    predictions_out: Path | None = typer.Option(None, "--predictions-out", "-o",
-                                                help="write image_name, mask_id, pred_title, pred_author, score"),
+    predictions_out: Path | None = typer.Option(
+        None, "--predictions-out", "-o", help="write image_name, mask_id, pred_title, pred_author, score"),
     cache_dir: Path | None = _CACHE,
     title_col: str = typer.Option("title", "--title-col"),
     author_col: str = typer.Option("author", "--author-col"),
@@ -95,3 +96,72 @@ def eval_cmd(
                    f"reject rate {res['reject_rate']:.4f}")
     if predictions_out is not None:
         typer.echo(f"predictions: {predictions_out}")
+
+
+@app.command("match-books")
+def match_books_cmd(
+    photos: list[Path] = typer.Argument(..., help="shelf photos (JPEG/PNG)"),
+    catalogue: Path = _CATALOGUE,
+    cache_dir: Path | None = _CACHE,
+    csv_out: Path | None = typer.Option(None, "--csv", help="write one row per spine to this CSV"),
+    draw: Path | None = typer.Option(None, "--draw", help="write the photo with outlined spines and titles "
+                                     "(several photos: OUT_<photo>.png)"),
+    draw_max_side: int = typer.Option(1600, "--draw-max-side", help="downscale drawings to this longer side"),
+    title_col: str = typer.Option("title", "--title-col"),
+    author_col: str = typer.Option("author", "--author-col"),
+    tag_col: str = typer.Option("tag", "--tag-col"),
+    as_json: bool = typer.Option(False, "--json", help="print the spines as JSON"),
+) -> None:
+    """Match every spine on shelf photos to a catalogue: OCR, spine grouping, per-photo assignment."""
+    import csv
+
+    import cv2
+    from rich.console import Console
+    from rich.progress import Progress
+    from rich.table import Table
+
+    from edgevl.books.shelf import ShelfMatcher, ShelfResult, draw_spines
+    from edgevl.errors import ImageError
+    from edgevl.vision.io import read_image
+
+    cat = load_catalogue(catalogue, columns_option(title_col, author_col, tag_col))
+    idx, _, _ = load_or_build(cat, cache_dir)
+    shelf = ShelfMatcher(BookMatcher(idx))
+    results: list[ShelfResult] = []
+    err = Console(stderr=True)
+    with Progress(console=err, transient=True, disable=len(photos) < 2) as progress:
+        task = progress.add_task("matching shelves", total=len(photos))
+        for photo in photos:
+            image = read_image(photo)
+            res = shelf(image)
+            res = ShelfResult(str(photo), res.spines, res.n_lines, res.seconds)
+            results.append(res)
+            if draw is not None:
+                out = draw if len(photos) == 1 else draw.with_name(f"{draw.stem}_{photo.stem}{draw.suffix}")
+                out.parent.mkdir(parents=True, exist_ok=True)
+                params = [cv2.IMWRITE_JPEG_QUALITY, 85] if out.suffix.lower() in (".jpg", ".jpeg") else []
+                if not cv2.imwrite(str(out), draw_spines(image, res.spines, draw_max_side), params):
+                    raise ImageError(f"{out}: cannot write the drawing (use a .png or .jpg path)")
+            progress.advance(task)
+    if csv_out is not None:
+        csv_out.parent.mkdir(parents=True, exist_ok=True)
+        with csv_out.open("w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            w.writerow(["photo", "spine", "ocr", "title", "author", "tag", "score", "polygon"])
+            for r in results:
+                for s in r.spines:
+                    poly = " ".join(f"{x:.0f},{y:.0f}" for x, y in s.polygon)
+                    w.writerow([r.source, s.index, s.text, s.match.title, s.match.author, s.match.tag,
+                                f"{s.match.score:.4f}", poly])
+    if as_json:
+        emit_json([r.to_dict() for r in results])
+        return
+    for r in results:
+        table = Table(title=f"{r.source}: {len(r.spines)} spines, {r.matched} matched "
+                      f"(OCR {r.seconds.get('ocr', 0):.1f} s, matching {r.seconds.get('match', 0):.2f} s)")
+        for col in ("#", "title", "author", "tag", "score", "OCR"):
+            table.add_column(col)
+        for s in r.spines:
+            m = s.match
+            table.add_row(str(s.index), m.title or "-", m.author, m.tag, f"{m.score:.2f}", s.text[:60])
+        Console().print(table)
