@@ -274,3 +274,27 @@ def test_export_checkpoint_from_hf_folder(hf_folder: Path, tmp_path: Path) -> No
     with torch.no_grad():
         want = _features(hf.get_text_features(input_ids=torch.from_numpy(x))).numpy()
     assert rel_error(ort_run(b.model_path("text"), {"input_ids": x})[0], want) < TOL
+
+
+def test_cli_exports_openai_pt_with_bpe_simple_vocab(tmp_path: Path) -> None:
+    """An OpenAI-layout .pt + open_clip's gzipped merges file, arch inferred from the shapes."""
+    import dataclasses
+    import gzip
+
+    from edgevl.cli import main
+
+    vocab, merges = train_clip_bpe([f"a {c} {s}" for c in ("red", "blue") for s in ("cat", "dog")] * 5, 40)
+    cfg = get_arch("test-vit")
+    text = dataclasses.replace(cfg.text, vocab_size=len(vocab), eot_id=len(vocab) - 1)
+    cfg = dataclasses.replace(cfg, text=text)
+    torch.manual_seed(6)
+    model = build_model(cfg)
+    torch.save(to_openai_state_dict(model.state_dict()), tmp_path / "model.pt")
+    with gzip.open(tmp_path / "bpe_simple_vocab_16e6.txt.gz", "wt", encoding="utf-8") as f:
+        f.write("#version: 0.2\n" + "\n".join(f"{a} {b}" for a, b in merges) + "\n")
+    out = tmp_path / "bundle"
+    assert main(["export", "--checkpoint", str(tmp_path / "model.pt"), "--out", str(out)]) == 0
+    b = load_bundle(out)
+    assert b.manifest.source["format"] == "torch" and b.manifest.config["eot_id"] == len(vocab) - 1
+    assert all(r["ok"] for r in b.manifest.extra["parity"])
+    assert any("QuickGELU" in n for n in b.manifest.source["notes"])  # the assumption is recorded
