@@ -188,7 +188,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"seed {report['seed']}, "
         f"{report['n_crops']} crops; fonts: {len(report['fonts'])} ({', '.join(report['font_families'])})",
         "- metric: case-insensitive alphanumeric word accuracy (PARSeq protocol: NFKD, accents stripped, "
-        "lower-case, [0-9a-z] only); 1 - NED in brackets",
+        f"lower-case, [0-9a-z] only); 1 - NED in brackets; one crop = {100 / report['n_per_distortion']:.1f} "
+        "points of a distortion's accuracy",
         f"- edgevl mode: {report['edgevl_mode']}",
         "",
     ]
@@ -201,7 +202,8 @@ def render_markdown(report: dict[str, Any]) -> str:
             row.append("—" if pd is None else f"{100 * pd['accuracy']:.1f}% ({pd['one_minus_ned']:.3f})")
         rows.append(row)
     rows.append(["**all**", *[f"**{100 * report['results'][n]['accuracy']:.1f}%**" for n in names]])
-    rows.append(["ms / crop", *[f"{report['results'][n]['ms_per_crop']:.1f}" for n in names]])
+    rows.append(["ms / crop (indicative: readers run one after the other on a shared machine)",
+                 *[f"{report['results'][n]['ms_per_crop']:.1f}" for n in names]])
     lines.append(oc.fmt_table(header, rows))
     lines.append("")
     if "edgevl" in report["results"] and "rapidocr-rec" in report["results"]:
