@@ -174,3 +174,13 @@ def test_cli_dispatches_bert_folders(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert main(["export", "--checkpoint", str(folder), "--out", str(out), "--precision", "fp16",
                  "--opset", "18"]) == 0
     assert calls == [(folder, out, "fp16", 18)]
+
+
+def test_cli_refuses_to_overwrite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    args = ["export", "--checkpoint", str(tmp_path), "--out", str(out)]
+    assert main(args) == 2 and "--force" in capsys.readouterr().err
+    assert main([*args, "--force"]) == 2 and "manifest.json" in capsys.readouterr().err
+    assert (out / "notes.txt").read_text() == "mine"  # nothing deleted

@@ -121,9 +121,11 @@ def export_cmd(
     as_json: bool = typer.Option(False, "--json", help="print the manifest as JSON"),
 ) -> None:
     """Export a CLIP / LightCLIP / BERT (MiniLM) checkpoint to a checked ONNX bundle."""
-    if out.exists() and any(out.iterdir()) and not force:
-        raise EdgevlError(f"{out}: exists and is not empty; pass --force to overwrite")
-    if out.exists() and force:
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        if not force:
+            raise EdgevlError(f"{out}: exists and is not empty; pass --force to overwrite a bundle")
+        if not (out / "manifest.json").is_file():
+            raise EdgevlError(f"{out}: --force only replaces a bundle (a folder with manifest.json)")
         shutil.rmtree(out)
     b = export_any(checkpoint, out, arch=arch, precision=precision, opset=opset, calibration=calibration,
                    tokenizer=tokenizer, activation=activation, dynamo=dynamo)
