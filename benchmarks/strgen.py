@@ -235,6 +235,8 @@ def generate(n_per_distortion: int, seed: int = 0, distortions: Sequence[str] = 
              fonts: Sequence[Path] | None = None) -> list[WordCrop]:
     """``n_per_distortion`` crops for each distortion, in distortion order."""
     fonts = list(fonts) if fonts is not None else find_fonts()
+    if not fonts:
+        raise ValueError("no font to render with: pass at least one .ttf path (see find_fonts())")
     return [make_crop(seed, d, i, fonts) for d in distortions for i in range(n_per_distortion)]
 
 
