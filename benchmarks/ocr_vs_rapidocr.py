@@ -380,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
             paired = statistics.median(a / b for a, b in zip(by["rapidocr"]["wall_s"], by["edgevl"]["wall_s"],
                                                              strict=True))
         dist = " / ".join(str(by[t]["quality"]["catalogue_distinct"]) if t in by else "—" for t in TOOLS)
-        met: Any = "n/a (edgevl not available)"
+        met: Any = "n/a (needs both tools)"
         if ratio is not None:
             met = bool(ratio >= TARGET_RATIO and by["edgevl"]["quality"]["catalogue_distinct"]
                        >= by["rapidocr"]["quality"]["catalogue_distinct"])
