@@ -97,6 +97,7 @@ def run_locked(name: str, cmd: list[str], log_dir: Path) -> dict[str, Any]:
     print(f"[run_all] {name}: waiting for {LOCK} ...", flush=True)
     with bench_lock() as waited:
         print(f"[run_all] {name}: {shlex.join(cmd)}", flush=True)
+        started = datetime.now(timezone.utc).isoformat(timespec="seconds")
         t0 = time.monotonic()
         env = {**os.environ, "EDGEVL_BENCH_LOCKED": "1"}
         with open(log, "w") as out:
@@ -106,7 +107,7 @@ def run_locked(name: str, cmd: list[str], log_dir: Path) -> dict[str, Any]:
     print(f"[run_all] {name}: exit {rc} after {took:.0f} s (log {log})", flush=True)
     return {"name": name, "command": f"flock {LOCK} " + shlex.join(_display(cmd)), "returncode": rc,
             "seconds": round(took, 1), "waited_for_lock_s": round(waited, 1),
-            "started": datetime.now(timezone.utc).isoformat(timespec="seconds"), "log": str(log)}
+            "started": started, "log": str(log)}
 
 
 def _display(cmd: list[str]) -> list[str]:

@@ -8,6 +8,7 @@ and shows up as run-to-run spread instead of a bias.
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 import time
@@ -315,12 +316,24 @@ def bench_role(
     return out
 
 
+def load_average() -> list[float] | None:
+    """1/5/15-minute load averages (None where the OS has none): how busy the machine was."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
+
+
 def make_run(results: Sequence[BenchResult], settings: Mapping[str, Any], *, interrupted: bool = False,
-             command: str | None = None) -> BenchRun:
+             command: str | None = None, load_before: list[float] | None = None) -> BenchRun:
+    """A result file; the machine record carries the load average before and after the run."""
+    machine = machine_info().to_dict()
+    machine["load_average_before"] = load_before
+    machine["load_average_after"] = load_average()
     return BenchRun(
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         command=command if command is not None else shlex.join(["edgevl", *sys.argv[1:]]),
-        machine=machine_info().to_dict(),
+        machine=machine,
         settings=dict(settings),
         results=tuple(results),
         interrupted=interrupted,
@@ -334,6 +347,7 @@ def bench_bundles(
     command: str | None = None,
 ) -> BenchRun:
     """Benchmark every model (or ``settings.roles``) of every bundle; Ctrl-C returns a partial run."""
+    load_before = load_average()
     bundles = [load_bundle(p) for p in paths]
     for b in bundles:
         missing = [r for r in settings.roles if r not in b.manifest.models]
@@ -350,4 +364,5 @@ def bench_bundles(
         interrupted = True
     except KeyboardInterrupt:  # while loading an engine: keep what earlier models measured
         interrupted = True
-    return make_run(results, settings.to_dict(), interrupted=interrupted, command=command)
+    return make_run(results, settings.to_dict(), interrupted=interrupted, command=command,
+                    load_before=load_before)

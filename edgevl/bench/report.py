@@ -54,6 +54,10 @@ def machine_line(machine: dict[str, Any]) -> str:
     if machine.get("tensorrt"):
         parts.append(f"TensorRT {machine['tensorrt']}")
     parts.append(f"GPU: {gpus}" if gpus else "no GPU")
+    before, after = machine.get("load_average_before"), machine.get("load_average_after")
+    if before or after:
+        parts.append(f"load average (1 min) {before[0] if before else '?'} before, "
+                     f"{after[0] if after else '?'} after on {machine.get('cores_logical')} cores")
     return "; ".join(parts)
 
 

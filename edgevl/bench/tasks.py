@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from edgevl.backends import EngineOptions
-from edgevl.bench.harness import BenchSettings, Progress, backend_unavailable, make_run
+from edgevl.bench.harness import BenchSettings, Progress, backend_unavailable, load_average, make_run
 from edgevl.bench.inputs import IMAGE_SUFFIXES
 from edgevl.bench.machine import peak_rss_mb, process_gpu_memory_mb
 from edgevl.bench.results import BenchResult, BenchRun
@@ -108,6 +108,7 @@ def bench_task(
     """Time ``task`` over the photos in ``folder``; one result per stage (Ctrl-C: partial run)."""
     if task not in TASKS:
         raise InputError(f"--task {task!r}: choose one of {', '.join(TASKS)}")
+    load_before = load_average()
     photos = photos_in(folder)
     images = [read_image(p) for p in photos]
     base: dict[str, Any] = {"kind": "task", "bundle": task, "task": task, "backend": settings.backend,
@@ -151,4 +152,4 @@ def bench_task(
         for stage, v in per_stage.items() if len(v) == n
     ]
     return make_run(results, {**settings.to_dict(), "task": task, "photos": len(photos)},
-                    interrupted=interrupted, command=command)
+                    interrupted=interrupted, command=command, load_before=load_before)
