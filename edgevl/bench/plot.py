@@ -26,6 +26,11 @@ def _pyplot() -> Any:
     return plt
 
 
+def _fmt(ms: float) -> str:
+    """Plain numbers on the plot: 3,728 / 77 / 1.47 / 0.0105 (never 3.73e+03)."""
+    return f"{ms:,.0f}" if ms >= 100 else f"{ms:.3g}"
+
+
 def series(results: Sequence[BenchResult]) -> dict[str, dict[str, list[tuple[int, float, float]]]]:
     """``{panel: {line: [(batch, p50_ms, p90_ms), ...]}}`` sorted by batch (pure; plotted below).
 
@@ -68,7 +73,7 @@ def plot_results(results: Sequence[BenchResult], out: Path | str, title: str | N
             (h,) = ax.plot(xs, p50, marker="o", label=f"{line} (p50)")
             ax.fill_between(xs, p50, p90, color=h.get_color(), alpha=0.18, linewidth=0)
             for x, y in zip(xs, p50, strict=True):
-                ax.annotate(f"{y:.3g}", (x, y), textcoords="offset points", xytext=(0, 6),
+                ax.annotate(_fmt(y), (x, y), textcoords="offset points", xytext=(0, 6),
                             ha="center", fontsize=7, color=h.get_color())
         ax.set_xscale("log", base=2)
         ys = [v for pts in lines.values() for p in pts for v in p[1:]]
