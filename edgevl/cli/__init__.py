@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 
-from edgevl.cli import bench, books, embed, export, info, models, ocr  # noqa: F401  (registers commands)
+from edgevl.cli import bench, books, embed, export, info, models, ocr, quantize  # noqa: F401  (registers commands)
 from edgevl.cli.app import app
 from edgevl.errors import EdgevlError
 

@@ -18,7 +18,17 @@ from edgevl.errors import BundleError, QuantizationError
 from .data import FeedReader
 from .guard import GuardResult, GuardThresholds
 from .kinds import Kind, make_kind
-from .qdq import METHODS, WEIGHT_OPS, bypass, prepare, quantize, quantized_nodes, tmpdir, weight_nodes
+from .qdq import (
+    METHODS,
+    WEIGHT_OPS,
+    bypass,
+    prepare,
+    quantize,
+    quantized_nodes,
+    smooth,
+    tmpdir,
+    weight_nodes,
+)
 
 Log = Callable[[str], None]
 
@@ -52,15 +62,20 @@ def _evaluate(kind: Kind, role: str, path: Path, options: EngineOptions) -> Guar
 
 
 def _quantize_role(kind: Kind, role: str, work: Path, method: str, op_types: Sequence[str],
-                   max_float: float, options: EngineOptions, log: Log) -> tuple[Path, dict[str, Any]]:
+                   max_float: float, smooth_alpha: float | None, options: EngineOptions,
+                   log: Log) -> tuple[Path, dict[str, Any]]:
     src = kind.bundle.model_path(role)
     prep = work / f"{role}.prep.onnx"
-    pre = prepare(src, prep)
+    pre: dict[str, Any] = prepare(src, prep)
+    reader = FeedReader(kind.calibration(role))
     fmodel = onnx.load(str(prep))
+    if smooth_alpha:
+        count = smooth(fmodel, reader.feeds, smooth_alpha)
+        pre["smoothquant"] = {"alpha": smooth_alpha, "matmul_inputs": count}
+        onnx.save(fmodel, str(prep))
     nodes = weight_nodes(fmodel, op_types)
     if not nodes:
         raise QuantizationError(f"{src}: no {'/'.join(op_types)} node with a constant weight to quantise")
-    reader = FeedReader(kind.calibration(role))
     cache = work / f"{role}.ranges.json"
     out = work / f"{role}.int8.onnx"
     t0 = time.perf_counter()
@@ -98,11 +113,14 @@ def _quantize_role(kind: Kind, role: str, work: Path, method: str, op_types: Seq
                 passed_at, excluded, qmodel = k, ranked[:k], qmodel_k
                 break
         if passed_at is None:
-            tried = "; ".join(f"{a.stage} {a.kept_float} in float: margin {a.result.margin:+.4f}" for a in attempts)
+            tried = "; ".join(f"{a.stage} {a.kept_float} in float: margin {a.result.margin:+.4f}"
+                              for a in attempts)
             worst = attempts[-1].result
+            failing = ", ".join(f"{c.name} {c.value:.4f} < {c.threshold}"
+                                for c in worst.checks if not c.passed)
             raise QuantizationError(
                 f"{kind.bundle.path} [{role}]: int8 cannot meet the guard "
-                f"({', '.join(f'{c.name} {c.value:.4f} < {c.threshold}' for c in worst.checks if not c.passed)}) "
+                f"({failing}) "
                 f"even with up to {limit} of {len(nodes)} quantisable nodes kept in float (method {method}). "
                 f"Tried: {tried}. Loosen the thresholds, give more/more representative calibration data, "
                 f"or try --method percentile/entropy. No bundle was written."
@@ -126,7 +144,8 @@ def _quantize_role(kind: Kind, role: str, work: Path, method: str, op_types: Seq
 def quantize_bundle(bundle_dir: Path | str, calibration: Path | str, out_dir: Path | str, *,
                     method: str = "minmax", samples: int = 128, holdout: int = 64,
                     guard: GuardThresholds | None = None, op_types: Sequence[str] = WEIGHT_OPS,
-                    max_float_fraction: float = 0.5, options: EngineOptions | None = None,
+                    max_float_fraction: float = 0.5, smooth_alpha: float | None = 0.8,
+                    options: EngineOptions | None = None,
                     log: Log | None = None) -> Bundle:
     """Static post-training int8 quantisation of a bundle to QDQ ONNX, behind an accuracy guard.
 
@@ -136,7 +155,8 @@ def quantize_bundle(bundle_dir: Path | str, calibration: Path | str, out_dir: Pa
     up to ``holdout`` others (disjoint) are compared against fp32. When the fully quantised model
     fails ``guard``, a per-node sensitivity sweep keeps the most harmful nodes in float (at most
     ``max_float_fraction`` of them) until it passes; otherwise :class:`QuantizationError` and
-    nothing is written. The report is in ``manifest.extra["quantization"]``.
+    nothing is written. The report is in ``manifest.extra["quantization"]``. ``smooth_alpha``:
+    SmoothQuant strength applied to MatMul inputs before calibration (None or 0: off).
     """
     say: Log = log or (lambda _m: None)
     if method not in METHODS:
@@ -160,7 +180,7 @@ def quantize_bundle(bundle_dir: Path | str, calibration: Path | str, out_dir: Pa
         int8: dict[str, OrtEngine] = {}
         for role in kind.roles:
             models[role], roles[role] = _quantize_role(kind, role, work, method, op_types,
-                                                       max_float_fraction, opts, say)
+                                                       max_float_fraction, smooth_alpha, opts, say)
             int8[role] = OrtEngine(models[role], opts)
         final = kind.evaluate(int8)
         if not final.passed:  # roles that pass alone can still fail together (CLIP zero-shot)
@@ -174,6 +194,7 @@ def quantize_bundle(bundle_dir: Path | str, calibration: Path | str, out_dir: Pa
             "activations": "int8, symmetric (zero point 0), per-tensor, static",
             "method": method,
             "op_types": list(op_types),
+            "smooth_alpha": smooth_alpha,
             "onnxruntime": onnxruntime.__version__,
             "data": {"path": str(calibration), **kind.describe()},
             "thresholds": thresholds.to_dict(),

@@ -91,7 +91,8 @@ def read_texts(path: Path) -> list[str]:
             )
         return [t for f in files for t in read_texts(f)]
     if not path.is_file():
-        raise CalibrationError(f"{path}: calibration file not found (expected a text file, one sentence a line)")
+        raise CalibrationError(f"{path}: calibration file not found "
+                               "(expected a text file, one sentence a line)")
     if path.suffix.lower() in IMAGE_SUFFIXES:
         raise CalibrationError(f"{path}: this is an image; a text encoder is calibrated on a text file "
                                "(one sentence a line)")
@@ -140,7 +141,8 @@ def read_word_crops(path: Path) -> tuple[list[Path], list[str] | None]:
             labels[row[0]] = row[1]
     missing = [n for n in labels if not (path / n).is_file()]
     if missing:
-        raise CalibrationError(f"{lab}: {len(missing)} labelled file(s) are not in {path} (e.g. {missing[0]})")
+        raise CalibrationError(f"{lab}: {len(missing)} labelled file(s) are not in {path} "
+                               f"(e.g. {missing[0]})")
     kept = [p for p in files if p.name in labels]
     if not kept:
         raise CalibrationError(f"{lab}: none of the crops in {path} has a label")

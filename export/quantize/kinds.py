@@ -292,14 +292,16 @@ def make_kind(bundle: Bundle, data: Path, samples: int, holdout: int, thresholds
               options: EngineOptions) -> Kind:
     task = bundle.manifest.task
     if task not in KINDS:
-        raise CalibrationError(f"{bundle.path}: task {task!r} has no int8 calibration; supported: {list(KINDS)}")
+        raise CalibrationError(f"{bundle.path}: task {task!r} has no int8 calibration; "
+                               f"supported: {list(KINDS)}")
     wants_text = task == "text-embedding"
     if not data.exists():
         raise CalibrationError(f"{data}: calibration data not found (a {task} bundle expects "
                                f"{EXPECTED_DATA[task]})")
     if not wants_text and data.is_file():
         kind = "a text file" if data.suffix.lower() in TEXT_SUFFIXES else "a file"
-        raise CalibrationError(f"{data}: is {kind}, but a {task} bundle is calibrated on {EXPECTED_DATA[task]}")
+        raise CalibrationError(f"{data}: is {kind}, but a {task} bundle is calibrated on "
+                               f"{EXPECTED_DATA[task]}")
     if wants_text and data.is_dir() and any(p.suffix.lower() in IMAGE_SUFFIXES for p in data.iterdir()):
         raise CalibrationError(f"{data}: is a folder of images, but a {task} bundle is calibrated on "
                                f"{EXPECTED_DATA[task]}")

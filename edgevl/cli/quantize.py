@@ -1,0 +1,59 @@
+"""``edgevl quantize BUNDLE --calibration DATA --out BUNDLE_INT8``: guarded static int8 (QDQ)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from edgevl.cli.app import app, emit_json
+from edgevl.errors import BackendError
+
+
+@app.command()
+def quantize(
+    bundle: Path = typer.Argument(..., help="fp32 bundle directory"),
+    calibration: Path = typer.Option(..., "--calibration", "-c", help=(
+        "calibration data: a text file (one sentence a line) for text encoders; a folder of images for "
+        "CLIP and the detector (a .txt in it calibrates CLIP's text tower); a folder of word crops "
+        "(optional labels.tsv: file<TAB>word) for the recogniser")),
+    out: Path = typer.Option(..., "--out", "-o", help="int8 bundle directory to write"),
+    method: str = typer.Option("minmax", "--method", help="calibration: minmax, percentile or entropy"),
+    samples: int = typer.Option(128, "--samples", help="items used for calibration"),
+    holdout: int = typer.Option(64, "--holdout", help="other items the guard compares int8 with fp32 on"),
+    min_cosine: float = typer.Option(0.99, "--min-cosine", help="worst-case embedding cosine"),
+    min_mean_cosine: float = typer.Option(0.995, "--min-mean-cosine", help="mean embedding cosine"),
+    min_top1: float = typer.Option(0.95, "--min-top1-agreement", help="CLIP zero-shot top-1 agreement"),
+    max_accuracy_drop: float = typer.Option(0.01, "--max-accuracy-drop",
+                                            help="recogniser word-accuracy drop (0.01 = 1 point)"),
+    min_agreement: float = typer.Option(0.95, "--min-agreement",
+                                        help="outputs identical to fp32 (unlabelled crops, orientation)"),
+    min_box_agreement: float = typer.Option(0.95, "--min-box-agreement", help="detector box F1 vs fp32"),
+    smooth_alpha: float = typer.Option(0.8, "--smooth-alpha", help="SmoothQuant strength (0 = off)"),
+    max_float: float = typer.Option(0.5, "--max-float", help="largest share of nodes the sweep keeps float"),
+    as_json: bool = typer.Option(False, "--json", help="print the quantisation report as JSON"),
+) -> None:
+    """Quantise a bundle to int8 QDQ ONNX, keeping sensitive nodes in float until the guard passes."""
+    try:  # build side: onnx and onnxruntime.quantization are imported only when the command runs
+        from edgevl_export.quantize import (  # type: ignore[import-not-found, unused-ignore]
+            GuardThresholds,
+            format_report,
+            quantize_bundle,
+        )
+    except ImportError as e:
+        raise BackendError("edgevl quantize needs the export extra "
+                           f"(pip install 'edgevl[export]'): {e}") from e
+
+    guard = GuardThresholds(min_cosine=min_cosine, min_mean_cosine=min_mean_cosine,
+                            min_top1_agreement=min_top1, max_accuracy_drop=max_accuracy_drop,
+                            min_agreement=min_agreement,
+                            min_box_agreement=min_box_agreement)
+    log = (lambda _m: None) if as_json else (lambda m: typer.echo(m, err=True))
+    b = quantize_bundle(bundle, calibration, out, method=method, samples=samples, holdout=holdout,
+                        guard=guard, smooth_alpha=smooth_alpha or None, max_float_fraction=max_float, log=log)
+    report = dict(b.manifest.extra["quantization"])
+    if as_json:
+        emit_json({"bundle": str(b.path), "precision": b.manifest.precision, "quantization": report})
+        return
+    typer.echo(format_report(report))
+    typer.echo(f"wrote {b.path} (int8)")
