@@ -97,7 +97,7 @@ def export_any(
     quantize = _build_side("edgevl_export.quantize")
     with tempfile.TemporaryDirectory(prefix="edgevl-fp32-") as tmp:
         fp32 = build(Path(tmp) / "fp32")
-        result: Bundle = quantize.quantize_bundle(fp32.path, out, calibration=calibration)
+        result: Bundle = quantize.quantize_bundle(fp32.path, calibration, out)
         return result
 
 
