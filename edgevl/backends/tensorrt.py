@@ -232,6 +232,9 @@ class TensorRTEngine:
                 f"{self.plan_path}: TensorRT could not deserialise the plan; delete it to rebuild")
         self._context = self._engine.create_execution_context()
         self._stream = self._cuda.stream()
+        # cudaStream_t → the integer handle TensorRT's binding takes
+        self._stream_handle = int(self._stream) if hasattr(self._stream, "__int__") else int(
+            self._stream.getPtr())
         self._buffers: dict[str, tuple[int, int]] = {}  # name -> (device pointer, bytes)
         self._names = [self._engine.get_tensor_name(i) for i in range(self._engine.num_io_tensors)]
         self._is_input = {n: self._engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT for n in self._names}
@@ -321,7 +324,7 @@ class TensorRTEngine:
                 raise BackendError(f"output {t.name!r} has a data-dependent shape {shape}; not supported")
             outs[t.name] = np.empty(shape, dtype=self._dtype[t.name])
             self._buffer(t.name, outs[t.name].nbytes)
-        if not self._context.execute_async_v3(int(self._stream)):
+        if not self._context.execute_async_v3(self._stream_handle):
             raise BackendError(f"TensorRT execution failed ({self.plan_path})")
         for t in self._outputs:
             self._cuda.d2h(outs[t.name], self._buffers[t.name][0], self._stream)
