@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -257,6 +258,16 @@ def run(out: Path, arch: str = "lightclip", steps: int = 600, batch: int = 96, s
                      heldout_descriptions=s["heldout_descriptions"], seen=s["seen"], bundle=str(bundle.path))
 
 
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, required=True)
@@ -272,8 +283,9 @@ def main(argv: list[str] | None = None) -> None:
     print(json.dumps(r.to_dict(), indent=2))
     if a.results:
         prev = json.loads(a.results.read_text()) if a.results.is_file() else {"runs": []}
-        prev["runs"].append({**r.to_dict(), "machine": {"cpu": platform.processor() or platform.machine(),
-                                                         "threads": a.threads},
+        prev["runs"].append({**r.to_dict(), "machine": {"cpu": _cpu_model(), "cores": os.cpu_count(),
+                                                         "threads": a.threads,
+                                                         "load_average_after": os.getloadavg()[0]},
                              "command": "python -m edgevl_export.toy " + " ".join(argv or sys.argv[1:])})
         a.results.write_text(json.dumps(prev, indent=2) + "\n")
 
