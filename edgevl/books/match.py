@@ -53,12 +53,14 @@ def top_k_sparse(sims: sp.csr_matrix, k: int) -> Candidates:
     return Candidates(works, cos)
 
 
-# Above this many works, retrieval skips the query n-grams found in more than PRUNE_DF works (their
-# posting lists dominate the cost and carry little IDF weight), shortlists SHORTLIST works by that
-# partial score and re-ranks them by the exact cosine.
+# Above PRUNE_ABOVE works, retrieval scores each query with its rarest n-grams only -- rarest first,
+# until their posting lists hold POSTINGS_BUDGET entries (the common n-grams dominate the cost and
+# carry little IDF weight) -- shortlists SHORTLIST works by that partial score and re-ranks them by
+# the exact cosine.
 PRUNE_ABOVE = 200_000
-PRUNE_DF = 20_000
+POSTINGS_BUDGET = 200_000
 SHORTLIST = 100
+QUERY_CHUNK = 256
 
 
 def retrieve(index: CatalogueIndex, queries: list[str], k: int = 10, prune: bool | None = None) -> Candidates:
@@ -69,9 +71,18 @@ def retrieve(index: CatalogueIndex, queries: list[str], k: int = 10, prune: bool
     if not prune:
         return top_k_sparse((q @ index.postings).tocsr(), k)
     qp = q.copy()
-    qp.data = np.where(index.doc_freq[qp.indices] <= PRUNE_DF, qp.data, 0.0).astype(qp.data.dtype)
+    df = index.doc_freq[qp.indices]
+    keep = np.zeros(len(df), dtype=bool)
+    for i in range(qp.shape[0]):
+        a, b = qp.indptr[i], qp.indptr[i + 1]
+        order = np.argsort(df[a:b], kind="stable")
+        used = np.cumsum(df[a:b][order])
+        keep[a + order[(used - df[a:b][order]) < POSTINGS_BUDGET]] = True
+    qp.data = np.where(keep, qp.data, 0.0).astype(qp.data.dtype)
     qp.eliminate_zeros()
-    short = top_k_sparse((qp @ index.postings).tocsr(), max(k, SHORTLIST))
+    parts = [top_k_sparse((qp[s: s + QUERY_CHUNK] @ index.postings).tocsr(), max(k, SHORTLIST))
+             for s in range(0, qp.shape[0], QUERY_CHUNK)]
+    short = Candidates(np.concatenate([p.works for p in parts]), np.concatenate([p.cos for p in parts]))
     # exact cosine of the shortlisted works
     n, s = short.works.shape
     flat = np.where(short.works >= 0, short.works, 0).ravel()
