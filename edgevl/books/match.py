@@ -58,7 +58,7 @@ def top_k_sparse(sims: sp.csr_matrix, k: int) -> Candidates:
 # carry little IDF weight) -- shortlists SHORTLIST works by that partial score and re-ranks them by
 # the exact cosine.
 PRUNE_ABOVE = 200_000
-POSTINGS_BUDGET = 200_000
+POSTINGS_BUDGET = 100_000
 SHORTLIST = 100
 QUERY_CHUNK = 256
 
