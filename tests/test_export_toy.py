@@ -46,7 +46,7 @@ def test_tiny_clip_zero_shot_above_chance(tmp_path: Path) -> None:
     n = len(toy.all_classes())
     assert r.chance == pytest.approx(1 / n)
     # seen combinations: the exported encoders learnt the task
-    assert r.seen["top1"] > 0.4, r
+    assert r.seen["top1"] > 0.3, r  # 12x chance; ~0.6 here after 100 steps
     # held-out combinations (never shown, never named): clearly above chance (1/40)
     assert r.heldout["color"] > 0.5, r
     assert max(r.heldout["top1"], r.heldout_descriptions["top1"]) > 4 * r.chance, r
