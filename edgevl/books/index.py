@@ -261,7 +261,7 @@ def build_index_columns(titles_in: Sequence[str], authors_in: Sequence[str], tag
     counts = ngrams.count_matrix(docs, n)
     del docs
     idf = ngrams.idf_weights(counts)
-    vectors = ngrams.tfidf(counts, idf)
+    vectors = ngrams.tfidf(counts, idf, copy=False)
     del counts
     idx = _with_norms(n, idf, vectors, (offsets, rows), titles, authors, tags, sha256)
     if calibration is None:
