@@ -243,7 +243,11 @@ def render_md(r: dict[str, Any]) -> str:
                      f"{x['edgevl_ort_ms']:.1f} / {bo:.1f} | {x['speedup']:.2f}x ({bt / bo:.2f}x) | {ok} "
                      f"| {x['max_abs_diff']:.1e} |")
     lines += ["", "Best-of times are less sensitive to other processes on the machine than medians; the "
-              "target is judged on the medians."]
+              "target is judged on the medians.", "",
+              "Reading: at the libraries' default threads (2 here) on a loaded machine, torch's OpenMP "
+              "threads suffer most from the contention, which inflates the ratio, most at small batches. "
+              "The single-thread run (`--threads 1`, encoders_speed_1thread.md) compares the kernels "
+              "themselves: there edgevl is 1.2-1.4x faster on MiniLM and 0.97-1.2x on ViT-B/32."]
     return "\n".join(lines) + "\n"
 
 
