@@ -298,3 +298,14 @@ def test_cli_exports_openai_pt_with_bpe_simple_vocab(tmp_path: Path) -> None:
     assert b.manifest.source["format"] == "torch" and b.manifest.config["eot_id"] == len(vocab) - 1
     assert all(r["ok"] for r in b.manifest.extra["parity"])
     assert any("QuickGELU" in n for n in b.manifest.source["notes"])  # the assumption is recorded
+
+
+@pytest.mark.slow
+def test_dynamo_exporter(tmp_path: Path) -> None:
+    """torch's dynamo exporter (``--dynamo``) gives the same contract and parity (5-10 s a model)."""
+    torch.manual_seed(7)
+    model = build_model(get_arch("test-vit"))
+    b = export_clip(model, tmp_path / "dyn", tokenizer_json="{}", name="t", arch="test-vit", dynamo=True)
+    _contract(tmp_path / "dyn", model)
+    assert b.manifest.extra["exporter"] == "dynamo"
+    assert all(r["rel_error"] < TOL for r in b.manifest.extra["parity"])

@@ -163,3 +163,14 @@ def test_tokenizer_errors(tmp_path: Path) -> None:
         load_clip_tokenizer(tmp_path / "vocab.json")
     with pytest.raises(CheckpointError, match="special token"):
         build_clip_tokenizer({"a": 0}, [])
+
+
+def test_hf_saved_tokenizer_json_is_accepted(vocab_files: VocabFiles, tmp_path: Path) -> None:
+    """A tokenizer.json written by transformers (RobertaProcessing post-processor) gives our ids."""
+    transformers = pytest.importorskip("transformers")
+    d, _, _ = vocab_files
+    transformers.CLIPTokenizer.from_pretrained(str(d)).save_pretrained(str(tmp_path))
+    theirs = load_clip_tokenizer(tmp_path / "tokenizer.json", context_length=24)
+    ours = load_clip_tokenizer(d, context_length=24)
+    for s in _test_strings():
+        assert theirs.encode(s).ids == ours.encode(s).ids, s
