@@ -142,3 +142,41 @@ def test_end_to_end_on_a_rendered_shelf(shelf_catalogue: Catalogue, tmp_path: Pa
     drawn = draw_spines(image, result.spines, max_side=400)
     assert max(drawn.shape[:2]) == 400
     json.dumps(result.to_dict())  # serialisable
+
+
+def test_match_books_cli_table_csv_json_and_drawing(shelf_catalogue: Catalogue, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("PIL")
+    import csv
+
+    import cv2
+
+    from edgevl.cli import main
+
+    cat = tmp_path / "cat.csv"
+    with cat.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["title", "author", "tag"])
+        for b in shelf_catalogue.books:
+            w.writerow([b.title, b.author, b.tag])
+    photo = tmp_path / "shelf.png"
+    items = [(t, a.split(",")[1].strip() + " " + a.split(",")[0], g) for t, a, g in BOOKS[:3]]
+    cv2.imwrite(str(photo), render_spines(items))
+    out_csv, drawing = tmp_path / "spines.csv", tmp_path / "drawn.jpg"
+    args = ["match-books", str(photo), "-c", str(cat), "--cache-dir", str(tmp_path / "cache")]
+    assert main([*args, "--csv", str(out_csv), "--draw", str(drawing), "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert len(res) == 1 and res[0]["spines_found"] == 3 and res[0]["spines_matched"] == 3
+    assert [s["title"] for s in res[0]["spines"]] == [t for t, _, _ in BOOKS[:3]]
+    rows = list(csv.DictReader(out_csv.open(encoding="utf-8")))
+    assert [r["title"] for r in rows] == [t for t, _, _ in BOOKS[:3]]
+    img = cv2.imread(str(drawing))
+    assert img is not None and img.shape[:2] == cv2.imread(str(photo)).shape[:2]
+    # the table form
+    assert main(args) == 0
+    table = capsys.readouterr().out
+    assert "3 spines, 3 matched" in " ".join(table.split())
+    # a missing photo is a one-line error
+    assert main(["match-books", str(tmp_path / "nope.jpg"), "-c", str(cat),
+                 "--cache-dir", str(tmp_path / "cache")]) == 2
+    assert "nope.jpg" in capsys.readouterr().err
