@@ -309,3 +309,62 @@ def test_dynamo_exporter(tmp_path: Path) -> None:
     _contract(tmp_path / "dyn", model)
     assert b.manifest.extra["exporter"] == "dynamo"
     assert all(r["rel_error"] < TOL for r in b.manifest.extra["parity"])
+
+
+def _reference_modified_resnet(sd: dict[str, torch.Tensor], x: torch.Tensor, layers: tuple[int, ...],
+                               heads: int) -> torch.Tensor:
+    """OpenAI's modified-ResNet forward written with torch.nn.functional straight from an
+    OpenAI-layout state dict (no module of ours involved)."""
+
+    def bn(t: torch.Tensor, p: str) -> torch.Tensor:
+        return F.batch_norm(t, sd[f"{p}.running_mean"], sd[f"{p}.running_var"], sd[f"{p}.weight"],
+                            sd[f"{p}.bias"], training=False, eps=1e-5)
+
+    x = F.relu(bn(F.conv2d(x, sd["visual.conv1.weight"], stride=2, padding=1), "visual.bn1"))
+    x = F.relu(bn(F.conv2d(x, sd["visual.conv2.weight"], padding=1), "visual.bn2"))
+    x = F.avg_pool2d(F.relu(bn(F.conv2d(x, sd["visual.conv3.weight"], padding=1), "visual.bn3")), 2)
+    for li, n in enumerate(layers, start=1):
+        for bi in range(n):
+            p = f"visual.layer{li}.{bi}"
+            stride = 2 if li > 1 and bi == 0 else 1
+            out = F.relu(bn(F.conv2d(x, sd[f"{p}.conv1.weight"]), f"{p}.bn1"))
+            out = F.relu(bn(F.conv2d(out, sd[f"{p}.conv2.weight"], padding=1), f"{p}.bn2"))
+            if stride > 1:
+                out = F.avg_pool2d(out, stride)
+            out = bn(F.conv2d(out, sd[f"{p}.conv3.weight"]), f"{p}.bn3")
+            if f"{p}.downsample.0.weight" in sd:
+                idn = F.avg_pool2d(x, stride) if stride > 1 else x
+                idn = bn(F.conv2d(idn, sd[f"{p}.downsample.0.weight"]), f"{p}.downsample.1")
+            else:
+                idn = x
+            x = F.relu(out + idn)
+    seq = x.flatten(2).permute(2, 0, 1)
+    a = "visual.attnpool"
+    seq = torch.cat([seq.mean(dim=0, keepdim=True), seq]) + sd[f"{a}.positional_embedding"][:, None]
+    out, _ = F.multi_head_attention_forward(
+        query=seq[:1], key=seq, value=seq, embed_dim_to_check=seq.shape[-1], num_heads=heads,
+        q_proj_weight=sd[f"{a}.q_proj.weight"], k_proj_weight=sd[f"{a}.k_proj.weight"],
+        v_proj_weight=sd[f"{a}.v_proj.weight"], in_proj_weight=None,
+        in_proj_bias=torch.cat([sd[f"{a}.q_proj.bias"], sd[f"{a}.k_proj.bias"], sd[f"{a}.v_proj.bias"]]),
+        bias_k=None, bias_v=None, add_zero_attn=False, dropout_p=0.0,
+        out_proj_weight=sd[f"{a}.c_proj.weight"], out_proj_bias=sd[f"{a}.c_proj.bias"],
+        use_separate_proj_weight=True, training=False, need_weights=False,
+    )
+    return out[0]
+
+
+@pytest.mark.parametrize("layers", [(1, 1, 1, 1), (2, 1, 2, 1)])
+def test_resnet_tower_matches_functional_reference(layers: tuple[int, ...]) -> None:
+    import dataclasses
+
+    cfg = get_arch("test-rn")
+    cfg = dataclasses.replace(cfg, vision=dataclasses.replace(cfg.vision, layers=layers))
+    torch.manual_seed(8)
+    model = build_model(cfg)
+    _randomise(model)
+    sd = to_openai_state_dict(model.state_dict())
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        want = _reference_modified_resnet(sd, x, layers, cfg.vision.num_heads)
+        got = model.encode_image(x)
+    assert rel_error(got.numpy(), want.numpy()) < TOL
