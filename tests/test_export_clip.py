@@ -368,3 +368,36 @@ def test_resnet_tower_matches_functional_reference(layers: tuple[int, ...]) -> N
         want = _reference_modified_resnet(sd, x, layers, cfg.vision.num_heads)
         got = model.encode_image(x)
     assert rel_error(got.numpy(), want.numpy()) < TOL
+
+
+def test_lightclip_tower_matches_functional_reference() -> None:
+    """The MobileNet-style tower vs conv/BN/hardswish written with torch.nn.functional from its weights."""
+    cfg = get_arch("test-lightclip")
+    torch.manual_seed(9)
+    model = build_model(cfg)
+    _randomise(model)
+    sd = model.state_dict()
+
+    def cbn(t: torch.Tensor, p: str, stride: int = 1, groups: int = 1, act: bool = True) -> torch.Tensor:
+        w = sd[f"{p}.conv.weight"]
+        t = F.conv2d(t, w, stride=stride, padding=w.shape[-1] // 2, groups=groups)
+        t = F.batch_norm(t, sd[f"{p}.bn.running_mean"], sd[f"{p}.bn.running_var"], sd[f"{p}.bn.weight"],
+                         sd[f"{p}.bn.bias"], training=False, eps=1e-5)
+        return F.hardswish(t) if act else t
+
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        want = cbn(x, "visual.stem", stride=2)
+        i = 0
+        for _expand, _cout, repeats, stride in cfg.vision.blocks:  # type: ignore[union-attr]
+            for r in range(repeats):
+                p = f"visual.blocks.{i}"
+                h = cbn(want, f"{p}.expand") if f"{p}.expand.conv.weight" in sd else want
+                h = cbn(h, f"{p}.depthwise", stride=stride if r == 0 else 1, groups=h.shape[1])
+                h = cbn(h, f"{p}.project", act=False)
+                want = want + h if h.shape == want.shape and (stride == 1 or r > 0) else h
+                i += 1
+        pooled = cbn(want, "visual.head").mean(dim=(2, 3))
+        want = pooled @ sd["visual.proj.weight"].t() + sd["visual.proj.bias"]
+        got = model.encode_image(x)
+    assert rel_error(got.numpy(), want.numpy()) < TOL
