@@ -74,7 +74,8 @@ def run_markdown(run: BenchRun, title: str = "edgevl bench") -> str:
     if notes(run.results):
         out.append("")
     out.append("Latency is wall time per call (one batch); items/s = batch / mean latency. Peak RSS is the "
-               "process high-water mark when the configuration finished.")
+               "process high-water mark after that model's runs (all its batch sizes: repeats interleave "
+               "them), so it belongs to the largest batch.")
     return "\n".join(out) + "\n"
 
 
