@@ -223,3 +223,12 @@ def test_metrics() -> None:
     assert box_agreement([sq[None]], [far[None]], 0.5) == 0.0
     assert box_agreement([np.stack([sq, far])], [sq[None]], 0.5) == pytest.approx(2 / 3)
     assert box_agreement([np.zeros((0, 4, 2))], [np.zeros((0, 4, 2))], 0.5) == 1.0
+
+
+def test_calibration_flush_never_divides_the_batch_count() -> None:
+    from edgevl_export.quantize.qdq import _flush_every
+
+    assert _flush_every(8) == {}
+    for n in (17, 32, 64, 240, 256, 1000):
+        m = _flush_every(n)["CalibMaxIntermediateOutputs"]
+        assert 2 <= m <= 16 and n % m != 0

