@@ -7,8 +7,10 @@ bundles at batch 1/8/32 (→ results/bench_ppocr.json/.md/.png), then rewrites r
 an index linking every result file with its headline ratio when the file exposes one.
 
 Every run holds the shared bench lock (/tmp/edgevl-bench.lock, the same flock(2) lock as
-``flock /tmp/edgevl-bench.lock CMD``) so timings never overlap, and results/run_all.json records
-each command, its exit code and duration, and the machine.
+``flock /tmp/edgevl-bench.lock CMD``) so timings never overlap — except scripts that take the lock
+around their own timed loops (``fcntl.flock`` in their source), which run without the outer lock
+so they cannot deadlock — and results/run_all.json records each command, its exit code and
+duration, and the machine.
 
     python benchmarks/run_all.py                 # everything
     python benchmarks/run_all.py --quick         # scripts that accept --quick get it; small bench
@@ -65,6 +67,12 @@ def discover() -> tuple[list[Path], dict[str, str]]:
     return scripts, skipped
 
 
+def locks_itself(script: Path) -> bool:
+    """A script that takes the bench lock around its own timed loops (holding it around the whole
+    script as well would deadlock: flock(2) locks from two open files exclude each other)."""
+    return re.search(r"fcntl\.flock\(", script.read_text(encoding="utf-8", errors="replace")) is not None
+
+
 def accepts_quick(script: Path) -> bool:
     return '"--quick"' in script.read_text(encoding="utf-8", errors="replace")
 
@@ -90,12 +98,14 @@ def machine() -> dict[str, Any]:
     return machine_info().to_dict()
 
 
-def run_locked(name: str, cmd: list[str], log_dir: Path) -> dict[str, Any]:
-    """Run ``cmd`` from the repo root under the bench lock; its output goes to a log file."""
+def run_locked(name: str, cmd: list[str], log_dir: Path, *, lock: bool = True) -> dict[str, Any]:
+    """Run ``cmd`` from the repo root under the bench lock (unless the script takes it itself);
+    its output goes to a log file."""
     log_dir.mkdir(parents=True, exist_ok=True)
-    log = log_dir / f"{name}.log"
-    print(f"[run_all] {name}: waiting for {LOCK} ...", flush=True)
-    with bench_lock() as waited:
+    log = log_dir / f"{name.replace(':', '_')}.log"
+    if lock:
+        print(f"[run_all] {name}: waiting for {LOCK} ...", flush=True)
+    with bench_lock() if lock else contextlib.nullcontext(0.0) as waited:
         print(f"[run_all] {name}: {shlex.join(cmd)}", flush=True)
         started = datetime.now(timezone.utc).isoformat(timespec="seconds")
         t0 = time.monotonic()
@@ -105,7 +115,9 @@ def run_locked(name: str, cmd: list[str], log_dir: Path) -> dict[str, Any]:
                                 check=False).returncode
         took = time.monotonic() - t0
     print(f"[run_all] {name}: exit {rc} after {took:.0f} s (log {log})", flush=True)
-    return {"name": name, "command": f"flock {LOCK} " + shlex.join(_display(cmd)), "returncode": rc,
+    shown = (f"flock {LOCK} " if lock else "") + shlex.join(_display(cmd))
+    return {"name": name, "command": shown, "lock": "held around the run" if lock else "taken by the script",
+            "returncode": rc,
             "seconds": round(took, 1), "waited_for_lock_s": round(waited, 1),
             "started": started, "log": str(log)}
 
@@ -294,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
             cmd = [sys.executable, str(p)]
             if args.quick and accepts_quick(p):
                 cmd.append("--quick")
-            runs.append(run_locked(p.stem, cmd, log_dir))
+            runs.append(run_locked(p.stem, cmd, log_dir, lock=not locks_itself(p)))
         if BENCH_PPOCR in selected:
             parts = bench_ppocr_commands(args.quick)
             done = [run_locked(name, cmd, log_dir) for name, cmd, _ in parts]

@@ -74,3 +74,11 @@ def test_merge_bench_makes_one_valid_result(run_all: ModuleType, tmp_path: Path)
     assert merged.command == "cmd a && cmd b"
     assert "| a/model | ort-cpu | fp32 | 1 |" in (tmp_path / "merged.md").read_text()
     assert (tmp_path / "merged.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_self_locking_scripts_are_not_wrapped(run_all: ModuleType, tmp_path: Path) -> None:
+    own = tmp_path / "own.py"
+    own.write_text("import fcntl\nwith open(LOCK) as f:\n    fcntl.flock(f, fcntl.LOCK_EX)\n")
+    plain = tmp_path / "plain.py"
+    plain.write_text('"""flock /tmp/edgevl-bench.lock python plain.py"""\n')
+    assert run_all.locks_itself(own) and not run_all.locks_itself(plain)
