@@ -82,3 +82,15 @@ def test_self_locking_scripts_are_not_wrapped(run_all: ModuleType, tmp_path: Pat
     plain = tmp_path / "plain.py"
     plain.write_text('"""flock /tmp/edgevl-bench.lock python plain.py"""\n')
     assert run_all.locks_itself(own) and not run_all.locks_itself(plain)
+
+
+def test_run_locked_records_command_and_exit(run_all: ModuleType, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setattr(run_all, "LOCK", tmp_path / "bench.lock")
+    ok = run_all.run_locked("ok", [sys.executable, "-c", "print('hi')"], tmp_path / "logs")
+    assert ok["returncode"] == 0 and ok["command"].startswith(f"flock {tmp_path / 'bench.lock'} python -c")
+    assert Path(ok["log"]).read_text().strip() == "hi"
+    bad = run_all.run_locked("bad", [sys.executable, "-c", "raise SystemExit(3)"], tmp_path / "logs", lock=False)
+    assert bad["returncode"] == 3 and not bad["command"].startswith("flock")
