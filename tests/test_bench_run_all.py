@@ -92,5 +92,6 @@ def test_run_locked_records_command_and_exit(run_all: ModuleType, tmp_path: Path
     ok = run_all.run_locked("ok", [sys.executable, "-c", "print('hi')"], tmp_path / "logs")
     assert ok["returncode"] == 0 and ok["command"].startswith(f"flock {tmp_path / 'bench.lock'} python -c")
     assert Path(ok["log"]).read_text().strip() == "hi"
-    bad = run_all.run_locked("bad", [sys.executable, "-c", "raise SystemExit(3)"], tmp_path / "logs", lock=False)
+    bad = run_all.run_locked("bad", [sys.executable, "-c", "raise SystemExit(3)"], tmp_path / "logs",
+                             lock=False)
     assert bad["returncode"] == 3 and not bad["command"].startswith("flock")
