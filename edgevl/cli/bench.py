@@ -135,7 +135,7 @@ def run_cmd(
     task: str | None = typer.Option(None, help="task mode: ocr | books, over a folder of photos"),
     catalogue: Path | None = typer.Option(None, help="--task books: the catalogue CSV to match against"),
     json_out: str | None = typer.Option(None, "--json", help="write the result file here ('-' = stdout)"),
-    plot: Path | None = typer.Option(None, help="latency-vs-batch plot (PNG; needs the plot extra: matplotlib)"),
+    plot: Path | None = typer.Option(None, help="latency-vs-batch PNG (needs matplotlib: plot extra)"),
     markdown: Path | None = typer.Option(None, "--md", help="also write a Markdown table here"),
 ) -> None:
     """Measure latency (p50/p90/p99, mean, std), throughput, peak RSS and device memory."""
