@@ -350,3 +350,23 @@ def test_cli_ctrl_c_writes_partial_json(tiny: Bundle, tmp_path: Path,
     assert code == 130
     r = load_run(out)
     assert r.interrupted and [(x.batch, x.status) for x in r.results] == [(1, "ok")]
+
+
+def test_clip_images_use_the_encoders_preprocessing(tiny: Bundle, tmp_path: Path) -> None:
+    import cv2
+
+    from edgevl.bench.inputs import folder_feeds
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(photos / f"{i}.png"), np.full((40 + 10 * i, 60, 3), 30 * i, np.uint8))
+    pre = {"size": 32, "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25], "interpolation": "bicubic",
+           "resize": "shortest", "crop": "center", "color": "RGB"}
+    clip = write_bundle(tmp_path / "clip", name="clip", task="clip", models={"image": tiny.model_path()},
+                        preprocess=pre)
+    spec = (TensorSpec("pixel_values", "float32", ("batch", 3, 32, 32)),)
+    (feed,) = folder_feeds(photos, spec, clip, "image", 3)
+    x = feed["pixel_values"]
+    assert x.shape == (3, 3, 32, 32) and x.dtype == np.float32
+    assert x[1].mean() == pytest.approx((30 / 255 - 0.5) / 0.25, abs=1e-3)  # photo 1 is flat grey 30
