@@ -7,11 +7,11 @@ distortion; 1 - normalised edit distance is reported beside it.
 
 Readers compared:
 
-- ``edgevl``: edgevl's STR mode, i.e. ``TextRecognizer`` with its vertical-text handling (a crop
-  clearly taller than wide is laid flat and read in both 90° directions, the more confident
-  reading wins). When edgevl exposes that as an API (``read(..., vertical=...)`` or a crop-reading
-  function) the script calls it; otherwise it applies that documented rule around
-  ``TextRecognizer.read`` and says so in the results (``edgevl_mode``).
+- ``edgevl``: edgevl's STR mode, i.e. the recogniser with its vertical-text handling
+  (``OcrPipeline().read_crops(crops)``: a crop clearly taller than wide is laid flat, its direction
+  chosen by the 0/180° classifier, and read both ways when unsure). With an older edgevl that has
+  no such API the script applies that documented rule around ``TextRecognizer.read`` and says so
+  in the results (``edgevl_mode``).
 - ``edgevl-plain``: ``TextRecognizer.read`` on the crop as is (no rotation tried); this is what
   ``edgevl ocr --crops`` does when ``read`` has no vertical handling of its own.
 - ``edgevl-ocr``: the whole ``OcrPipeline`` (detect, orient, read) on the crop, lines joined: what
@@ -102,8 +102,16 @@ def edgevl_readers() -> tuple[dict[str, Reader], str]:
 
     strmode: Reader | None = None
     mode = ""
+    pipe = ocr.OcrPipeline(recognizer=rec)
+    if callable(getattr(pipe, "read_crops", None)):
+
+        def strmode_pipe(crops: Sequence[np.ndarray]) -> list[tuple[str, float]]:
+            return _pairs(pipe.read_crops(list(crops)))
+
+        strmode = strmode_pipe
+        mode = "OcrPipeline().read_crops(crops) (edgevl's STR mode with vertical handling)"
     for kw in ("vertical", "orientation", "rotate"):
-        if kw in params:
+        if strmode is None and kw in params:
             default = params[kw].default
             value: Any = True if isinstance(default, bool) else "auto"
             kw_ = kw
@@ -146,8 +154,6 @@ def edgevl_readers() -> tuple[dict[str, Reader], str]:
         strmode = strmode_rule
         mode = ("benchmark-side rule around TextRecognizer.read (edgevl has no STR-mode API yet): crops "
                 f">= {VERTICAL_RATIO}x taller than wide read rotated 90° both ways, best score kept")
-    pipe = ocr.OcrPipeline(recognizer=rec)
-
     def whole(crops: Sequence[np.ndarray]) -> list[tuple[str, float]]:
         out = []
         for c in crops:
