@@ -178,13 +178,16 @@ def _num(v: Any) -> float | None:
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
 
+_LABEL_KEYS = ("image", "model", "input", "name", "config", "bundle", "kind")
+
+
 def _ratios(d: dict[str, Any]) -> list[str]:
-    label = next((str(v) for k, v in d.items() if isinstance(v, str) and k in ("image", "name", "model",
-                                                                                 "config", "bundle")), "")
+    """``key value (label)`` for every measured ratio/speedup number in one flat record."""
+    label = ", ".join(str(d[k]) for k in _LABEL_KEYS if isinstance(d.get(k), str))[:60]
     out = []
     for k, v in d.items():
         n = _num(v)
-        if n is not None and re.search(r"ratio|speedup|x_faster", k):
+        if n is not None and not k.startswith("target") and re.search(r"ratio|speedup|x_faster", k):
             out.append(f"{k} {n:.2f}" + (f" ({label})" if label else ""))
     return out
 
@@ -203,8 +206,9 @@ def headline(doc: Any) -> str:
         for r in doc.get("results", []):
             st = r.get("stats") if isinstance(r, dict) else None
             if st and r.get("batch") == 1:
+                p50 = float(st.get("p50_ms", 0))
                 parts.append(f"{r.get('bundle')}/{r.get('role')} {r.get('backend')} b1 p50 "
-                             f"{st.get('p50_ms', 0):.3g} ms")
+                             + (f"{p50:,.0f}" if p50 >= 100 else f"{p50:.3g}") + " ms")
         return "; ".join(parts)
     found: list[str] = []
     summary = doc.get("summary")
@@ -217,9 +221,15 @@ def headline(doc: Any) -> str:
         for v in summary.values():
             if isinstance(v, dict):
                 found += _ratios(v)
+    for key in ("rows", "results"):  # a table of records, as several scripts write
+        rows = doc.get(key)
+        if not found and isinstance(rows, list):
+            for item in rows:
+                if isinstance(item, dict):
+                    found += _ratios(item)
     if not found:
         found = _ratios(doc)
-    return "; ".join(found[:4])
+    return "; ".join(found[:4]) + (f" (+{len(found) - 4} more)" if len(found) > 4 else "")
 
 
 def _machine_line(m: Any) -> str:
@@ -250,7 +260,8 @@ def write_index(results: Path = RESULTS) -> Path:
         d = doc if isinstance(doc, dict) else {}
         cmd = d.get("command", "")
         date = d.get("date") or d.get("created") or ""
-        target = d.get("target", "")
+        target = d.get("target") or "; ".join(f"{k} {v}" for k, v in d.items()
+                                              if k.startswith("target") and isinstance(v, (int, float, str)))
         head = (headline(doc) or "—").replace("|", "/")
         cells = [f"**{stem}**", links, head, str(target).replace("|", "/"),
                  f"`{cmd}`" if cmd else "", _machine_line(d.get("machine")), str(date)[:25]]

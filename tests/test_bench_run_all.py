@@ -29,6 +29,10 @@ def test_headlines_are_read_defensively(run_all: ModuleType) -> None:
     assert h({"summary": {"speedup": 1.234}}) == "speedup 1.23"
     assert h({"results": [1, 2]}) == "" and h([1, 2]) == "" and h(None) == ""
     assert h({"speedup": True}) == ""  # a bool is not a ratio
+    assert h({"target_speedup": 2.0}) == ""  # a target is not a measurement
+    rows = [{"model": "m", "input": f"batch {b}", "speedup": float(b)} for b in range(1, 7)]
+    assert h({"rows": rows}) == ("speedup 1.00 (m, batch 1); speedup 2.00 (m, batch 2); "
+                                 "speedup 3.00 (m, batch 3); speedup 4.00 (m, batch 4) (+2 more)")
     bench = {"schema": "edgevl-bench/1", "results": [
         {"bundle": "det", "role": "model", "backend": "ort-cpu", "batch": 1, "stats": {"p50_ms": 770.4}},
         {"bundle": "det", "role": "model", "backend": "ort-cpu", "batch": 8, "stats": {"p50_ms": 9000.0}}]}
