@@ -232,3 +232,15 @@ def test_calibration_flush_never_divides_the_batch_count() -> None:
     for n in (17, 32, 64, 240, 256, 1000):
         m = _flush_every(n)["CalibMaxIntermediateOutputs"]
         assert 2 <= m <= 16 and n % m != 0
+
+
+
+def test_text_bundle_calibrates_from_sentences_and_says_when_nothing_is_quantisable(tmp_path: Path) -> None:
+    from tests.tiny_encoders import make_text_embedding_bundle
+
+    te = make_text_embedding_bundle(tmp_path)  # Gather + ReduceSum: no weight MatMul/Gemm/Conv
+    text = tmp_path / "s.txt"
+    text.write_text("\n".join(["hello world", "a cat", "the dog runs", "red blue"] * 3) + "\n")
+    with pytest.raises(QuantizationError, match="no MatMul/Gemm/Conv node"):
+        quantize_bundle(te.path, text, tmp_path / "o", samples=8, holdout=4)
+    assert not (tmp_path / "o").exists()
