@@ -31,6 +31,12 @@ from edgevl.tasks.zeroshot import (
 )
 
 
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Default caches go under the test's tmp dir, never the user's ~/.cache."""
+    monkeypatch.setenv("EDGEVL_HOME", str(tmp_path / "edgevl-home"))
+
+
 @pytest.fixture()
 def clip_bundle(tmp_path: Path) -> Bundle:
     return make_clip_bundle(tmp_path)
