@@ -62,14 +62,26 @@ def prepare(src: Path, dst: Path) -> dict[str, Any]:
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     logging.getLogger("onnxruntime").setLevel(logging.ERROR)
+    info: dict[str, Any] = {}
+    model = onnx.load(str(src))
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    if opset < 13:
+        # per-channel DequantizeLinear (its `axis`) needs opset 13; ORT's quantiser writes it on
+        # Conv biases without upgrading older models (PP-OCR's are opset 11/12)
+        from onnx import version_converter
+
+        model = version_converter.convert_version(model, 13)
+        src = dst.with_suffix(".opset13.onnx")
+        onnx.save(model, str(src))
+        info["opset_upgraded"] = f"{opset} -> 13"
     for skip_symbolic in (False, True):
         try:
             quant_pre_process(str(src), str(dst), skip_symbolic_shape=skip_symbolic)
-            return {"pre_process": "quant_pre_process", "symbolic_shape": not skip_symbolic}
+            return {**info, "pre_process": "quant_pre_process", "symbolic_shape": not skip_symbolic}
         except Exception:  # ORT raises a bare Exception for incomplete symbolic inference
             continue
     onnx.save(onnx.load(str(src)), str(dst))
-    return {"pre_process": "none (quant_pre_process failed)", "symbolic_shape": False}
+    return {**info, "pre_process": "none (quant_pre_process failed)", "symbolic_shape": False}
 
 
 def channel_absmax(model: onnx.ModelProto, feeds: Sequence[Mapping[str, Any]],
@@ -183,6 +195,7 @@ def quantize(src: Path, dst: Path, feeds: FeedReader, *, nodes: Sequence[str],
     )
     model = onnx.load(str(dst))
     unshare_qparams(model)
+    prune(model)
     onnx.save(model, str(dst))
     return model
 
