@@ -129,7 +129,7 @@ def _quantize_role(kind: Kind, role: str, work: Path, method: str, op_types: Seq
     report = {
         **pre,
         "candidates": len(nodes),
-        "quantized": len(qn),
+        "quantized": len([n for n in nodes if n in qn]),
         "kept_float": excluded,
         "ops_quantized": sorted({v["op"] for v in qn.values()}),
         "seconds": round(time.perf_counter() - t0, 1),
