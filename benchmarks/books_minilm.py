@@ -17,7 +17,7 @@ from edgevl.tasks.encoders import TextEncoder
 from edgevl.books import BookMatcher, build_index, load_catalogue
 from edgevl.books.calibration import fit_calibration
 from edgevl.books.catalogue import normalize, work_key
-from edgevl.books.evaluate import metrics, predict_segments, read_segments
+from edgevl.books.evaluate import metrics, read_segments
 from edgevl.books.match import all_features, retrieve
 import edgevl.books.calibration as C
 D = Path('/work/shared/data/library')
@@ -50,7 +50,6 @@ uniq = np.unique(photos); np.random.default_rng(0).shuffle(uniq)
 Smargin = S - np.sort(S, axis=1)[:, ::-1][:, [1]]
 variants = {'ngram only': X, '+minilm cos': np.concatenate([X, S[..., None]], 2),
             '+minilm cos+margin': np.concatenate([X, S[..., None], np.clip(Smargin, -1, 1)[..., None]], 2)}
-import edgevl.books.match as M
 res = {}
 for name, F in variants.items():
     for reject in (-1.0, -0.5):
@@ -65,11 +64,11 @@ for name, F in variants.items():
             for im in np.unique(imgs):
                 rows = np.where(imgs == im)[0]
                 ch = m.assign_group(cands.works[te][rows], L[rows])
-                for rr, c in zip(rows, ch):
+                for rr, c in zip(rows, ch, strict=True):
                     preds[te[rr]] = BookMatch('', c, index.titles[c] if c is not None else '', index.authors[c] if c is not None else '', '', (), 0.0)
         r = metrics(segs, preds)
         res[f'{name} reject {reject}'] = {k2: round(r[k2], 4) for k2 in ('recall', 'precision', 'f1')}
         print(name, reject, res[f'{name} reject {reject}'], flush=True)
 out = Path(__file__).resolve().parent / 'results' / 'books_minilm.json'
-json.dump({'command': 'python benchmarks/books_minilm.py', 'encode_ms_per_query': 1000 * tq / len(segs),
-           'encode_ms_per_work': 1000 * tw / len(ws), 'cv_results': res}, open(out, 'w'), indent=1)
+out.write_text(json.dumps({'command': 'python benchmarks/books_minilm.py', 'encode_ms_per_query': 1000 * tq / len(segs),
+                          'encode_ms_per_work': 1000 * tw / len(ws), 'cv_results': res}, indent=1))
