@@ -144,3 +144,21 @@ def test_compare_runs_pairs_by_configuration() -> None:
         compare_runs(a, b, ignore=["precision", "batch"])
     with pytest.raises(InputError, match="fields are"):
         compare_runs(a, b, ignore=["colour"])
+
+
+def test_repeated_files_give_between_run_noise_and_busy_machines_warn() -> None:
+    a = _run(_res(_lat(300, 10.0, 1)))
+    b1 = _run(_res(_lat(300, 13.0, 2)))  # 30 % slower in this run...
+    b2 = _run(_res(_lat(300, 8.0, 3)))  # ...20 % faster in the next one: no real difference
+    single = compare_runs(a, b1)
+    assert not single.rows[0].within_noise
+    assert any("one file per side" in w for w in single.warnings)
+    both = compare_runs(a, b1, more_b=[b2])
+    assert both.rows[0].within_noise and both.rows[0].run_spread > 0.2
+    assert both.files == (1, 2) and not any("one file" in w for w in both.warnings)
+    assert single.busy_load is None
+    loaded = BenchRun(created="now", command="t", settings={}, results=a.results,
+                      machine={"cpu": "x", "cores_logical": 2, "load_average_before": [5.0, 5.0, 5.0]})
+    rep = compare_runs(loaded, b1)
+    assert rep.busy_load == pytest.approx(2.5) and any("busy" in w for w in rep.warnings)
+    assert rep.to_dict()["warnings"] == rep.warnings

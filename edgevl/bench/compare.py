@@ -9,8 +9,13 @@ per-iteration latencies (< 1: B is faster). Its interval combines two noise sour
   interval multiplicatively (drift and neighbours on a shared machine). A side measured without
   repeats uses the spread of the medians of four consecutive blocks of its samples instead.
 
+- with repeated runs of each side as extra files, the spread of their medians (between-run noise,
+  which is what a loaded machine mostly adds).
+
 A difference is flagged *within noise* when the widened interval contains 1 or when it is smaller
-than ``floor`` (default 2 %: no single-machine benchmark resolves less).
+than ``floor`` (default 2 %: no single-machine benchmark resolves less). A report warns when a run
+started on a busy machine (load average per core above :data:`BUSY_LOAD`) or when each side has a
+single file.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from edgevl.bench.stats import block_medians, bootstrap_median_ratio, relative_s
 from edgevl.errors import InputError
 
 DEFAULT_FLOOR = 0.02
+#: 1-minute load average per core, before a run, above which the machine counts as busy
+BUSY_LOAD = 0.5
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,23 @@ class CompareReport:
     ignored: tuple[str, ...]
     same_machine: bool
     floor: float
+    busy_load: float | None = None
+    files: tuple[int, int] = (1, 1)
+
+    @property
+    def warnings(self) -> list[str]:
+        out = []
+        if not self.same_machine:
+            out.append("A and B come from different machines")
+        if self.busy_load is not None:
+            out.append(
+                f"the machine was busy with other work (1-minute load {self.busy_load:.1f} per core before "
+                f"a run): timings can shift between runs by more than the intervals show; repeat each "
+                f"side (--more-a/--more-b) or measure on an idle machine")
+        if self.files == (1, 1):
+            out.append("one file per side: the interval covers noise within each run, not between runs "
+                       "(give repeated runs with --more-a/--more-b)")
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -79,6 +103,9 @@ class CompareReport:
             "ignored": list(self.ignored),
             "same_machine": self.same_machine,
             "floor": self.floor,
+            "busy_load": self.busy_load,
+            "files": list(self.files),
+            "warnings": self.warnings,
         }
 
 
@@ -90,8 +117,14 @@ def compare_results(
     confidence: float = 0.95,
     resamples: int = 2000,
     key: tuple[tuple[str, Any], ...] = (),
+    a_runs: Sequence[float] = (),
+    b_runs: Sequence[float] = (),
 ) -> Comparison:
-    """Compare two measured configurations (pure: uses only what the records hold)."""
+    """Compare two measured configurations (pure: uses only what the records hold).
+
+    ``a_runs``/``b_runs``: the medians of the same configuration in other result files of the same
+    side (separate runs); their spread, when larger than a file's own, is that side's noise.
+    """
     if a.stats is None or b.stats is None:
         raise InputError("both results must hold measurements to be compared")
     if a.samples_ms and b.samples_ms:
@@ -101,7 +134,9 @@ def compare_results(
         ratio = b.stats.p50_ms / a.stats.p50_ms if a.stats.p50_ms > 0 else math.inf
         low = high = ratio
         boot = False
-    spread = math.hypot(run_spread(a), run_spread(b))
+    sa = max(run_spread(a), relative_spread([a.stats.p50_ms, *a_runs]))
+    sb = max(run_spread(b), relative_spread([b.stats.p50_ms, *b_runs]))
+    spread = math.hypot(sa, sb)
     low_w, high_w = low * (1.0 - spread), high * (1.0 + spread)
     within = (low_w <= 1.0 <= high_w) or abs(ratio - 1.0) <= floor
     return Comparison(
@@ -132,6 +167,16 @@ def _keyed(results: Iterable[BenchResult], fields: Sequence[str], where: str
     return out
 
 
+def busy(machine: Mapping[str, Any], threshold: float = BUSY_LOAD) -> float | None:
+    """The 1-minute load per core before the run when other work kept the machine busy, else None."""
+    before = machine.get("load_average_before")
+    cores = machine.get("cores_logical") or 1
+    if isinstance(before, (list, tuple)) and before and isinstance(before[0], (int, float)):
+        per_core = float(before[0]) / float(cores)
+        return per_core if per_core > threshold else None
+    return None
+
+
 def compare_runs(
     a: BenchRun,
     b: BenchRun,
@@ -140,8 +185,14 @@ def compare_runs(
     floor: float = DEFAULT_FLOOR,
     confidence: float = 0.95,
     resamples: int = 2000,
+    more_a: Sequence[BenchRun] = (),
+    more_b: Sequence[BenchRun] = (),
 ) -> CompareReport:
-    """Pair configurations of two result files (matching on every key field not in ``ignore``)."""
+    """Pair configurations of two result files (matching on every key field not in ``ignore``).
+
+    ``more_a``/``more_b``: repeated runs of each side (other files); the spread of their medians is
+    the between-run noise, which within-file repeats cannot see when the machine's load changes.
+    """
     bad = [f for f in ignore if f not in KEY_FIELDS]
     if bad:
         raise InputError(f"--ignore {bad}: fields are {', '.join(KEY_FIELDS)}")
@@ -150,10 +201,18 @@ def compare_runs(
     fields = [f for f in KEY_FIELDS if f not in ignore]
     ka = _keyed(a.results, fields, "A")
     kb = _keyed(b.results, fields, "B")
+    extra_a = [_keyed(r.results, fields, "A") for r in more_a]
+    extra_b = [_keyed(r.results, fields, "B") for r in more_b]
+
+    def medians(k: tuple[tuple[str, Any], ...], extra: list[dict[Any, BenchResult]]) -> list[float]:
+        return [e[k].stats.p50_ms for e in extra if k in e and e[k].stats is not None]  # type: ignore[union-attr]
+
     rows = tuple(
-        compare_results(ka[k], kb[k], floor=floor, confidence=confidence, resamples=resamples, key=k)
+        compare_results(ka[k], kb[k], floor=floor, confidence=confidence, resamples=resamples, key=k,
+                        a_runs=medians(k, extra_a), b_runs=medians(k, extra_b))
         for k in ka if k in kb
     )
+    loads = [x for x in (busy(r.machine) for r in (a, b, *more_a, *more_b)) if x is not None]
     return CompareReport(
         rows=rows,
         only_a=tuple(k for k in ka if k not in kb),
@@ -161,6 +220,8 @@ def compare_runs(
         ignored=tuple(ignore),
         same_machine=_same_machine(a.machine, b.machine),
         floor=floor,
+        busy_load=max(loads) if loads else None,
+        files=(1 + len(more_a), 1 + len(more_b)),
     )
 
 

@@ -95,8 +95,8 @@ def compare_rows(rep: CompareReport) -> list[tuple[str, ...]]:
 
 def compare_markdown(rep: CompareReport, a_name: str, b_name: str) -> str:
     out = [f"# edgevl bench compare: A = `{a_name}`, B = `{b_name}`", ""]
-    if not rep.same_machine:
-        out.append("**Warning: the two files come from different machines.**\n")
+    for w in rep.warnings:
+        out.append(f"**Warning: {w}.**\n")
     out.append(_md_table(COMPARE_HEADERS, compare_rows(rep)))
     out.append("")
     out.append(f"B/A < 1: B is faster. Interval: bootstrap 95 % CI of the ratio of medians, widened by the "

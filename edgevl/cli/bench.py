@@ -185,6 +185,8 @@ def run_cmd(
 def compare_cmd(
     a: Path = typer.Argument(..., help="reference result file (edgevl bench --json)"),
     b: Path = typer.Argument(..., help="result file to compare with A"),
+    more_a: list[Path] = typer.Option([], help="another run of A (repeatable): between-run noise"),
+    more_b: list[Path] = typer.Option([], help="another run of B (repeatable): between-run noise"),
     ignore: list[str] = typer.Option([], help="key field not to match on (e.g. precision, bundle)"),
     floor: float = typer.Option(DEFAULT_FLOOR, help="relative differences below this are noise"),
     as_json: bool = typer.Option(False, "--json", help="print the comparison as JSON"),
@@ -192,7 +194,8 @@ def compare_cmd(
 ) -> None:
     """Ratios B/A of median latency per configuration, with a noise interval."""
     ra, rb = load_run(a), load_run(b)
-    rep = compare_runs(ra, rb, ignore=ignore, floor=floor)
+    rep = compare_runs(ra, rb, ignore=ignore, floor=floor, more_a=[load_run(p) for p in more_a],
+                       more_b=[load_run(p) for p in more_b])
     if not rep.rows:
         raise InputError(
             f"{a} and {b} share no measured configuration (only in A: {[dict(k) for k in rep.only_a][:3]}, "
@@ -203,8 +206,8 @@ def compare_cmd(
     if as_json:
         emit_json({"a": str(a), "b": str(b), **rep.to_dict()})
         return
-    if not rep.same_machine:
-        typer.echo("warning: A and B come from different machines", err=True)
+    for w in rep.warnings:
+        typer.echo(f"warning: {w}", err=True)
     _print_table(COMPARE_HEADERS, compare_rows(rep), f"B/A (A = {a.name}, B = {b.name})", err=False)
     for k in rep.only_a:
         typer.echo(f"only in A: {json.dumps(dict(k))}")
