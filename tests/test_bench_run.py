@@ -238,6 +238,8 @@ def test_cli_json_compare_and_plot(tiny: Bundle, tmp_path: Path, capsys: pytest.
     assert main(["bench", "compare", str(a), str(b), "--json"]) == 0
     rep = json.loads(capsys.readouterr().out)
     assert [r["batch"] for r in rep["rows"]] == [1, 2] and all("within_noise" in r for r in rep["rows"])
+    assert main(["bench", "compare", str(a), str(b), "--more-a", str(b), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["files"] == [2, 1]
     assert main(["bench", *args, "--json", "-"]) == 0
     doc = json.loads(capsys.readouterr().out)
     validate(doc)
