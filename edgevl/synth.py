@@ -1,6 +1,6 @@
 """Render images whose text is known: horizontal lines, vertical words, a small shelf of spines.
 
-Used by tests, examples and demos. Pillow is imported lazily (it is a ``dev``/``synth`` extra, not a
+Used by tests, examples and demos. Pillow is imported lazily (it is in the ``dev`` extra, not a
 runtime dependency). Fonts: DejaVu from Debian's ``fonts-dejavu-core`` when installed, otherwise
 Pillow's built-in scalable font.
 """
@@ -35,7 +35,7 @@ def _pil() -> Any:
         from PIL import Image as PILImage
         from PIL import ImageDraw, ImageFont
     except ImportError as e:  # pragma: no cover - depends on the environment
-        raise InputError("edgevl.synth needs Pillow: pip install 'edgevl[synth]'") from e
+        raise InputError("edgevl.synth needs Pillow: pip install pillow (or 'edgevl[dev]')") from e
     return PILImage, ImageDraw, ImageFont
 
 

@@ -1,4 +1,4 @@
-"""Regenerate the example images shipped in examples/ (needs Pillow: pip install 'edgevl[synth]').
+"""Regenerate the example images shipped in examples/ (needs Pillow: pip install 'edgevl[dev]').
 
     python examples/make_examples.py
 

@@ -48,6 +48,8 @@ def ocr(
                                           help="detector input: longest side in pixels "
                                           "(default 1792; 0 = full resolution, tiled: slower, reads "
                                           "more small text)"),
+    min_score: float = typer.Option(0.5, "--min-score",
+                                    help="lines whose reading confidence is below this are not listed"),
     vertical: str = typer.Option("auto", "--vertical",
                                  help="tall boxes: 'auto' (classifier decides, both if unsure), 'both'; "
                                  "with --crops also 'none' (read crops as they are)"),
@@ -75,7 +77,7 @@ def ocr(
     if vertical not in ("auto", "both"):
         raise InputError(f"--vertical must be 'auto' or 'both' for photos, got {vertical!r}")
     pipe = OcrPipeline(TextDetector(options=opts, limit_side=limit_side), options=opts,
-                       vertical=vertical)
+                       vertical=vertical, min_score=min_score)
     results = []
     for i, (p, img) in enumerate(zip(images, imgs, strict=True)):
         lines = pipe(img)
