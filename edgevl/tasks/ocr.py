@@ -335,14 +335,16 @@ class OcrPipeline:
 
     Vertical text: a crop at least ``vertical_ratio`` times taller than wide is laid flat (rotated
     90° counter-clockwise) and the 0/180° classifier picks the direction; when the classifier is
-    unsure (probability < its threshold) both directions are read and the reading with the better
-    recogniser confidence is kept. ``vertical="both"`` always reads both directions.
+    unsure (probability < its threshold) and the first reading's confidence is below
+    ``reread_below``, the other direction is read too and the reading with the better recogniser
+    confidence is kept. ``vertical="both"`` always reads both directions. ``cls_horizontal``: run
+    the classifier on horizontal crops too (they are flipped only when it is sure).
     """
 
     def __init__(self, detector: TextDetector | None = None, classifier: AngleClassifier | None = None,
                  recognizer: TextRecognizer | None = None, *, options: EngineOptions | None = None,
                  use_cls: bool = True, vertical: str = "auto", vertical_ratio: float = 1.5,
-                 min_score: float = 0.5, reread_below: float = 0.9, cls_horizontal: bool = True) -> None:
+                 min_score: float = 0.5, reread_below: float = 0.5, cls_horizontal: bool = True) -> None:
         if vertical not in ("auto", "both"):
             raise InputError(f"vertical must be 'auto' or 'both', got {vertical!r}")
         self.detector = detector or TextDetector(options=options)
