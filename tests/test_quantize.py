@@ -164,7 +164,7 @@ def test_calibration_errors(tiny: tuple[Bundle, Path], tmp_path: Path) -> None:
 
 
 def test_text_bundle_rejects_images_and_empty_text(tmp_path: Path) -> None:
-    from tests.tiny_encoders import make_text_embedding_bundle
+    from tiny_encoders import make_text_embedding_bundle
 
     te = make_text_embedding_bundle(tmp_path)
     imgs = tmp_path / "imgs"
@@ -236,7 +236,7 @@ def test_calibration_flush_never_divides_the_batch_count() -> None:
 
 
 def test_text_bundle_calibrates_from_sentences_and_says_when_nothing_is_quantisable(tmp_path: Path) -> None:
-    from tests.tiny_encoders import make_text_embedding_bundle
+    from tiny_encoders import make_text_embedding_bundle
 
     te = make_text_embedding_bundle(tmp_path)  # Gather + ReduceSum: no weight MatMul/Gemm/Conv
     text = tmp_path / "s.txt"
