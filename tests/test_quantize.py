@@ -244,3 +244,16 @@ def test_text_bundle_calibrates_from_sentences_and_says_when_nothing_is_quantisa
     with pytest.raises(QuantizationError, match="no MatMul/Gemm/Conv node"):
         quantize_bundle(te.path, text, tmp_path / "o", samples=8, holdout=4)
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("method", ["percentile", "entropy"])
+def test_other_calibration_methods_produce_guarded_bundles(tiny: tuple[Bundle, Path], tmp_path: Path,
+                                                           method: str) -> None:
+    bundle, images = tiny
+    out = quantize_bundle(bundle.path, images, tmp_path / "int8", samples=32, holdout=16, method=method)
+    report = out.manifest.extra["quantization"]
+    assert report["method"] == method and report["guard"]["passed"]
+    kept = set(report["roles"]["image"]["kept_float"])
+    assert set(quantized_nodes(onnx.load(str(out.model_path("image"))))) == {"A", "B", "C"} - kept
+    with pytest.raises(QuantizationError, match="not in"):
+        quantize_bundle(bundle.path, images, tmp_path / "x", method="kl")
