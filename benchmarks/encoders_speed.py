@@ -36,18 +36,10 @@ from typing import Any
 
 import numpy as np
 
+from edgevl.bench.machine import cpu_model
+
 TARGET = 1.3
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def timed_pair(f_torch: Callable[[], Any], f_ort: Callable[[], Any], rounds: int,

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from collections.abc import Sequence
@@ -31,6 +30,8 @@ import torch.nn.functional as F
 from edgevl_export.clip_bundle import OPENAI_MEAN, OPENAI_STD
 from edgevl_export.models.clip import CLIP, CLIPConfig, TextConfig, VisionConfig, build_model
 from edgevl_export.models.lightclip import MobileVisionConfig, lightclip_config
+
+from edgevl.bench.machine import cpu_model
 
 COLORS: dict[str, tuple[int, int, int]] = {  # BGR
     "red": (40, 40, 220), "green": (50, 180, 40), "blue": (220, 80, 30), "yellow": (30, 220, 230),
@@ -258,16 +259,6 @@ def run(out: Path, arch: str = "lightclip", steps: int = 600, batch: int = 96, s
                      heldout_descriptions=s["heldout_descriptions"], seen=s["seen"], bundle=str(bundle.path))
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, required=True)
@@ -283,7 +274,7 @@ def main(argv: list[str] | None = None) -> None:
     print(json.dumps(r.to_dict(), indent=2))
     if a.results:
         prev = json.loads(a.results.read_text()) if a.results.is_file() else {"runs": []}
-        prev["runs"].append({**r.to_dict(), "machine": {"cpu": _cpu_model(), "cores": os.cpu_count(),
+        prev["runs"].append({**r.to_dict(), "machine": {"cpu": cpu_model(), "cores": os.cpu_count(),
                                                          "threads": a.threads,
                                                          "load_average_after": os.getloadavg()[0]},
                              "command": "python -m edgevl_export.toy " + " ".join(argv or sys.argv[1:])})
