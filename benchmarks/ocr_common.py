@@ -16,20 +16,12 @@ import unicodedata
 from pathlib import Path
 from typing import Any
 
+from edgevl.bench.machine import cpu_model
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 # the shared data folder sits beside the checkout: <parent>/shared/data/library
 LIBRARY = REPO.parent / "shared" / "data" / "library"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def machine_info() -> dict[str, Any]:
