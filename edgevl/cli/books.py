@@ -19,6 +19,9 @@ app.add_typer(books_app, name="books")
 _CATALOGUE = typer.Option(..., "--catalogue", "-c", help="catalogue CSV (title, author[, tag, isbn, series])")
 _CACHE = typer.Option(None, "--cache-dir",
                       help="index cache folder (default ~/.cache/edgevl/books or $EDGEVL_CACHE)")
+_TITLE_COL = typer.Option("title", "--title-col", help="catalogue column holding the title")
+_AUTHOR_COL = typer.Option("author", "--author-col", help="catalogue column holding the author")
+_TAG_COL = typer.Option("tag", "--tag-col", help="catalogue column holding the call-number tag")
 
 
 def columns_option(title: str, author: str, tag: str) -> Columns:
@@ -34,9 +37,9 @@ def index_cmd(
         None, "--calibrate", help="labelled segments CSV (library-dataset format) to fit the calibration on"),
     min_recall: float = typer.Option(0.0, "--min-recall", help="with --calibrate: pick the reject threshold "
                                      "with the best F1 among those reaching this recall"),
-    title_col: str = typer.Option("title", "--title-col"),
-    author_col: str = typer.Option("author", "--author-col"),
-    tag_col: str = typer.Option("tag", "--tag-col"),
+    title_col: str = _TITLE_COL,
+    author_col: str = _AUTHOR_COL,
+    tag_col: str = _TAG_COL,
     as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
 ) -> None:
     """Build (or load) the n-gram index of a catalogue and save it, keyed by the catalogue's sha256."""
@@ -72,9 +75,9 @@ def eval_cmd(
     predictions_out: Path | None = typer.Option(
         None, "--predictions-out", "-o", help="write image_name, mask_id, pred_title, pred_author, score"),
     cache_dir: Path | None = _CACHE,
-    title_col: str = typer.Option("title", "--title-col"),
-    author_col: str = typer.Option("author", "--author-col"),
-    tag_col: str = typer.Option("tag", "--tag-col"),
+    title_col: str = _TITLE_COL,
+    author_col: str = _AUTHOR_COL,
+    tag_col: str = _TAG_COL,
     as_json: bool = typer.Option(False, "--json", help="print the metrics as JSON"),
 ) -> None:
     """Match OCR segments (per image, one-to-one) and print recall, precision, F1 and reject rate."""
@@ -107,9 +110,9 @@ def match_books_cmd(
     draw: Path | None = typer.Option(None, "--draw", help="write the photo with outlined spines and titles "
                                      "(several photos: OUT_<photo>.png)"),
     draw_max_side: int = typer.Option(1600, "--draw-max-side", help="downscale drawings to this longer side"),
-    title_col: str = typer.Option("title", "--title-col"),
-    author_col: str = typer.Option("author", "--author-col"),
-    tag_col: str = typer.Option("tag", "--tag-col"),
+    title_col: str = _TITLE_COL,
+    author_col: str = _AUTHOR_COL,
+    tag_col: str = _TAG_COL,
     as_json: bool = typer.Option(False, "--json", help="print the spines as JSON"),
 ) -> None:
     """Match every spine on shelf photos to a catalogue: OCR, spine grouping, per-photo assignment."""
