@@ -7,6 +7,7 @@ The scripts run as ``python benchmarks/<script>.py`` so this module is imported 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import platform
 import re
@@ -97,3 +98,11 @@ def fmt_table(header: list[str], rows: list[list[Any]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def write_report(out: Path, stem: str, report: dict[str, Any], markdown: str) -> None:
+    """Write ``<stem>.json`` and ``<stem>.md`` under ``out`` and print the markdown."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    (out / f"{stem}.md").write_text(markdown)
+    print(markdown)

@@ -410,11 +410,7 @@ def main(argv: list[str] | None = None) -> int:
         "summary": summary,
         "results": results,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "ocr_vs_rapidocr.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
-    md = render_markdown(report)
-    (args.out / "ocr_vs_rapidocr.md").write_text(md)
-    print(md)
+    oc.write_report(args.out, "ocr_vs_rapidocr", report, render_markdown(report))
     return 0
 
 

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import json
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -350,11 +349,7 @@ def main(argv: list[str] | None = None) -> int:
         "edgevl_mode": mode,
         "results": results,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "str_eval.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
-    md = render_markdown(report)
-    (args.out / "str_eval.md").write_text(md)
-    print(md)
+    oc.write_report(args.out, "str_eval", report, render_markdown(report))
     return 0
 
 
