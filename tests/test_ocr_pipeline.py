@@ -122,6 +122,22 @@ def test_read_crops_handles_vertical_words(pipe: OcrPipeline) -> None:
     assert _norm(pipe.recognizer.read(crops[:1])[0].text) != "cervantes"
 
 
+class _SureButWrongClassifier:
+    """A 0/180 classifier that calls every crop upside down with full confidence."""
+
+    thresh = 0.9
+
+    def __call__(self, crops: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        return np.ones(len(crops), bool), np.ones(len(crops), np.float32)
+
+
+def test_horizontal_word_survives_a_wrong_flip(pipe: OcrPipeline) -> None:
+    wrong = OcrPipeline(pipe.detector, _SureButWrongClassifier(), pipe.recognizer)  # type: ignore[arg-type]
+    words = ["Lorca", "Machado"]
+    out = wrong.read_crops([render_word(w, size=40) for w in words])
+    assert [_norm(r.text) for r in out] == [_norm(w) for w in words]
+
+
 def test_tiled_detection_matches_whole_image(pipe: OcrPipeline) -> None:
     r = render_lines(["Tiles are stitched before", "one DB pass so that", "no seam cuts a word"], size=40)
     whole = TextDetector(pipe.detector.engine, pipe.detector.bundle, limit_side=0, tile_size=0)

@@ -408,6 +408,9 @@ class OcrPipeline:
             if r.score > best[i].score:
                 best[i] = r
         again = [i for i in second if best[i].score < self.reread_below]
+        # a horizontal crop the classifier turned over is read as it stands too, keeping the more
+        # confident reading: the 0/180 classifier is sure and wrong on some tilted or small words
+        again += [i for i in range(len(crops)) if not vertical[i] and first[i] is not crops[i]]
         if again:
             for i, r in zip(again, self.recognizer.read([rotate180(first[i]) for i in again]), strict=True):
                 if r.score > best[i].score:
