@@ -27,6 +27,20 @@ StateDict = dict[str, torch.Tensor]
 CONFIG_METADATA_KEY = "edgevl.config"  # our own safetensors carry the model config here
 
 
+def read_hf_config(folder: Path, kind: str = "Hugging Face model") -> dict[str, Any]:
+    """The parsed ``config.json`` of a Hugging Face folder (CheckpointError when missing or bad)."""
+    path = folder / "config.json"
+    if not path.is_file():
+        raise CheckpointError(f"{folder}: no config.json (expected a {kind} folder)")
+    try:
+        cfg = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{path}: does not parse as JSON ({e})") from e
+    if not isinstance(cfg, dict):
+        raise CheckpointError(f"{path}: expected a JSON object")
+    return cfg
+
+
 def is_torchscript(path: Path) -> bool:
     """A zip archive with TorchScript code (``<name>/code/…`` or ``constants.pkl``)."""
     if not zipfile.is_zipfile(path):

@@ -8,12 +8,12 @@ mis-shaped keys — raises :class:`edgevl.errors.CheckpointError` listing them.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
 
 import torch
+from edgevl_export.loaders.files import read_hf_config
 from edgevl_export.models.bert import BertConfig, BertEncoder, SentenceEncoder
 
 from edgevl.errors import CheckpointError
@@ -41,16 +41,10 @@ def _short(keys: list[str], n: int = 12) -> str:
 
 
 def read_config(folder: Path) -> dict[str, Any]:
-    path = folder / "config.json"
-    if not path.is_file():
-        raise CheckpointError(f"{folder}: no config.json (expected a Hugging Face BERT folder)")
-    try:
-        cfg = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{path}: does not parse as JSON ({e})") from e
-    if not isinstance(cfg, dict) or cfg.get("model_type") != "bert":
-        got = cfg.get("model_type") if isinstance(cfg, dict) else None
-        raise CheckpointError(f"{path}: model_type is {got!r}, expected 'bert'")
+    cfg = read_hf_config(folder, "Hugging Face BERT")
+    if cfg.get("model_type") != "bert":
+        got = cfg.get("model_type")
+        raise CheckpointError(f"{folder / 'config.json'}: model_type is {got!r}, expected 'bert'")
     return cfg
 
 

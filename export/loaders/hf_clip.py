@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from edgevl_export.loaders.files import StateDict, read_tensors
+from edgevl_export.loaders.files import StateDict, read_hf_config, read_tensors
 from edgevl_export.models.clip import CLIPConfig, TextConfig, VisionConfig
 
 from edgevl.errors import CheckpointError
@@ -39,19 +39,6 @@ _FIXED = {
     "vision_model.post_layernorm.bias": "visual.ln_post.bias",
     "logit_scale": "logit_scale",
 }
-
-
-def read_hf_config(folder: Path) -> dict[str, Any]:
-    path = folder / "config.json"
-    if not path.is_file():
-        raise CheckpointError(f"{folder}: no config.json (expected a Hugging Face model folder)")
-    try:
-        cfg = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{path}: does not parse as JSON ({e})") from e
-    if not isinstance(cfg, dict):
-        raise CheckpointError(f"{path}: expected a JSON object")
-    return cfg
 
 
 def _act(name: str, where: str) -> bool:
