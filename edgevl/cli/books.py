@@ -83,10 +83,9 @@ def eval_cmd(
     """Match OCR segments (per image, one-to-one) and print recall, precision, F1 and reject rate."""
     from edgevl.books.evaluate import evaluate, read_segments, write_predictions
 
-    cat = load_catalogue(catalogue, columns_option(title_col, author_col, tag_col))
-    idx, _, _ = load_or_build(cat, cache_dir)
+    matcher = BookMatcher.from_catalogue(catalogue, cache_dir, columns_option(title_col, author_col, tag_col))
     segs = read_segments(segments)
-    preds, res = evaluate(BookMatcher(idx), segs)
+    preds, res = evaluate(matcher, segs)
     if predictions_out is not None:
         write_predictions(predictions_out, segs, preds)
         res["predictions"] = str(predictions_out)
@@ -127,9 +126,8 @@ def match_books_cmd(
     from edgevl.errors import ImageError
     from edgevl.vision.io import read_image
 
-    cat = load_catalogue(catalogue, columns_option(title_col, author_col, tag_col))
-    idx, _, _ = load_or_build(cat, cache_dir)
-    shelf = ShelfMatcher(BookMatcher(idx))
+    shelf = ShelfMatcher(
+        BookMatcher.from_catalogue(catalogue, cache_dir, columns_option(title_col, author_col, tag_col)))
     results: list[ShelfResult] = []
     err = Console(stderr=True)
     with Progress(console=err, transient=True, disable=len(photos) < 2) as progress:
