@@ -236,7 +236,11 @@ def test_fp16_bundle(tmp_path: Path) -> None:
 
 
 def test_ort_attention_fusion_finds_both_towers(tmp_path: Path) -> None:
-    """ONNX Runtime's transformer optimizer (model_type clip) fuses our attention in both towers."""
+    """ONNX Runtime's transformer optimizer (model_type clip) fuses our attention in both towers.
+
+    The image tower's last block asks with the class token alone (``forward_first``): a one-query
+    attention that is plain MatMuls, not the fused pattern; every other block must fuse.
+    """
     from onnxruntime.transformers.optimizer import optimize_model
 
     torch.manual_seed(5)
@@ -246,11 +250,11 @@ def test_ort_attention_fusion_finds_both_towers(tmp_path: Path) -> None:
     ids = _ids(300, 299, 2, 9)
     with torch.no_grad():
         want = model.encode_text(torch.from_numpy(ids)).numpy()
-    for role, width in (("text", 48), ("image", 64)):
+    for role, width, fused in (("text", 48, 2), ("image", 64, 1)):
         opt = optimize_model(str(b.model_path(role)), model_type="clip", num_heads=4, hidden_size=width,
                              opt_level=0)
         n_attn = sum(n.op_type == "Attention" for n in opt.model.graph.node)
-        assert n_attn == 2, f"{role}: {n_attn} fused Attention nodes, expected one per layer"
+        assert n_attn == fused, f"{role}: {n_attn} fused Attention nodes, expected {fused}"
         if role == "text":
             opt.save_model_to_file(str(tmp_path / "text_fused.onnx"))
             assert rel_error(ort_run(tmp_path / "text_fused.onnx", {"input_ids": ids})[0], want) < TOL
