@@ -70,12 +70,13 @@ def _lcnet_like(path: Path) -> Path:
 def test_fused_graph_computes_the_same_with_fewer_nodes(tmp_path: Path) -> None:
     src = _lcnet_like(tmp_path / "src.onnx")
     model, stats = fuse_model(onnx.load(str(src)))
-    # every Conv·Mul·Add and every hard-swish; only the Mul·Add before a 1x1 conv (b's and d's)
-    assert stats == {"conv_affine": 4, "hard_swish": 4, "affine_into_conv": 2}
+    # every Conv·Mul·Add and every hard-swish; the Mul·Add before a 1x1 conv (b's and d's) folded
+    # into it, those before a padded conv (a's and c's) as a BatchNormalization
+    assert stats == {"conv_affine": 4, "hard_swish": 4, "affine_into_conv": 2, "affine_to_batchnorm": 2}
     dst = tmp_path / "dst.onnx"
     onnx.save(model, str(dst))
     ops = Counter(n.op_type for n in model.graph.node if n.op_type != "Constant")
-    assert ops == {"Conv": 5, "HardSigmoid": 4, "Mul": 4 + 2, "Add": 2}
+    assert ops == {"Conv": 5, "HardSigmoid": 4, "Mul": 4, "BatchNormalization": 2}
     x = RNG.uniform(-1, 1, (2, 3, 12, 20)).astype(np.float32)
     ya = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
     yb = ort.InferenceSession(str(dst), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
@@ -102,7 +103,7 @@ def test_non_matching_patterns_are_left_alone() -> None:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 12)])
     before = [n.op_type for n in model.graph.node]
     _, stats = fuse_model(model)
-    assert stats == {"conv_affine": 0, "hard_swish": 0, "affine_into_conv": 0}
+    assert stats == {"conv_affine": 0, "hard_swish": 0, "affine_into_conv": 0, "affine_to_batchnorm": 0}
     assert [n.op_type for n in model.graph.node] == before
 
 

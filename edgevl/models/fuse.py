@@ -10,8 +10,11 @@ convolutions themselves. Three rewrites give the same function with the same wei
 1. ``Conv → Mul(s) → Add(t)`` becomes one ``Conv`` with weights ``s·W`` and bias ``s·B + t``;
 2. ``y * Clip(y + 3, 0, 6) / 6`` becomes ``y * HardSigmoid(y)`` (alpha 1/6, beta 0.5);
 3. ``Mul(s) → Add(t)`` feeding only unpadded convolutions (1×1) is folded into them: weights
-   ``s·W``, bias ``B + t·ΣW`` (a padded convolution would see ``t`` in its zero border, so those
-   are left alone).
+   ``s·W``, bias ``B + t·ΣW`` (a padded convolution would see ``t`` in its zero border, so it
+   cannot take them);
+4. the ``Mul(s) → Add(t)`` left (before padded depthwise convolutions) becomes a
+   ``BatchNormalization`` with scale ``s``, bias ``t``, mean 0, variance 1, epsilon 0, which ONNX
+   Runtime keeps in its blocked (NCHWc) layout instead of reordering the tensor twice around it.
 
 Only float rounding changes (outputs agree to ~1e-5). This is a build-side module: it needs the
 ``onnx`` package, and :func:`edgevl.models.ppocr.build_bundles` runs it in a child process
@@ -195,11 +198,60 @@ def _fold_affine_into_unpadded_conv(g: _Graph) -> int:
     return n_done
 
 
+_ELEMENTWISE = ("Mul", "Add", "HardSigmoid", "Relu", "Sigmoid", "Clip", "Div", "Sub")
+
+
+def _channels(g: _Graph, prod: dict[str, onnx.NodeProto], name: str) -> int | None:
+    """Channel count of ``name`` when it comes from a Conv through element-wise nodes only."""
+    for _ in range(16):
+        n = prod.get(name)
+        if n is None:
+            return None
+        if n.op_type == "Conv":
+            w = g.array(n.input[1])
+            return int(w.shape[0]) if w is not None and w.ndim == 4 else None
+        if n.op_type not in _ELEMENTWISE:
+            return None
+        name = next((i for i in n.input if g.scalar(i) is None and i), "")
+    return None
+
+
+def _affine_to_batchnorm(g: _Graph) -> int:
+    """Mul(s) → Add(t) on a conv's output  ⇒  BatchNormalization(scale s, bias t, mean 0, var 1)."""
+    cm = g.consumers()
+    prod = {o: n for n in g.nodes for o in n.output}
+    drop: set[int] = set()
+    replace: dict[int, onnx.NodeProto] = {}
+    for mul in g.nodes:
+        if mul.op_type != "Mul" or len(mul.input) != 2:
+            continue
+        x = next((i for i in mul.input if g.scalar(i) is None), None)
+        if x is None:
+            continue
+        s = g.scalar(_other(mul, x))
+        c = cm.get(mul.output[0], [])
+        if s is None or len(c) != 1 or c[0].op_type != "Add" or mul.output[0] in g.outputs:
+            continue
+        add = c[0]
+        t = g.scalar(_other(add, mul.output[0]))
+        ch = _channels(g, prod, x)
+        if t is None or ch is None:
+            continue
+        names = [f"{add.output[0]}__bn_{k}" for k in ("scale", "bias", "mean", "var")]
+        for name, v in zip(names, (s, t, 0.0, 1.0), strict=True):
+            g.new[name] = np.full(ch, v, np.float32)
+        replace[id(mul)] = helper.make_node("BatchNormalization", [x, *names], [add.output[0]], epsilon=0.0)
+        drop.add(id(add))
+    g.nodes = [replace.get(id(n), n) for n in g.nodes if id(n) not in drop]
+    return len(replace)
+
+
 def fuse_model(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, int]]:
-    """Apply the three rewrites in place; returns the model and how often each one applied."""
+    """Apply the four rewrites in place; returns the model and how often each one applied."""
     g = _Graph(model)
     stats = {"conv_affine": _fold_conv_affine(g), "hard_swish": _hard_swish(g),
-             "affine_into_conv": _fold_affine_into_unpadded_conv(g)}
+             "affine_into_conv": _fold_affine_into_unpadded_conv(g), "affine_to_batchnorm": 0}
+    stats["affine_to_batchnorm"] = _affine_to_batchnorm(g)
     used = {i for n in g.nodes for i in n.input} | g.outputs
     nodes = [n for n in g.nodes if not (n.op_type == "Constant" and n.output[0] not in used)]
     graph = model.graph

@@ -85,7 +85,7 @@ REC_PREPROCESS: dict[str, Any] = {
 
 #: the numerically equivalent graph rewrite applied to the wheel's models (edgevl/models/fuse.py);
 #: a new value rebuilds cached bundles
-GRAPH_REWRITE = "fuse-v1"
+GRAPH_REWRITE = "fuse-v2"
 #: input shape of the build-time check that the rewritten graph computes what the wheel's does
 _CHECK_SHAPES = {"det": (1, 3, 96, 128), "cls": (2, 3, 48, 192), "rec": (2, 3, 48, 160)}
 #: largest output difference (probabilities) accepted from the rewrite; measured ~1e-5
