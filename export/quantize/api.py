@@ -25,7 +25,7 @@ from .qdq import (
     prepare,
     quantize,
     quantized_nodes,
-    smooth,
+    smooth_checked,
     tmpdir,
     weight_nodes,
 )
@@ -70,8 +70,8 @@ def _quantize_role(kind: Kind, role: str, work: Path, method: str, op_types: Seq
     reader = FeedReader(kind.calibration(role))
     fmodel = onnx.load(str(prep))
     if smooth_alpha:
-        count = smooth(fmodel, reader.feeds, smooth_alpha)
-        pre["smoothquant"] = {"alpha": smooth_alpha, "matmul_inputs": count}
+        fmodel, info = smooth_checked(fmodel, reader.feeds, smooth_alpha)
+        pre["smoothquant"] = {"alpha": smooth_alpha, **info}
         onnx.save(fmodel, str(prep))
     nodes = weight_nodes(fmodel, op_types)
     if not nodes:
