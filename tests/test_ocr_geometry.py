@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from edgevl.errors import InputError
 from edgevl.tasks.ocr import reading_order
-from edgevl.vision.geometry import crop_quad, fit_stride, order_quad, quad_size, tiles
+from edgevl.vision.geometry import crop_quad, fit_stride, normalize_chw, order_quad, quad_size, tiles
 
 
 def _rect(cx: float, cy: float, w: float, h: float, deg: float) -> np.ndarray:
@@ -109,3 +109,17 @@ def test_reading_order_rows_then_columns() -> None:
     boxes = [(300, 10, 80, 20), (10, 12, 80, 24), (10, 100, 50, 20), (150, 8, 60, 30)]
     quads = np.stack([_rect(x + w / 2, y + h / 2, w, h, 0) for x, y, w, h in boxes])
     assert reading_order(quads) == [1, 3, 0, 2]
+
+
+def test_normalize_chw_is_per_channel_scale_mean_std_in_chw_order() -> None:
+    rng = np.random.default_rng(3)
+    img = rng.integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    mean, std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+    out = normalize_chw(img, mean, std)
+    assert out.shape == (3, 5, 7) and out.dtype == np.float32 and out.flags.c_contiguous
+    for c in range(3):
+        want = (img[:, :, c].astype(np.float64) / 255 - mean[c]) / std[c]
+        np.testing.assert_allclose(out[c], want, rtol=1e-5, atol=1e-5)
+    # PP-OCR's mean/std 0.5: 0 -> -1, 255 -> 1, and a scalar mean/std applies to every channel
+    flat = normalize_chw(np.array([[[0, 255, 51]]], np.uint8), 0.5, 0.5)
+    np.testing.assert_allclose(flat.ravel(), [-1.0, 1.0, 51 / 127.5 - 1], atol=1e-6)
