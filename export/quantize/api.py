@@ -18,6 +18,8 @@ from edgevl.errors import BundleError, QuantizationError
 from .data import FeedReader
 from .guard import GuardResult, GuardThresholds
 from .kinds import Kind, make_kind
+from .ortcheck import describe as describe_fusion
+from .ortcheck import ort_cpu_fusion
 from .qdq import (
     METHODS,
     WEIGHT_OPS,
@@ -134,6 +136,7 @@ def _quantize_role(kind: Kind, role: str, work: Path, method: str, op_types: Seq
         "ops_quantized": sorted({v["op"] for v in qn.values()}),
         "seconds": round(time.perf_counter() - t0, 1),
         "attempts": [a.to_dict() for a in attempts],
+        "ort_cpu": ort_cpu_fusion(out),  # what ORT's CPU provider really runs in int8
     }
     if sensitivity:
         top = sorted(sensitivity.items(), key=lambda kv: -kv[1])[:10]
@@ -225,6 +228,8 @@ def format_report(report: dict[str, Any]) -> str:
                      f"{len(r['kept_float'])} kept in float, {r['seconds']} s")
         for n in r["kept_float"]:
             lines.append(f"    float: {n}")
+        if "ort_cpu" in r:
+            lines.append(f"    {describe_fusion(r['ort_cpu'])}")
     for c in report["guard"]["checks"]:
         mark = "ok  " if c["passed"] else "FAIL"
         lines.append(f"  {mark} {c['name']:<28} {c['value']:.4f}  (threshold {c['threshold']})")
