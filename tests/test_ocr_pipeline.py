@@ -228,3 +228,13 @@ def test_cached_bundles_rebuilt_when_corrupt(tmp_path: Path) -> None:
     (b.det.path / "model.onnx").write_bytes(b"junk")
     b2 = ensure_bundles(tmp_path)
     assert b2.det.manifest.files == b.det.manifest.files
+
+
+def test_ocr_engines_run_without_per_shape_memory_plans(bundles: OcrBundles) -> None:
+    from edgevl.backends import EngineOptions
+
+    rec = TextRecognizer(bundle=bundles.rec, options=EngineOptions(threads=1))
+    so = rec.engine._sess.get_session_options()  # type: ignore[attr-defined]
+    assert so.enable_mem_pattern is False and so.intra_op_num_threads == 1  # the caller's options kept
+    det = TextDetector(bundle=bundles.det)
+    assert det.engine._sess.get_session_options().enable_mem_pattern is False  # type: ignore[attr-defined]

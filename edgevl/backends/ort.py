@@ -52,6 +52,7 @@ def _session(path: Path, opts: EngineOptions | None = None) -> ort.InferenceSess
         so.intra_op_num_threads = o.threads
     if o.inter_op_threads:
         so.inter_op_num_threads = o.inter_op_threads
+    so.enable_mem_pattern = o.mem_pattern
     if o.graph_optimization not in _OPT_LEVELS:
         raise BackendError(
             f"graph optimisation {o.graph_optimization!r} not in {sorted(_OPT_LEVELS)}"
