@@ -29,7 +29,7 @@ def quantize(
     min_agreement: float = typer.Option(0.95, "--min-agreement",
                                         help="outputs identical to fp32 (unlabelled crops, orientation)"),
     min_box_agreement: float = typer.Option(0.95, "--min-box-agreement", help="detector box F1 vs fp32"),
-    smooth_alpha: float = typer.Option(0.8, "--smooth-alpha", help="SmoothQuant strength (0 = off)"),
+    smooth_alpha: float = typer.Option(0.9, "--smooth-alpha", help="SmoothQuant strength (0 = off)"),
     max_float: float = typer.Option(0.5, "--max-float", help="largest share of nodes the sweep keeps float"),
     as_json: bool = typer.Option(False, "--json", help="print the quantisation report as JSON"),
 ) -> None:

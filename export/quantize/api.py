@@ -147,7 +147,7 @@ def _quantize_role(kind: Kind, role: str, work: Path, method: str, op_types: Seq
 def quantize_bundle(bundle_dir: Path | str, calibration: Path | str, out_dir: Path | str, *,
                     method: str = "minmax", samples: int = 128, holdout: int = 64,
                     guard: GuardThresholds | None = None, op_types: Sequence[str] = WEIGHT_OPS,
-                    max_float_fraction: float = 0.5, smooth_alpha: float | None = 0.8,
+                    max_float_fraction: float = 0.5, smooth_alpha: float | None = 0.9,
                     options: EngineOptions | None = None,
                     log: Log | None = None) -> Bundle:
     """Static post-training int8 quantisation of a bundle to QDQ ONNX, behind an accuracy guard.
