@@ -99,3 +99,23 @@ def test_ort_leaves_convs_float_when_hardswish_reads_their_output_twice(tmp_path
 def test_fusion_count_of_a_float_model_is_empty(tmp_path: Path) -> None:
     fusion = ort_cpu_fusion(conv_net(tmp_path / "f.onnx", hardswish=False))
     assert fusion == {"int8_kernels": {}, "float_behind_dq": {}, "quantize_linear": 0, "dequantize_linear": 0}
+
+
+def test_sweep_bypass_of_conv_nodes_feeds_them_float_weights_and_inputs(tmp_path: Path) -> None:
+    """The sensitivity sweep's graph edit on Convs with a bias (ORT names the bias DQ's output after
+    the float bias): the edited model must load, its Convs read no DequantizeLinear, and it is
+    closer to fp32 than the int8 model (only the Q/DQ on Conv outputs are left)."""
+    import onnxruntime as ort
+    from edgevl_export.quantize.qdq import bypass
+
+    q = quantised(tmp_path, hardswish=True)
+    f = onnx.load(str(tmp_path / "fp32.onnx"))
+    edited = bypass(onnx.load(str(q)), f, ["conv1", "dwconv", "pwconv"])
+    producer = {o: n.op_type for n in edited.graph.node for o in n.output}
+    convs = [n for n in edited.graph.node if n.op_type == "Conv"]
+    assert len(convs) == 3 and all(producer.get(i) != "DequantizeLinear" for n in convs for i in n.input)
+    x = np.random.default_rng(2).normal(0, 1, (1, 3, 16, 16)).astype(np.float32)
+    sessions = [ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+                for m in (f, edited, onnx.load(str(q)))]
+    y32, y_edit, y8 = (s.run(None, {"x": x})[0] for s in sessions)
+    assert np.abs(y_edit - y32).max() < np.abs(y8 - y32).max()

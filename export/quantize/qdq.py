@@ -425,10 +425,15 @@ def bypass(qmodel: onnx.ModelProto, fmodel: onnx.ModelProto, nodes: Iterable[str
             if src in qinits:
                 w = float_weight_name(src, set(finits))
                 if w is not None:
-                    if w not in qinits:
-                        m.graph.initializer.append(finits[w])
-                        qinits.add(w)
-                    n.input[k] = w
+                    # ORT names a Conv bias DQ's output after the float bias: the copy needs its own name
+                    name = f"{w}__float" if w in producers else w
+                    if name not in qinits:
+                        t = onnx.TensorProto()
+                        t.CopyFrom(finits[w])
+                        t.name = name
+                        m.graph.initializer.append(t)
+                        qinits.add(name)
+                    n.input[k] = name
             else:
                 q = producers.get(src)
                 if q is not None and q.op_type == "QuantizeLinear":
