@@ -1,9 +1,10 @@
 """int8 on a (tiny, random) BERT sentence encoder: the graph edits that make the QDQ model fast on ORT.
 
-What is checked is structure, not speed: SmoothQuant's ``1/s`` before the attention output
-projection is folded into the value projection (no Mul left there), the residual
-``Add → LayerNormalization`` pairs are not fused into ORT's slow ``SkipLayerNormalization``, and
-ORT still fuses every weight MatMul of the QDQ graph into ``MatMulIntegerToFloat``.
+What is checked is structure and exactness, not speed: the key bias is dropped and the value and
+FFN output biases are folded (float outputs unchanged, padding included), SmoothQuant's ``1/s``
+before the attention output projection is folded into the value projection (no Mul left there),
+the residual ``Add → LayerNormalization`` pairs are not fused into ORT's slow
+``SkipLayerNormalization``, and ORT still fuses every weight MatMul into ``MatMulIntegerToFloat``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ transformers = pytest.importorskip("transformers", reason="the export extra (tra
 
 import onnx  # noqa: E402
 from edgevl_export.quantize import GuardThresholds, quantize_bundle  # noqa: E402
-from edgevl_export.quantize.qdq import channel_absmax, smooth_checked  # noqa: E402
+from edgevl_export.quantize.qdq import channel_absmax, prepare, smooth_checked  # noqa: E402
+from edgevl_export.quantize.transformer import fold_attention_biases  # noqa: E402
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 from edgevl.bundle import Bundle  # noqa: E402
@@ -63,6 +65,8 @@ def test_bert_int8_graph_is_what_ort_runs_fast(bert: tuple[Bundle, Path], tmp_pa
     out = quantize_bundle(bundle.path, text, tmp_path / "int8", samples=64, holdout=32,
                           guard=GuardThresholds(min_cosine=0.9, min_mean_cosine=0.95))
     role = out.manifest.extra["quantization"]["roles"]["text"]
+    assert role["attention_biases"] == {"key_bias_dropped": LAYERS, "value_bias_folded": LAYERS,
+                                        "ffn_bias_folded": LAYERS}
     # Q, K, V, out, fc1, fc2 per layer; Q/K/V share one smoothing scale; out's is folded into V
     assert role["smoothquant"]["matmul_inputs"] == 4 * LAYERS
     assert role["smoothquant"]["folded"] == LAYERS
@@ -83,6 +87,32 @@ def test_bert_int8_graph_is_what_ort_runs_fast(bert: tuple[Bundle, Path], tmp_pa
     texts = text.read_text().splitlines()[:16]
     a, b = TextEncoder(bundle).encode(texts), TextEncoder(out).encode(texts)
     assert float((a * b).sum(1).min()) > 0.9
+
+
+def test_attention_bias_folds_are_exact_with_padding(bert: tuple[Bundle, Path], tmp_path: Path) -> None:
+    import onnxruntime as ort
+
+    bundle, _ = bert
+    prepare(bundle.model_path("text"), tmp_path / "prep.onnx")
+    model = onnx.load(str(tmp_path / "prep.onnx"))
+    rng = np.random.default_rng(5)
+    mask = np.array([[1] * 12, [1] * 7 + [0] * 5, [1] * 3 + [0] * 9], np.int64)
+    feeds = [{"input_ids": rng.integers(5, 99, (3, 12)), "attention_mask": mask}]
+    folded, info = fold_attention_biases(model, feeds)
+    assert info == {"key_bias_dropped": LAYERS, "value_bias_folded": LAYERS, "ffn_bias_folded": LAYERS}
+    adds = collections.Counter(n.op_type for n in model.graph.node)["Add"]
+    assert collections.Counter(n.op_type for n in folded.graph.node)["Add"] == adds - 3 * LAYERS
+    other = {"input_ids": rng.integers(5, 99, (2, 9)),
+             "attention_mask": np.array([[1] * 9, [1] * 4 + [0] * 5])}
+    sessions = [ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+                for m in (model, folded)]
+    a, b = (sess.run(None, other)[0] for sess in sessions)
+    assert np.allclose(a, b, atol=1e-5)
+    # a graph without attention is left as it is
+    plain = attention_like(tmp_path / "a.onnx", relu=False)
+    same, none = fold_attention_biases(plain, [{"x": np.zeros((2, 5, 8), np.float32),
+                                                "p": np.full((2, 2, 5, 5), 0.2, np.float32)}])
+    assert same is plain and not any(none.values())
 
 
 def attention_like(path: Path, *, relu: bool) -> onnx.ModelProto:

@@ -31,6 +31,7 @@ from .qdq import (
     tmpdir,
     weight_nodes,
 )
+from .transformer import fold_attention_biases
 
 Log = Callable[[str], None]
 
@@ -70,7 +71,10 @@ def _quantize_role(kind: Kind, role: str, work: Path, method: str, op_types: Seq
     prep = work / f"{role}.prep.onnx"
     pre: dict[str, Any] = prepare(src, prep)
     reader = FeedReader(kind.calibration(role))
-    fmodel = onnx.load(str(prep))
+    fmodel, biases = fold_attention_biases(onnx.load(str(prep)), reader.feeds)
+    if any(biases.values()):
+        pre["attention_biases"] = biases
+        onnx.save(fmodel, str(prep))
     if smooth_alpha:
         fmodel, info = smooth_checked(fmodel, reader.feeds, smooth_alpha)
         pre["smoothquant"] = {"alpha": smooth_alpha, **info}
