@@ -265,6 +265,29 @@ def bench_photo(photo: Path, tools: list[str], runs: int, warmup: int) -> list[d
     return [results[t] for t in tools]
 
 
+def edgevl_graphs() -> dict[str, Any]:
+    """Which graphs edgevl's bundles hold (the wheel's files, or with fused element-wise chains)."""
+    try:
+        from edgevl.models.ppocr import default_bundles
+
+        return {b.manifest.name: dict(b.manifest.extra.get("graph", {"rewrite": "none"}))
+                for b in default_bundles()}
+    except Exception as exc:  # the benchmark still reports RapidOCR without edgevl
+        return {"error": str(exc)}
+
+
+def _graphs_line(graphs: dict[str, Any]) -> str:
+    if "error" in graphs:
+        return f"not available ({graphs['error']})"
+    parts = []
+    for name, g in graphs.items():
+        if g.get("applied"):
+            parts.append(f"{name} {g['rewrite']} (max output diff {g['max_abs_diff']:.1e})")
+        else:
+            parts.append(f"{name} wheel graph ({g.get('reason', 'no rewrite')})")
+    return "; ".join(parts)
+
+
 def _fmt_s(x: float | None) -> str:
     return "—" if x is None else f"{x:.3f}"
 
@@ -288,6 +311,9 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"in library_books.csv titles/authors ({report['vocabulary_size']} distinct words); distinct / total",
         f"- edgevl: `OcrPipeline()`, detector settings: {report['edgevl_detector']}; RapidOCR: `RapidOCR()` "
         "defaults",
+        "- models: both tools run the PP-OCRv4 ONNX files of the rapidocr-onnxruntime wheel, fp32; RapidOCR "
+        "runs them as they are, edgevl's bundles hold them with the element-wise chains fused (same weights; "
+        f"docs/ocr.md): {_graphs_line(report['edgevl_graphs'])}",
         "",
     ]
     header = ["photo", "tool", "wall s (median)", "det s", "cls s", "rec s", "peak RSS MB", "lines",
@@ -403,6 +429,7 @@ def main(argv: list[str] | None = None) -> int:
         "load_average_before": load_before,
         "load_average_after": os.getloadavg(),
         "edgevl_detector": det_kw or "defaults",
+        "edgevl_graphs": edgevl_graphs(),
         "runs": args.runs,
         "warmup": args.warmup,
         "vocabulary_size": len(vocab),
