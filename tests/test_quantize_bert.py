@@ -181,3 +181,24 @@ def test_smoothing_folds_into_the_value_projection_only_when_exact(tmp_path: Pat
     before = channel_absmax(model, feeds, ["c3"])["c3"]
     after = channel_absmax(smoothed, feeds, [out.input[0]])[out.input[0]]
     assert after.max() / after.min() < 0.5 * before.max() / before.min()
+
+
+def test_histogram_calibration_on_sentences_of_different_lengths(bert: tuple[Bundle, Path],
+                                                                 tmp_path: Path) -> None:
+    # ORT's percentile/entropy calibrators stack all batches: they need one shape (padded here)
+    bundle, text = bert
+    out = quantize_bundle(bundle.path, text, tmp_path / "p", samples=48, holdout=16, method="percentile",
+                          guard=GuardThresholds(min_cosine=0.8, min_mean_cosine=0.9))
+    assert out.manifest.extra["quantization"]["method"] == "percentile"
+
+
+def test_pad_to_common_shape() -> None:
+    from edgevl_export.quantize.data import pad_to_common_shape
+
+    feeds = [{"input_ids": np.array([[5, 6, 7], [8, 9, 1]]), "attention_mask": np.ones((2, 3), np.int64)},
+             {"input_ids": np.array([[4, 2]]), "attention_mask": np.array([[1, 1]])}]
+    a, b = pad_to_common_shape(feeds, {"input_ids": 1})
+    assert a["input_ids"] is feeds[0]["input_ids"] or np.array_equal(a["input_ids"], feeds[0]["input_ids"])
+    assert b["input_ids"].tolist() == [[4, 2, 1], [4, 2, 1]]  # last item repeated, then pad id
+    assert b["attention_mask"].tolist() == [[1, 1, 0], [1, 1, 0]]
+    assert pad_to_common_shape([], {}) == []

@@ -15,7 +15,7 @@ from edgevl.backends.ort import OrtEngine
 from edgevl.bundle import Bundle, load_bundle, write_bundle
 from edgevl.errors import BundleError, QuantizationError
 
-from .data import FeedReader
+from .data import FeedReader, pad_to_common_shape
 from .guard import GuardResult, GuardThresholds
 from .kinds import Kind, make_kind
 from .ortcheck import describe as describe_fusion
@@ -70,7 +70,10 @@ def _quantize_role(kind: Kind, role: str, work: Path, method: str, op_types: Seq
     src = kind.bundle.model_path(role)
     prep = work / f"{role}.prep.onnx"
     pre: dict[str, Any] = prepare(src, prep)
-    reader = FeedReader(kind.calibration(role))
+    feeds = kind.calibration(role)
+    if method != "minmax":  # histogram calibrators need every batch in one shape
+        feeds = pad_to_common_shape(feeds, kind.pad_values(role))
+    reader = FeedReader(feeds)
     fmodel, biases = fold_attention_biases(onnx.load(str(prep)), reader.feeds)
     if any(biases.values()):
         pre["attention_biases"] = biases

@@ -59,6 +59,34 @@ class RecordingEngine:
         return self.inner.run(feeds)
 
 
+def pad_to_common_shape(feeds: Sequence[Mapping[str, Array]],
+                        pad_values: Mapping[str, int | float]) -> list[Feeds]:
+    """Every feed padded to the largest shape among them (per input).
+
+    ORT's histogram calibrators (percentile, entropy) stack each tensor's outputs over all batches
+    and fail on batches of different shapes (sentences padded to their batch's longest text, a
+    smaller last batch). The batch axis is padded by repeating the last item; the other axes with
+    ``pad_values[name]`` (0 when not given): the tokeniser's pad id with attention mask 0 is what
+    the runtime itself feeds for shorter texts.
+    """
+    if not feeds:
+        return []
+    shapes = {k: np.max([np.shape(f[k]) for f in feeds], axis=0) for k in feeds[0]}
+    out: list[Feeds] = []
+    for f in feeds:
+        g: Feeds = {}
+        for k, v in f.items():
+            a = np.asarray(v)
+            extra = [int(m) - d for m, d in zip(shapes[k], a.shape, strict=True)]
+            if extra[0]:
+                a = np.concatenate([a, np.repeat(a[-1:], extra[0], axis=0)])
+            if any(extra[1:]):
+                a = np.pad(a, [(0, 0)] + [(0, e) for e in extra[1:]], constant_values=pad_values.get(k, 0))
+            g[k] = a
+        out.append(g)
+    return out
+
+
 @dataclass(frozen=True)
 class Split:
     """Calibration items and the held-out items the accuracy guard compares on."""

@@ -80,6 +80,10 @@ class Kind:
     def calibration(self, role: str) -> list[Feeds]:
         raise NotImplementedError
 
+    def pad_values(self, role: str) -> dict[str, int | float]:
+        """What pads a shorter calibration input (see :func:`pad_to_common_shape`); 0 otherwise."""
+        return {"input_ids": int(self.bundle.manifest.config.get("pad_id", 0))}
+
     def outputs(self, engines: Engines) -> Any:
         raise NotImplementedError
 
