@@ -44,9 +44,11 @@ Choices, each measured on all-MiniLM-L6-v2 on this machine:
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
+import os
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +65,16 @@ WEIGHT_OPS = ("MatMul", "Gemm", "Conv")
 NO_OUTPUT_QUANT = ("MatMul", "Gemm")
 # a Q/DQ pair per consumer: measured faster on MiniLM (1171 vs 1304 ms, batch 64x56) than one shared Q
 DEDICATED_QDQ = True
+
+
+@contextlib.contextmanager
+def _working_dir(path: Path) -> Iterator[None]:
+    old = Path.cwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(old)
 
 
 def prepare(src: Path, dst: Path) -> dict[str, Any]:
@@ -88,7 +100,12 @@ def prepare(src: Path, dst: Path) -> dict[str, Any]:
         info["opset_upgraded"] = f"{opset} -> 13"
     for skip_symbolic in (False, True):
         try:
-            quant_pre_process(str(src), str(dst), skip_symbolic_shape=skip_symbolic)
+            # ORT's symbolic inference, when it gives up, dumps sym_shape_infer_temp.onnx and a
+            # <uuid>.data file into the working directory: run it from a scratch directory so the
+            # user's folder stays clean
+            with tempfile.TemporaryDirectory(prefix="edgevl-prep-") as scratch, _working_dir(Path(scratch)):
+                quant_pre_process(str(Path(src).resolve()), str(Path(dst).resolve()),
+                                  skip_symbolic_shape=skip_symbolic)
             return {**info, "pre_process": "quant_pre_process", "symbolic_shape": not skip_symbolic}
         except Exception:  # ORT raises a bare Exception for incomplete symbolic inference
             continue
