@@ -202,3 +202,21 @@ def test_pad_to_common_shape() -> None:
     assert b["input_ids"].tolist() == [[4, 2, 1], [4, 2, 1]]  # last item repeated, then pad id
     assert b["attention_mask"].tolist() == [[1, 1, 0], [1, 1, 0]]
     assert pad_to_common_shape([], {}) == []
+
+
+def test_shapes_are_dropped_only_from_graphs_with_layernorm() -> None:
+    from edgevl_export.quantize.qdq import drop_shape_info
+
+    def graph(op: str) -> onnx.ModelProto:
+        inits = [numpy_helper.from_array(np.ones(4, np.float32), n) for n in ("g", "b")]
+        node = (helper.make_node("LayerNormalization", ["x", "g", "b"], ["y"]) if op == "ln"
+                else helper.make_node("Relu", ["x"], ["y"]))
+        g = helper.make_graph([helper.make_node("Add", ["x0", "x0"], ["x"]), node], "g",
+                              [helper.make_tensor_value_info("x0", TensorProto.FLOAT, [2, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 4])], inits,
+                              value_info=[helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4])])
+        return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+
+    ln, relu = graph("ln"), graph("relu")
+    assert drop_shape_info(ln) and not ln.graph.value_info
+    assert not drop_shape_info(relu) and len(relu.graph.value_info) == 1
