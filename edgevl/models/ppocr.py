@@ -182,9 +182,12 @@ def fused_copy(src: Path, dst: Path, check_shape: tuple[int, ...]) -> dict[str, 
     """
     cmd = [sys.executable, "-m", "edgevl.models.fuse", str(src), str(dst),
            "--check-shape", ",".join(str(d) for d in check_shape)]
+    # the child imports this very edgevl, installed or not
+    root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
     reason = ""
     try:
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env)
         if r.returncode == 0:
             info = json.loads(r.stdout.strip().splitlines()[-1])
             if float(info["max_abs_diff"]) <= FUSE_TOLERANCE:
