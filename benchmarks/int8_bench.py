@@ -453,7 +453,7 @@ def render_str(acc: dict[str, Any]) -> list[str]:
         lines.append(f"| {d} | {cells} |")
     cells = " | ".join(f"**{100 * acc[k]['fp32']:.1f}% / {100 * acc[k]['int8']:.1f}% "
                        f"({acc[k]['change_points']:+.2f} pt)**" for k in sets)
-    return [*lines, f"| all | {cells} |"]
+    return [*lines, f"| all | {cells} |", ""]
 
 
 def render_probe(probe: dict[str, Any]) -> list[str]:
