@@ -162,25 +162,36 @@ def _hard_swish(g: _Graph) -> int:
     return len(replace)
 
 
+def _scalar_affine(g: _Graph, cm: dict[str, list[onnx.NodeProto]],
+                   mul: onnx.NodeProto) -> tuple[str, np.float32, onnx.NodeProto, np.float32] | None:
+    """``mul`` as the head of ``Mul(x, s) → Add(·, t)`` with scalar s, t and nothing else reading
+    the Mul: ``(x, s, add, t)``, else None."""
+    if mul.op_type != "Mul" or len(mul.input) != 2:
+        return None
+    x = next((i for i in mul.input if g.scalar(i) is None), None)
+    if x is None:
+        return None
+    s = g.scalar(_other(mul, x))
+    c = cm.get(mul.output[0], [])
+    if s is None or len(c) != 1 or c[0].op_type != "Add" or mul.output[0] in g.outputs:
+        return None
+    add = c[0]
+    t = g.scalar(_other(add, mul.output[0]))
+    return None if t is None else (x, s, add, t)
+
+
 def _fold_affine_into_unpadded_conv(g: _Graph) -> int:
     """Mul(s) → Add(t) → unpadded Conv(s)  ⇒  Conv(s·W, B + t·ΣW)."""
     cm = g.consumers()
     drop: set[int] = set()
     n_done = 0
     for mul in g.nodes:
-        if mul.op_type != "Mul" or len(mul.input) != 2:
+        m = _scalar_affine(g, cm, mul)
+        if m is None:
             continue
-        x = next((i for i in mul.input if g.scalar(i) is None), None)
-        if x is None:
-            continue
-        s = g.scalar(_other(mul, x))
-        c = cm.get(mul.output[0], [])
-        if s is None or len(c) != 1 or c[0].op_type != "Add" or mul.output[0] in g.outputs:
-            continue
-        add = c[0]
-        t = g.scalar(_other(add, mul.output[0]))
+        x, s, add, t = m
         convs = cm.get(add.output[0], [])
-        if t is None or add.output[0] in g.outputs or not convs:
+        if add.output[0] in g.outputs or not convs:
             continue
         if any(k.op_type != "Conv" or k.input[0] != add.output[0] or any(_attr(k, "pads", []))
                or _attr(k, "auto_pad", b"NOTSET") not in (b"NOTSET", b"VALID")
@@ -223,19 +234,12 @@ def _affine_to_batchnorm(g: _Graph) -> int:
     drop: set[int] = set()
     replace: dict[int, onnx.NodeProto] = {}
     for mul in g.nodes:
-        if mul.op_type != "Mul" or len(mul.input) != 2:
+        m = _scalar_affine(g, cm, mul)
+        if m is None:
             continue
-        x = next((i for i in mul.input if g.scalar(i) is None), None)
-        if x is None:
-            continue
-        s = g.scalar(_other(mul, x))
-        c = cm.get(mul.output[0], [])
-        if s is None or len(c) != 1 or c[0].op_type != "Add" or mul.output[0] in g.outputs:
-            continue
-        add = c[0]
-        t = g.scalar(_other(add, mul.output[0]))
+        x, s, add, t = m
         ch = _channels(g, prod, x)
-        if t is None or ch is None:
+        if ch is None:
             continue
         names = [f"{add.output[0]}__bn_{k}" for k in ("scale", "bias", "mean", "var")]
         for name, v in zip(names, (s, t, 0.0, 1.0), strict=True):
