@@ -41,3 +41,20 @@ def make_affine_onnx(path: Path, in_dim: int = 4, out_dim: int = 3, seed: int = 
 @pytest.fixture()
 def affine_onnx(tmp_path: Path) -> tuple[Path, np.ndarray]:
     return make_affine_onnx(tmp_path / "affine.onnx")
+
+
+def save_tiny_bert(d: Path, layers: int = 2) -> Path:
+    """A random HF BertModel (hidden 32, 4 heads) saved in ``d`` with a 99-word vocab.txt.
+
+    Needs the export extra (torch, transformers); callers importorskip them first.
+    """
+    import torch
+    import transformers
+
+    cfg = transformers.BertConfig(vocab_size=99, hidden_size=32, num_hidden_layers=layers,
+                                  num_attention_heads=4, intermediate_size=64, max_position_embeddings=64)
+    torch.manual_seed(0)
+    transformers.BertModel(cfg).eval().save_pretrained(str(d), safe_serialization=True)
+    (d / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+                                           + [f"w{i}" for i in range(94)]) + "\n")
+    return d

@@ -16,6 +16,7 @@ import pytest
 torch = pytest.importorskip("torch", reason="the export extra (torch) is not installed")
 transformers = pytest.importorskip("transformers", reason="the export extra (transformers) is not installed")
 
+from conftest import save_tiny_bert  # noqa: E402
 from edgevl_export.loaders.hf_bert import load_hf_bert  # noqa: E402
 
 from edgevl.errors import CheckpointError  # noqa: E402
@@ -45,15 +46,7 @@ def reference_sentence_embedding(model: object, ids: torch.Tensor, mask: torch.T
 @pytest.fixture(scope="module")
 def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random 2-layer HF BertModel saved as a folder (config.json + model.safetensors + vocab)."""
-    cfg = transformers.BertConfig(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                                  intermediate_size=64, max_position_embeddings=64)
-    torch.manual_seed(0)
-    model = transformers.BertModel(cfg).eval()
-    d = tmp_path_factory.mktemp("tiny-bert")
-    model.save_pretrained(str(d), safe_serialization=True)
-    (d / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-                                           + [f"w{i}" for i in range(94)]) + "\n")
-    return d
+    return save_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
 
 
 def test_tiny_bert_matches_transformers(tiny_bert_dir: Path) -> None:

@@ -19,6 +19,7 @@ torch = pytest.importorskip("torch", reason="the export extra (torch) is not ins
 transformers = pytest.importorskip("transformers", reason="the export extra (transformers) is not installed")
 
 import onnx  # noqa: E402
+from conftest import save_tiny_bert  # noqa: E402
 from edgevl_export.quantize import GuardThresholds, quantize_bundle  # noqa: E402
 from edgevl_export.quantize.qdq import channel_absmax, prepare, smooth_checked  # noqa: E402
 from edgevl_export.quantize.transformer import fold_attention_biases  # noqa: E402
@@ -34,14 +35,7 @@ LAYERS = 2
 def bert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Bundle, Path]:
     from edgevl_export.bert_bundle import export_bert
 
-    cfg = transformers.BertConfig(vocab_size=99, hidden_size=32, num_hidden_layers=LAYERS,
-                                  num_attention_heads=4, intermediate_size=64, max_position_embeddings=64)
-    torch.manual_seed(0)
-    model = transformers.BertModel(cfg).eval()
-    d = tmp_path_factory.mktemp("tiny-bert")
-    model.save_pretrained(str(d), safe_serialization=True)
-    (d / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-                                           + [f"w{i}" for i in range(94)]) + "\n")
+    d = save_tiny_bert(tmp_path_factory.mktemp("tiny-bert"), LAYERS)
     bundle = export_bert(d, d / "bundle")
     rng = np.random.default_rng(0)
     text = d / "sentences.txt"
