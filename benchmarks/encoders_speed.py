@@ -113,8 +113,10 @@ def vit_gflop(width: int, layers: int, tokens: int, patch_macs: int, cls_only_la
     return 2.0 * macs / 1e9
 
 
-def gemm_peak(m: int, k: int, n: int, rounds: int = 15) -> dict[str, float]:
-    """GF/s of one fp32 [m,k]x[k,n] MatMul: ONNX Runtime (one-node graph) and torch, best of rounds."""
+def gemm_peak(m: int, k: int, n: int, threads: int = 0, rounds: int = 15) -> dict[str, float]:
+    """GF/s of one fp32 [m,k]x[k,n] MatMul: ONNX Runtime (one-node graph) and torch, best of rounds.
+
+    ``threads``: ORT intra-op threads (0: its default); torch runs at whatever the caller set."""
     import onnxruntime as ort
     import torch
     from onnx import TensorProto, helper, numpy_helper
@@ -127,7 +129,9 @@ def gemm_peak(m: int, k: int, n: int, rounds: int = 15) -> dict[str, float]:
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [m, n])],
                               [numpy_helper.from_array(w, "w")])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
     tx, tw = torch.from_numpy(x), torch.from_numpy(w)
     out: dict[str, float] = {}
     for name, f in (("ort", lambda: sess.run(None, {"x": x})), ("torch", lambda: tx @ tw)):
@@ -225,7 +229,8 @@ def bench_vit(batches: list[int], base_rounds: int, work: Path,
         print(_fmt(row), f" same-graph torch {row['torch_same_graph_ms']:.1f} ms", row["achieved_gflops"],
               flush=True)
     big = max(batches) * tokens
-    ceiling = {"gemm_shape": [big, 768, 3072], **gemm_peak(big, 768, 3072)}
+    threads = int(getattr(options, "threads", 0) or 0)
+    ceiling = {"gemm_shape": [big, 768, 3072], **gemm_peak(big, 768, 3072, threads)}
     print("fp32 GEMM GF/s at", ceiling, flush=True)
     return rows, peer, ceiling
 
@@ -343,10 +348,10 @@ def render_md(r: dict[str, Any]) -> str:
                          f"{x['torch_ms'] / floor_ms:.2f}x torch |")
     lines += ["", "Best-of times are less sensitive to other processes on the machine than medians; the "
               "target is judged on the medians.", "",
-              "Reading: at the libraries' default threads (2 here) on a loaded machine, torch's OpenMP "
-              "threads suffer most from the contention, which inflates the ratio, most at small batches. "
-              "The single-thread run (`--threads 1`, encoders_speed_1thread.md) compares the kernels "
-              "themselves: there edgevl is 1.2-1.4x faster on MiniLM and 0.97-1.2x on ViT-B/32."]
+              "Reading: on a loaded machine torch's OpenMP threads degrade more than ONNX Runtime's pool, "
+              "which inflates the ratio at the default threads; the single-thread run (`--threads 1`, "
+              "encoders_speed_1thread.md) compares the kernels themselves. At batch >= 8 ViT-B/32 is "
+              "GEMM-bound: see the ceiling table above."]
     return "\n".join(lines) + "\n"
 
 
