@@ -122,6 +122,7 @@ def export_clip(
         ]
         config = {
             "tokenizer": "tokenizer.json",
+            "text_clean": "ftfy_html",  # OpenAI's basic_clean before the BPE (edgevl/text/clean.py)
             "context_length": ctx,
             "pad_id": pad_id,
             "eot_id": cfg.text.eot_id,

@@ -7,9 +7,10 @@ OpenAI's ``simple_tokenizer``: whitespace collapsed, lower-cased, split with CLI
 ``</w>`` word ends, ``<|startoftext|> … <|endoftext|>`` around the ids, truncation to the context
 length keeping the end token.
 
-Known difference: OpenAI's tokenizer first runs ``ftfy.fix_text`` and ``html.unescape``; here the
-normaliser is NFC + whitespace + lowercase (ftfy's default includes NFC), so text with mojibake or
-HTML entities (``&amp;``) can tokenise differently. Clean such text before tokenising.
+OpenAI's tokenizer first runs ``ftfy.fix_text`` and ``html.unescape``: that step is not
+expressible in a ``tokenizers`` normaliser, so CLIP bundles ask the runtime for it
+(``config["text_clean"] = "ftfy_html"``, :mod:`edgevl.text.clean`); the JSON's normaliser is NFC +
+whitespace + lowercase.
 """
 
 from __future__ import annotations

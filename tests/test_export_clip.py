@@ -177,6 +177,7 @@ def _contract(bundle_dir: Path, model: CLIP) -> None:
         assert key in m.config
     assert m.config["logit_scale"] == pytest.approx(float(model.logit_scale.detach().exp()))
     assert b.file(m.config["tokenizer"]).is_file()
+    assert m.config["text_clean"] == "ftfy_html"  # OpenAI's basic_clean runs before the BPE
     for key in ("size", "resize", "crop", "interpolation", "mean", "std", "color"):
         assert key in m.preprocess
     assert m.preprocess["size"] == s

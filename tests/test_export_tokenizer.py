@@ -174,3 +174,36 @@ def test_hf_saved_tokenizer_json_is_accepted(vocab_files: VocabFiles, tmp_path: 
     ours = load_clip_tokenizer(d, context_length=24)
     for s in _test_strings():
         assert theirs.encode(s).ids == ours.encode(s).ids, s
+
+
+def test_runtime_tokenizer_cleans_text_like_openai(vocab_files: VocabFiles, tmp_path: Path) -> None:
+    """CLIP bundles ask the runtime for OpenAI's ``basic_clean`` (``text_clean: ftfy_html``): mojibake
+    and (doubly) escaped HTML tokenise as the clean text does; clean text is untouched."""
+    from edgevl.errors import BundleError
+    from edgevl.text.tokenizer import Tokenizer
+
+    d, vocab, merges = vocab_files
+    ctx = 32
+    path = tmp_path / "tokenizer.json"
+    path.write_text(load_clip_tokenizer(d, context_length=ctx).to_str())
+    ours, plain = Tokenizer(path, ctx, clean="ftfy_html"), Tokenizer(path, ctx)
+    ref = ReferenceCLIPTokenizer(vocab, merges)
+    pairs = [
+        ("tom &amp; jerry", "tom & jerry"),
+        ("tom &amp;amp; jerry", "tom & jerry"),
+        ("the mona lisa doesnÃ¢â‚¬â„¢t have eyebrows", "the mona lisa doesn't have eyebrows"),
+        ("cafÃ© au lait", "café au lait"),
+        ("  &lt;b&gt;bold&lt;/b&gt; ", "<b>bold</b>"),
+        # ftfy unfolds Latin ligatures (OpenAI's tokenizer sees "fine", not "ﬁne"); nothing else in
+        # the corpus changes
+        *((s, s.replace("ﬁ", "fi")) for s in _corpus(40, seed=3)),
+    ]
+    enc = ours([dirty for dirty, _ in pairs])
+    for i, (dirty, clean) in enumerate(pairs):
+        want = ref.encode(clean, ctx)
+        n = int(enc.attention_mask[i].sum())
+        assert enc.input_ids[i, :n].tolist() == want, dirty
+    assert ours.tokens("tom &amp; jerry") == plain.tokens("tom & jerry")
+    assert plain.tokens("tom &amp; jerry") != plain.tokens("tom & jerry")  # the step is what differs
+    with pytest.raises(BundleError, match="text_clean"):
+        Tokenizer(path, ctx, clean="nfkc")

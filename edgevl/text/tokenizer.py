@@ -4,7 +4,8 @@ The bundle's ``tokenizer.json`` does the splitting, the vocabulary and the speci
 [CLS]/[SEP], CLIP's start/end of text). This module only fixes the batch form: truncation to the
 bundle's length limit (``max_length`` for sentence encoders, ``context_length`` for CLIP; the
 special tokens are kept), right padding with the bundle's ``pad_id`` to the longest text of the
-batch (or to the limit), and int64 arrays.
+batch (or to the limit), int64 arrays, and the text cleaning the original tokenizer runs first
+(``text_clean``, see :mod:`edgevl.text.clean`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from tokenizers import Tokenizer as _HFTokenizer
 
 from edgevl.bundle import Bundle
 from edgevl.errors import BundleError, InputError
+from edgevl.text.clean import CLEANERS
 
 Int64Array = npt.NDArray[np.int64]
 
@@ -40,8 +42,11 @@ class Tokenizer:
     """Tokenise batches of strings to fixed-form int64 arrays."""
 
     def __init__(self, path: Path | str, max_length: int, pad_id: int = 0,
-                 pad_to_max: bool = False) -> None:
+                 pad_to_max: bool = False, clean: str | None = None) -> None:
         p = Path(path)
+        if clean is not None and clean not in CLEANERS:
+            raise BundleError(f"{p}: unknown text_clean {clean!r}; known: {', '.join(sorted(CLEANERS))}")
+        self._clean = CLEANERS[clean] if clean is not None else None
         if not p.is_file():
             raise BundleError(f"{p}: tokenizer file not found (expected a `tokenizers` JSON file)")
         if max_length < 2:
@@ -67,15 +72,17 @@ class Tokenizer:
             raise BundleError(f"{bundle.path}: config needs an integer max_length or context_length, "
                               f"got {limit!r}")
         pad = cfg.get("pad_id", 0)
-        return cls(bundle.file(str(name)), limit, int(pad) if isinstance(pad, int) else 0, pad_to_max)
+        clean = cfg.get("text_clean")
+        return cls(bundle.file(str(name)), limit, int(pad) if isinstance(pad, int) else 0, pad_to_max,
+                   str(clean) if clean is not None else None)
 
     @property
     def vocab_size(self) -> int:
         return int(self._tok.get_vocab_size(with_added_tokens=True))
 
     def tokens(self, text: str) -> list[str]:
-        """The tokens of one text (after truncation), for inspection."""
-        return list(self._tok.encode(text).tokens)
+        """The tokens of one text (after cleaning and truncation), for inspection."""
+        return list(self._tok.encode(self._clean(text) if self._clean else text).tokens)
 
     def __call__(self, texts: Sequence[str]) -> Encoded:
         if isinstance(texts, str):
@@ -85,7 +92,8 @@ class Tokenizer:
         bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
         if bad:
             raise InputError(f"texts must be strings; items {bad[:5]} are not")
-        encs = self._tok.encode_batch(list(texts))
+        clean = self._clean
+        encs = self._tok.encode_batch([clean(t) for t in texts] if clean else list(texts))
         width = self.max_length if self.pad_to_max else max(len(e.ids) for e in encs)
         ids = np.full((len(encs), width), self.pad_id, dtype=np.int64)
         mask = np.zeros((len(encs), width), dtype=np.int64)
