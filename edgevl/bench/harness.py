@@ -22,6 +22,7 @@ import numpy as np
 
 from edgevl.backends import BACKENDS, Array, Engine, EngineOptions
 from edgevl.bench.inputs import describe_shapes, folder_feeds, synthetic_feeds
+from edgevl.bench.jetson import JetsonRun
 from edgevl.bench.machine import machine_info, peak_rss_mb, process_gpu_memory_mb
 from edgevl.bench.results import BenchResult, BenchRun
 from edgevl.bench.stats import summarize, thin
@@ -325,9 +326,13 @@ def load_average() -> list[float] | None:
 
 
 def make_run(results: Sequence[BenchResult], settings: Mapping[str, Any], *, interrupted: bool = False,
-             command: str | None = None, load_before: list[float] | None = None) -> BenchRun:
-    """A result file; the machine record carries the load average before and after the run."""
-    machine = machine_info().to_dict()
+             command: str | None = None, load_before: list[float] | None = None,
+             jetson: JetsonRun | None = None) -> BenchRun:
+    """A result file; the machine record carries the load average before and after the run (and, on a
+    Jetson, the power mode, clock state and tegrastats sampled during the run)."""
+    machine = machine_info(jetson.info if jetson else None).to_dict()
+    if jetson is not None:
+        machine["jetson"]["tegrastats"] = jetson.stop()
     machine["load_average_before"] = load_before
     machine["load_average_after"] = load_average()
     return BenchRun(
@@ -348,6 +353,7 @@ def bench_bundles(
 ) -> BenchRun:
     """Benchmark every model (or ``settings.roles``) of every bundle; Ctrl-C returns a partial run."""
     load_before = load_average()
+    jetson = JetsonRun.start()
     bundles = [load_bundle(p) for p in paths]
     for b in bundles:
         missing = [r for r in settings.roles if r not in b.manifest.models]
@@ -365,4 +371,4 @@ def bench_bundles(
     except KeyboardInterrupt:  # while loading an engine: keep what earlier models measured
         interrupted = True
     return make_run(results, settings.to_dict(), interrupted=interrupted, command=command,
-                    load_before=load_before)
+                    load_before=load_before, jetson=jetson)

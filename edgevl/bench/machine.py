@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgevl.bench.jetson import JetsonInfo, detect_jetson
+
 
 def cpu_model() -> str:
     """The CPU's marketing name (``/proc/cpuinfo`` on Linux, sysctl on macOS), else platform's guess."""
@@ -114,6 +116,8 @@ class MachineInfo:
     gpus: tuple[dict[str, Any], ...] = field(default_factory=tuple)
     edgevl: str | None = None
     hostname: str | None = None
+    # Jetson facts (edgevl.bench.jetson.JetsonInfo.to_dict: same keys, null off a Jetson)
+    jetson: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -130,10 +134,11 @@ class MachineInfo:
             "gpus": [dict(g) for g in self.gpus],
             "edgevl": self.edgevl,
             "hostname": self.hostname,
+            "jetson": dict(self.jetson),
         }
 
 
-def machine_info() -> MachineInfo:
+def machine_info(jetson: JetsonInfo | None = None) -> MachineInfo:
     """Describe this machine (cheap: no model is loaded, TensorRT is not imported)."""
     import psutil
 
@@ -159,6 +164,7 @@ def machine_info() -> MachineInfo:
         gpus=tuple(gpus()),
         edgevl=_version("edgevl"),
         hostname=platform.node() or None,
+        jetson=(jetson or detect_jetson()).to_dict(),
     )
 
 

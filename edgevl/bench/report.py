@@ -54,6 +54,12 @@ def machine_line(machine: dict[str, Any]) -> str:
     if machine.get("tensorrt"):
         parts.append(f"TensorRT {machine['tensorrt']}")
     parts.append(f"GPU: {gpus}" if gpus else "no GPU")
+    jetson = machine.get("jetson") or {}
+    if jetson.get("detected"):
+        mode = (jetson.get("nvpmodel") or {}).get("name")
+        locked = {True: "locked", False: "NOT locked", None: "unknown"}[jetson.get("clocks_locked")]
+        parts.append(f"{jetson.get('model') or 'Jetson'}, L4T {jetson.get('l4t')} "
+                     f"(JetPack {jetson.get('jetpack')}), nvpmodel {mode}, clocks {locked}")
     before, after = machine.get("load_average_before"), machine.get("load_average_after")
     if before or after:
         parts.append(f"load average (1 min) {before[0] if before else '?'} before, "

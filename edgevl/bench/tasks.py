@@ -18,6 +18,7 @@ from typing import Any
 from edgevl.backends import EngineOptions
 from edgevl.bench.harness import BenchSettings, Progress, backend_unavailable, load_average, make_run
 from edgevl.bench.inputs import IMAGE_SUFFIXES
+from edgevl.bench.jetson import JetsonRun
 from edgevl.bench.machine import peak_rss_mb, process_gpu_memory_mb
 from edgevl.bench.results import BenchResult, BenchRun
 from edgevl.bench.stats import summarize, thin
@@ -121,6 +122,7 @@ def bench_task(
         opts = EngineOptions(backend=settings.backend, threads=settings.threads)
         timer, precision = ocr_timer(opts) if task == "ocr" else books_timer(opts, catalogue)
     per_stage: dict[str, list[float]] = {}
+    jetson = JetsonRun.start()
     iters = settings.iters if settings.iters is not None else (None if settings.seconds else len(images))
     budget = None if settings.seconds is None else settings.seconds * 1e9
     interrupted = False
@@ -152,4 +154,4 @@ def bench_task(
         for stage, v in per_stage.items() if len(v) == n
     ]
     return make_run(results, {**settings.to_dict(), "task": task, "photos": len(photos)},
-                    interrupted=interrupted, command=command, load_before=load_before)
+                    interrupted=interrupted, command=command, load_before=load_before, jetson=jetson)

@@ -103,6 +103,8 @@ def _finish(run: BenchRun, json_out: str | None, plot: Path | None, markdown: Pa
     _print_table(HEADERS, [result_row(r) for r in run.results], title, err=to_stdout)
     for line in notes(run.results):
         typer.echo(line, err=to_stdout)
+    for warning in (run.machine.get("jetson") or {}).get("warnings") or []:
+        typer.echo(f"warning: {warning}", err=True)
     if json_out and not to_stdout:
         write_run(run, json_out)
         typer.echo(f"wrote {json_out}", err=True)
