@@ -203,6 +203,79 @@ class CatalogueIndex:
         return idx
 
 
+# -- shared read-only copy for worker processes -------------------------------------------------
+SHARED_DIR = "shared"
+_SHARED_DONE = "complete.json"
+
+
+def index_arrays(index: CatalogueIndex) -> dict[str, npt.NDArray[Any]]:
+    """The index's numeric arrays, the posting lists (the transposed vectors) included: everything
+    that is large and read-only while matching. :func:`index_from_arrays` turns them back into an index."""
+    v, p = index.vectors, index.postings
+    return {"idf": index.idf, "data": v.data, "indices": v.indices, "indptr": v.indptr,
+            "shape": np.array(v.shape, dtype=np.int64), "row_offsets": index.row_offsets, "rows": index.rows,
+            "post_data": p.data, "post_indices": p.indices, "post_indptr": p.indptr}
+
+
+def index_meta(index: CatalogueIndex) -> dict[str, Any]:
+    """The small part of the index (display strings, calibration) that goes with :func:`index_arrays`."""
+    return {"n": index.n, "catalogue_sha256": index.catalogue_sha256, "calibration": index.calibration,
+            "titles": index.titles, "authors": index.authors, "tags": index.tags}
+
+
+def index_from_arrays(arrays: dict[str, npt.NDArray[Any]], meta: dict[str, Any]) -> CatalogueIndex:
+    """An index over the given arrays without copying them (memory-mapped files or a shared-memory
+    object store): scipy keeps the arrays as they are, and matching only reads them."""
+    shape = tuple(int(x) for x in arrays["shape"])
+    vectors = sp.csr_matrix((arrays["data"], arrays["indices"], arrays["indptr"]), shape=shape, copy=False)
+    idx = _with_norms(int(meta["n"]), arrays["idf"], vectors, (arrays["row_offsets"], arrays["rows"]),
+                      list(meta["titles"]), list(meta["authors"]), list(meta["tags"]),
+                      str(meta["catalogue_sha256"]))
+    idx._postings = sp.csr_matrix((arrays["post_data"], arrays["post_indices"], arrays["post_indptr"]),
+                                  shape=(shape[1], shape[0]), copy=False)
+    idx.calibration = dict(meta.get("calibration") or {})
+    return idx
+
+
+def save_shared(index: CatalogueIndex, folder: Path | str) -> Path:
+    """Write :func:`index_arrays` as plain ``.npy`` files under ``folder/shared`` (once per index:
+    skipped when already complete for this catalogue), so that worker processes can memory-map them
+    with :func:`load_shared` instead of each building or copying the index."""
+    d = Path(folder) / SHARED_DIR
+    done = d / _SHARED_DONE
+    stamp = {"version": INDEX_VERSION, "catalogue_sha256": index.catalogue_sha256, "n": index.n}
+    try:
+        if json.loads(done.read_text(encoding="utf-8")) == stamp:
+            return d
+    except (OSError, ValueError):
+        pass
+    d.mkdir(parents=True, exist_ok=True)
+    done.unlink(missing_ok=True)
+    for name, arr in index_arrays(index).items():
+        tmp = d / f".{name}.{os.getpid()}.npy"
+        np.save(tmp, np.ascontiguousarray(arr))
+        tmp.replace(d / f"{name}.npy")
+    (d / "meta.json").write_text(json.dumps(index_meta(index), ensure_ascii=False), encoding="utf-8")
+    done.write_text(json.dumps(stamp), encoding="utf-8")  # written last: the folder is complete
+    return d
+
+
+def load_shared(folder: Path | str) -> CatalogueIndex:
+    """Load an index written by :func:`save_shared` with every array memory-mapped read-only: N
+    processes on one machine share one copy of the matrices in the page cache."""
+    d = Path(folder) / SHARED_DIR
+    if not (d / _SHARED_DONE).is_file():
+        raise CatalogueError(f"{d}: no shared index here (written by save_shared); rebuild it")
+    try:
+        meta = json.loads((d / "meta.json").read_text(encoding="utf-8"))
+        names = ("idf", "data", "indices", "indptr", "shape", "row_offsets", "rows",
+                 "post_data", "post_indices", "post_indptr")
+        arrays = {k: np.load(d / f"{k}.npy", mmap_mode="r") for k in names}
+    except (OSError, ValueError) as e:
+        raise CatalogueError(f"{d}: not a readable shared index ({e}); rebuild: edgevl books index") from e
+    return index_from_arrays(arrays, meta)
+
+
 def _with_norms(n: int, idf: npt.NDArray[np.float32], vectors: sp.csr_matrix, rows: tuple[IntArray, IntArray],
                 titles: list[str], authors: list[str], tags: list[str], sha: str) -> CatalogueIndex:
     return CatalogueIndex(

@@ -7,13 +7,24 @@ from __future__ import annotations
 
 import sys
 
-from edgevl.cli import bench, books, embed, export, info, models, ocr, quantize  # noqa: F401  (registers commands)
+from edgevl.cli import (  # noqa: F401  (registers commands)
+    bench,
+    books,
+    embed,
+    export,
+    info,
+    library,
+    models,
+    ocr,
+    quantize,
+)
 from edgevl.cli.app import app
 from edgevl.errors import EdgevlError
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (tests call this; the script entry point is ``run``)."""
+    argv = library.rewrite_ray_option(list(sys.argv[1:] if argv is None else argv))
     try:
         app(args=argv, prog_name="edgevl")
     except SystemExit as e:  # click's standalone mode exits, with 2 for usage errors

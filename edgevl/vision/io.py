@@ -69,7 +69,13 @@ def read_image(path: Path | str) -> Image:
         raise ImageError(f"{p}: no such file")
     if p.is_dir():
         raise ImageError(f"{p}: is a directory, expected an image file")
-    data = np.fromfile(str(p), dtype=np.uint8)
+    return decode_image(np.fromfile(str(p), dtype=np.uint8), str(p))
+
+
+def decode_image(encoded: bytes | npt.NDArray[np.uint8], where: str = "image") -> Image:
+    """Decode the bytes of an image file (as :func:`read_image` does) to HxWx3 uint8 BGR."""
+    data = np.frombuffer(encoded, dtype=np.uint8) if isinstance(encoded, bytes) else encoded
+    p = where
     if data.size == 0:
         raise ImageError(f"{p}: empty file")
     if data[:2].tobytes() == b"\xff\xd8":

@@ -1,0 +1,170 @@
+"""The results folder (commit log, torn-tail repair, resume set, tables), the photo list, the shared
+memory-mapped index and the `library run` command-line edge cases. Fast: no OCR here."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from edgevl.books import BookMatcher, Catalogue, build_index
+from edgevl.books.index import index_arrays, index_from_arrays, index_meta, load_shared, save_shared
+from edgevl.errors import InputError
+from edgevl.library.records import Counts, error_record, table_rows
+from edgevl.library.run import read_photo_list
+from edgevl.library.store import ResultStore, read_log
+
+
+def ok_record(photo: str, matched: list[bool]) -> dict[str, Any]:
+    spines = [{"spine": i, "quad": [[0, 0], [1, 0], [1, 2], [0, 2]], "ocr": f"text {i}", "matched": m,
+               "work": i if m else None, "book_id": 10 + i if m else None, "title": f"T{i}" if m else "",
+               "author": "", "tag": "", "score": 0.9 if m else 0.1} for i, m in enumerate(matched)]
+    return {"photo": photo, "status": "ok", "error": "", "lines": len(spines), "spines": spines,
+            "seconds": {"total": 0.1}, "worker": {"pid": 1}}
+
+
+def test_table_rows_cover_matches_rejections_empty_photos_and_errors() -> None:
+    rows = list(table_rows(ok_record("a.jpg", [True, False])))
+    assert [(r["spine"], r["status"], r["book_id"]) for r in rows] == [(0, "matched", 10), (1, "rejected", None)]
+    assert rows[0]["quad"] == [0.0, 0.0, 1.0, 0.0, 1.0, 2.0, 0.0, 2.0]
+    assert [r["status"] for r in table_rows(ok_record("b.jpg", []))] == ["no_spines"]
+    err = list(table_rows(error_record("c.jpg", ValueError("broken"))))
+    assert [(r["spine"], r["status"], r["error"]) for r in err] == [(-1, "error", "ValueError: broken")]
+    c = Counts.of([ok_record("a", [True, False, True]), ok_record("b", []), error_record("c", "x")])
+    assert (c.photos, c.spines, c.matched, c.rejected, c.failures, c.no_spines) == (3, 3, 2, 1, 1, 1)
+
+
+def test_store_commits_whole_photos_and_resumes_after_a_torn_write(tmp_path: Path) -> None:
+    store = ResultStore(tmp_path / "out")
+    done, _ = store.open({"catalogue_sha256": "abc"})
+    assert done == set()
+    store.append(ok_record("/p/1.jpg", [True, False]))
+    store.append(error_record("/p/2.jpg", "ImageError: bad"))
+    store.close()
+    log = tmp_path / "out" / "photos.jsonl"
+    committed = log.read_bytes()
+    # a run killed in the middle of writing photo 3: half a line, no newline
+    with log.open("ab") as f:
+        f.write(json.dumps(ok_record("/p/3.jpg", [True]))[:40].encode())
+    assert [r["photo"] for r in read_log(log)] == ["/p/1.jpg", "/p/2.jpg"]  # the torn line does not count
+    store = ResultStore(tmp_path / "out")
+    done, counts = store.open({"catalogue_sha256": "abc"})
+    assert done == {"/p/1.jpg", "/p/2.jpg"} and counts.spines == 2 and counts.failures == 1
+    assert log.read_bytes() == committed  # the torn tail was cut off before appending
+    store.append(ok_record("/p/3.jpg", [True]))
+    tables = store.write_tables()
+    store.close()
+    rows = list(csv.DictReader(open(tables["csv"], encoding="utf-8")))
+    assert [(r["photo"], r["spine"], r["status"]) for r in rows] == [
+        ("/p/1.jpg", "0", "matched"), ("/p/1.jpg", "1", "rejected"), ("/p/2.jpg", "-1", "error"),
+        ("/p/3.jpg", "0", "matched")]
+    assert rows[0]["quad"] == "0.0,0.0 1.0,0.0 1.0,2.0 0.0,2.0" and rows[0]["book_id"] == "10"
+    if "parquet" in tables:
+        import pyarrow.parquet as pq
+
+        t = pq.read_table(tables["parquet"]).to_pylist()
+        assert [(r["photo"], r["spine"], r["book_id"]) for r in t] == [
+            ("/p/1.jpg", 0, 10), ("/p/1.jpg", 1, None), ("/p/2.jpg", -1, None), ("/p/3.jpg", 0, 10)]
+
+
+def test_store_skips_a_damaged_line_and_never_counts_a_photo_twice(tmp_path: Path) -> None:
+    log = tmp_path / "photos.jsonl"
+    lines = [json.dumps(ok_record("/a", [True])), "{not json", json.dumps(ok_record("/a", [False])),
+             json.dumps(ok_record("/b", []))]
+    log.write_text("\n".join(lines) + "\n")
+    recs = list(read_log(log))
+    assert [r["photo"] for r in recs] == ["/a", "/b"] and recs[0]["spines"][0]["matched"] is True
+
+
+def test_store_refuses_another_catalogue_and_a_concurrent_run(tmp_path: Path) -> None:
+    first = ResultStore(tmp_path)
+    first.open({"catalogue_sha256": "abc"})
+    with pytest.raises(InputError, match="another run"):
+        ResultStore(tmp_path).open({"catalogue_sha256": "abc"})
+    first.close()
+    with pytest.raises(InputError, match="catalogue_sha256"):
+        ResultStore(tmp_path).open({"catalogue_sha256": "def"})
+    ResultStore(tmp_path).open({"catalogue_sha256": "abc"})  # the lock was released
+
+
+def test_photo_list_from_arguments_and_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    lst = tmp_path / "list.txt"
+    lst.write_text("# shelf photos\nb.jpg\n\n  a.jpg  \n/abs/c.jpg\n")
+    got = read_photo_list([Path("a.jpg")], lst)
+    assert got == [str(tmp_path / "a.jpg"), str(tmp_path / "b.jpg"), "/abs/c.jpg"]
+    with pytest.raises(InputError, match="no photos"):
+        read_photo_list([], None)
+    with pytest.raises(InputError, match="nope.txt"):
+        read_photo_list([], tmp_path / "nope.txt")
+
+
+def small_catalogue() -> Catalogue:
+    rng = np.random.default_rng(0)
+    words = ["vida", "mar", "noche", "tiempo", "guerra", "amor", "ciudad", "casa", "libro", "luz"]
+    recs = [{"title": " ".join(rng.choice(words, size=3)).capitalize(), "author": f"Autor{i}, Nombre",
+             "tag": f"N Au{i % 7}"} for i in range(300)]
+    recs.append({"title": "La sombra del viento", "author": "Ruiz Zafón, Carlos", "tag": "N Rui"})
+    recs.append({"title": "La sombra del viento", "author": "Ruiz Zafón, Carlos", "tag": "N Rui"})  # a copy
+    return Catalogue.from_records(recs)
+
+
+def test_shared_index_is_memory_mapped_and_matches_like_the_built_one(tmp_path: Path) -> None:
+    built = build_index(small_catalogue())
+    save_shared(built, tmp_path)
+    stamp = (tmp_path / "shared" / "complete.json").stat().st_mtime_ns
+    save_shared(built, tmp_path)  # already complete: not rewritten
+    assert (tmp_path / "shared" / "complete.json").stat().st_mtime_ns == stamp
+    shared = load_shared(tmp_path)
+    for arr in (shared.vectors.data, shared.vectors.indices, shared.postings.data, shared.postings.indptr,
+                shared.rows):
+        assert not arr.flags.writeable  # a read-only view of the mapped file, not a copy
+        base = arr
+        while not isinstance(base, np.memmap) and base.base is not None:
+            base = base.base
+        assert isinstance(base, np.memmap)
+    texts = ["RUIZ ZAFON LA SOMBRA DEL VIENTO N Rui", "vida mar noche Autor12", "zzz qqq"]
+    a, b = BookMatcher(built).match(texts), BookMatcher(shared).match(texts)
+    assert [(m.work, m.rows, round(m.score, 6)) for m in a] == [(m.work, m.rows, round(m.score, 6)) for m in b]
+    assert a[0].title == "La sombra del viento" and len(a[0].rows) == 2
+    # the in-memory form (what Ray puts in its object store) gives the same index
+    again = index_from_arrays(index_arrays(built), index_meta(built))
+    assert [m.work for m in BookMatcher(again).match(texts)] == [m.work for m in a]
+
+
+def test_shared_index_missing_is_a_typed_error(tmp_path: Path) -> None:
+    from edgevl.errors import CatalogueError
+
+    with pytest.raises(CatalogueError, match="no shared index"):
+        load_shared(tmp_path)
+
+
+def test_ray_address_after_the_switch() -> None:
+    from edgevl.cli.library import rewrite_ray_option
+
+    base = ["library", "run", "a.jpg", "-c", "c.csv", "-o", "out"]
+    assert rewrite_ray_option([*base, "--ray"]) == [*base, "--ray"]
+    assert rewrite_ray_option([*base, "--ray", "auto"]) == [*base, "--ray", "--ray-address", "auto"]
+    assert rewrite_ray_option([*base, "--ray", "10.0.0.5:6379"])[-1] == "10.0.0.5:6379"
+    assert rewrite_ray_option([*base, "--ray=ray://head:10001"])[-2:] == ["--ray-address", "ray://head:10001"]
+    # a photo after --ray stays a photo
+    assert rewrite_ray_option(["library", "run", "--ray", "b.jpg"]) == ["library", "run", "--ray", "b.jpg"]
+    assert rewrite_ray_option(["ocr", "--ray", "auto"]) == ["ocr", "--ray", "auto"]
+
+
+def test_ray_without_the_scale_extra_says_how_to_install_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from edgevl.cli import main
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
+    cat = tmp_path / "cat.csv"
+    cat.write_text("title,author\nA,B\n")
+    code = main(["library", "run", str(tmp_path / "a.jpg"), "-c", str(cat), "-o", str(tmp_path / "o"), "--ray"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err == ["edgevl: error: --ray needs Ray: pip install 'edgevl[scale]'"]
+    assert not (tmp_path / "o").exists()
