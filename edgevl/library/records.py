@@ -9,25 +9,18 @@ Each spine: ``{"spine", "quad", "ocr", "matched", "work", "book_id", "title", "a
 from __future__ import annotations
 
 import os
-import resource
 import socket
-import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from edgevl.bench.machine import peak_rss_mb
 from edgevl.books.shelf import ShelfResult
 
 #: columns of the results table (CSV and Parquet), one row per spine; a photo without spines or
 #: whose processing failed has one row with ``spine`` -1 and status ``no_spines`` / ``error``
 COLUMNS = ("photo", "spine", "quad", "ocr", "book_id", "title", "author", "tag", "score", "status", "error")
 STATUSES = ("matched", "rejected", "no_spines", "error")
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident memory so far (MiB)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 
 
 def worker_info() -> dict[str, Any]:
