@@ -1,49 +1,108 @@
 """Model bundles: a directory with ``manifest.json`` and the files it names.
 
 The manifest is the contract between the build side (``export/``) and the runtime: schema
-version, task, the ONNX models with their inputs and outputs, preprocessing, task config
-(thresholds, charset or tokenizer file), precision, source digest and the sha256 of every file.
-Nothing the runtime needs is guessed at load time.
+version, task, the ONNX models with their inputs (each axis with its role and ``min/opt/max``
+range) and outputs, preprocessing and task config (typed sections, :mod:`edgevl.manifest`),
+precision, source names and digests and the sha256 of every file. Nothing the runtime needs is
+guessed at load time; nothing of the build machine (absolute paths) is recorded.
+
+Loading is confined to the bundle folder: every file name must be relative and resolve (symlinks
+followed) inside the folder, checked before any file is opened; a name that does not gets the same
+error whether or not something exists there. Schema-1 bundles are upgraded in memory (their input
+ranges derived with the writer's own policy); ``edgevl models build`` / ``edgevl export`` write
+schema 2.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
 import shutil
+import stat
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field, replace
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 from edgevl.errors import BundleError
+from edgevl.manifest import (
+    MAX_SIZE,
+    DimRange,
+    Section,
+    check_json,
+    check_relative,
+    get_str,
+    input_dims,
+    no_unknown,
+    obj,
+    referenced_files,
+    validate_sections,
+)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: schema versions this edgevl reads (older ones are upgraded in memory)
+READABLE_SCHEMAS = (1, 2)
 MANIFEST_NAME = "manifest.json"
 PRECISIONS = ("fp32", "fp16", "int8")
+#: a manifest larger than this is refused before it is parsed
+MAX_MANIFEST_BYTES = 16 << 20
+_TOP_KEYS = ("schema_version", "name", "task", "precision", "models", "preprocess", "config", "source",
+             "extra", "files")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 Dim = int | str
 JSONDict = dict[str, Any]
 
 
+def _where_rebuild(where: str) -> str:
+    return (f"{where}: rebuild the bundle with this edgevl (`edgevl export ...` for CLIP/BERT checkpoints, "
+            f"`edgevl models build` for the PP-OCR bundles, `edgevl quantize` for int8 ones)")
+
+
 @dataclass(frozen=True)
 class TensorSpec:
-    """One model input or output: name, numpy dtype name and shape (ints or symbolic names)."""
+    """One model input or output: name, numpy dtype name, shape (ints or symbolic names) and, for
+    inputs, one :class:`DimRange` per axis."""
 
     name: str
     dtype: str
     shape: tuple[Dim, ...]
+    dims: tuple[DimRange, ...] = ()
 
     def to_dict(self) -> JSONDict:
-        return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape)}
+        out: JSONDict = {"name": self.name, "dtype": self.dtype, "shape": list(self.shape)}
+        if self.dims:
+            out["dims"] = [r.to_dict() for r in self.dims]
+        return out
 
     @staticmethod
-    def from_dict(d: Mapping[str, Any]) -> TensorSpec:
-        try:
-            shape = tuple(s if isinstance(s, (int, str)) else str(s) for s in d["shape"])
-            return TensorSpec(name=str(d["name"]), dtype=str(d["dtype"]), shape=shape)
-        except (KeyError, TypeError) as e:
-            raise BundleError(f"tensor spec {dict(d)!r} lacks name/dtype/shape") from e
+    def from_dict(d: Any, where: str = "tensor") -> TensorSpec:
+        d = obj(d, where)
+        no_unknown(d, ("name", "dtype", "shape", "dims"), where)
+        name = get_str(d, "name", where)
+        dtype = get_str(d, "dtype", where)
+        shape_raw = d.get("shape")
+        if not isinstance(shape_raw, list):
+            raise BundleError(f"{where}.shape: expected a list of sizes or names")
+        shape: list[Dim] = []
+        for i, s in enumerate(shape_raw):
+            ok = (isinstance(s, int) and not isinstance(s, bool) and -1 <= s <= MAX_SIZE) or (
+                isinstance(s, str) and len(s) <= 256)
+            if not ok:
+                raise BundleError(f"{where}.shape[{i}]: expected a size 0..{MAX_SIZE} or a symbolic name")
+            shape.append(s)
+        dims: tuple[DimRange, ...] = ()
+        if "dims" in d:
+            raw = d["dims"]
+            if not isinstance(raw, list) or len(raw) != len(shape):
+                raise BundleError(f"{where}.dims: expected a list of {len(shape)} ranges (one per axis)")
+            dims = tuple(DimRange.from_dict(r, f"{where}.dims[{i}]") for i, r in enumerate(raw))
+            for i, (s, r) in enumerate(zip(shape, dims, strict=True)):
+                if isinstance(s, int) and s > 0 and (r.min, r.max) != (s, s):
+                    raise BundleError(f"{where}.dims[{i}]: axis is fixed to {s}, range says {r.min}..{r.max}")
+        return TensorSpec(name=name, dtype=dtype, shape=tuple(shape), dims=dims)
 
 
 @dataclass(frozen=True)
@@ -62,20 +121,53 @@ class ModelSpec:
         }
 
     @staticmethod
-    def from_dict(d: Mapping[str, Any]) -> ModelSpec:
-        try:
-            return ModelSpec(
-                file=str(d["file"]),
-                inputs=tuple(TensorSpec.from_dict(t) for t in d["inputs"]),
-                outputs=tuple(TensorSpec.from_dict(t) for t in d["outputs"]),
-            )
-        except (KeyError, TypeError) as e:
-            raise BundleError(f"model spec lacks file/inputs/outputs: {e}") from e
+    def from_dict(d: Any, where: str = "model") -> ModelSpec:
+        d = obj(d, where)
+        no_unknown(d, ("file", "inputs", "outputs"), where)
+        f = get_str(d, "file", where)
+        check_relative(f, f"{where}.file")
+        io: dict[str, tuple[TensorSpec, ...]] = {}
+        for key in ("inputs", "outputs"):
+            raw = d.get(key)
+            if not isinstance(raw, list):
+                raise BundleError(f"{where}.{key}: expected a list of tensors, got "
+                                  f"{type(raw).__name__ if raw is not None else 'nothing'}")
+            io[key] = tuple(TensorSpec.from_dict(t, f"{where}.{key}[{i}]") for i, t in enumerate(raw))
+        return ModelSpec(file=f, inputs=io["inputs"], outputs=io["outputs"])
+
+
+def _looks_absolute(v: str) -> bool:
+    return (v.startswith(("/", "~", "\\\\")) or PureWindowsPath(v).is_absolute()
+            or PurePosixPath(v).is_absolute())
+
+
+def _machine_paths(d: Any, where: str) -> list[str]:
+    """Fields under ``d`` that hold an absolute path."""
+    out: list[str] = []
+    if isinstance(d, Mapping):
+        for k, v in d.items():
+            out += _machine_paths(v, f"{where}.{k}")
+    elif isinstance(d, list):
+        for i, v in enumerate(d):
+            out += _machine_paths(v, f"{where}[{i}]")
+    elif isinstance(d, str) and _looks_absolute(d):
+        out.append(where)
+    return out
+
+
+def _strip_paths(d: Any) -> Any:
+    if isinstance(d, Mapping):
+        return {k: _strip_paths(v) for k, v in d.items()}
+    if isinstance(d, list):
+        return [_strip_paths(v) for v in d]
+    if isinstance(d, str) and _looks_absolute(d):
+        return PureWindowsPath(d).name if "\\" in d else PurePosixPath(d).name
+    return d
 
 
 @dataclass(frozen=True)
 class Manifest:
-    """The parsed ``manifest.json``."""
+    """The parsed ``manifest.json`` (schema 2; schema 1 upgraded in memory, ``upgraded_from`` = 1)."""
 
     name: str
     task: str
@@ -87,6 +179,7 @@ class Manifest:
     source: Mapping[str, Any] = field(default_factory=dict)
     extra: Mapping[str, Any] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
+    upgraded_from: int | None = None
 
     def to_dict(self) -> JSONDict:
         return {
@@ -103,32 +196,81 @@ class Manifest:
         }
 
     @staticmethod
-    def from_dict(d: Mapping[str, Any], where: str = "manifest") -> Manifest:
+    def from_dict(d: Any, where: str = "manifest") -> Manifest:
+        """Validate every field (type and range) and build the manifest; BundleError names the field."""
+        d = obj(d, where)
         version = d.get("schema_version")
-        if version != SCHEMA_VERSION:
+        if isinstance(version, bool) or version not in READABLE_SCHEMAS:
             raise BundleError(
-                f"{where}: schema_version {version!r} is not supported by this edgevl "
-                f"(expects {SCHEMA_VERSION}); re-export the bundle with this version"
-            )
+                _where_rebuild(f"{where}: schema_version {str(version)[:20]!r} is not one this edgevl reads "
+                               f"({', '.join(map(str, READABLE_SCHEMAS))})"))
+        check_json(d, where)
+        no_unknown(d, _TOP_KEYS, where)
         missing = [k for k in ("name", "task", "precision", "models", "files") if k not in d]
         if missing:
             raise BundleError(f"{where}: missing keys {missing}")
-        if d["precision"] not in PRECISIONS:
-            raise BundleError(f"{where}: precision {d['precision']!r} not in {PRECISIONS}")
-        if not isinstance(d["models"], Mapping) or not isinstance(d["files"], Mapping):
-            raise BundleError(f"{where}: 'models' and 'files' must be objects")
+        name = get_str(d, "name", where)
+        task = get_str(d, "task", where)
+        precision = get_str(d, "precision", where, choices=PRECISIONS)
+        models_raw = obj(d["models"], f"{where}.models")
+        files_raw = obj(d["files"], f"{where}.files")
+        sections = {k: obj(d.get(k, {}), f"{where}.{k}") for k in ("preprocess", "config", "source", "extra")}
+        files: dict[str, str] = {}
+        for rel, digest in files_raw.items():
+            check_relative(rel, f"{where}.files")
+            if not isinstance(digest, str) or not _SHA256.match(digest):
+                raise BundleError(f"{where}.files[{rel!r}]: expected a sha256 (64 lowercase hex digits)")
+            files[rel] = digest
+        models = {}
+        for role, spec in models_raw.items():
+            check_relative(role, f"{where}.models")
+            models[role] = ModelSpec.from_dict(spec, f"{where}.models.{role}")
+        pre, cfg, source = sections["preprocess"], sections["config"], sections["source"]
+        upgraded_from = None
+        if version == 1:
+            upgraded_from = 1
+            source = _strip_paths(source)
+        else:
+            bad = _machine_paths(source, f"{where}.source")
+            if bad:
+                raise BundleError(f"{bad[0]}: an absolute path of the build machine; a manifest records "
+                                  f"names and digests only")
+        try:
+            validate_sections(task, models, pre, cfg)
+        except BundleError as e:
+            msg = f"{where}.{e}"
+            raise BundleError(_where_rebuild(msg) if version == 1 else msg) from None
+        if version == 1:  # schema 1 had no ranges: derive them with the writer's policy
+            models = {
+                role: replace(spec, inputs=tuple(
+                    replace(t, dims=input_dims(task, role, t.shape, t.dtype, pre, cfg)) for t in spec.inputs))
+                for role, spec in models.items()}
+        else:
+            for role, spec in models.items():
+                for i, t in enumerate(spec.inputs):
+                    if not t.dims:
+                        raise BundleError(f"{where}.models.{role}.inputs[{i}].dims: required in schema 2 "
+                                          f"(role and min/opt/max of every axis)")
         return Manifest(
-            schema_version=version,
-            name=str(d["name"]),
-            task=str(d["task"]),
-            precision=str(d["precision"]),
-            models={str(k): ModelSpec.from_dict(v) for k, v in d["models"].items()},
-            files={str(k): str(v) for k, v in d["files"].items()},
-            preprocess=dict(d.get("preprocess", {})),
-            config=dict(d.get("config", {})),
-            source=dict(d.get("source", {})),
-            extra=dict(d.get("extra", {})),
-        )
+            schema_version=SCHEMA_VERSION, name=name, task=task, precision=precision, models=models,
+            files=files, preprocess=dict(pre), config=dict(cfg), source=dict(source),
+            extra=dict(sections["extra"]), upgraded_from=upgraded_from)
+
+
+def inside(root: Path, rel: str, where: str) -> Path:
+    """``root / rel`` resolved, when it stays inside ``root`` (also resolved); BundleError otherwise.
+
+    Nothing is opened. The message is the same whether or not anything exists at the name.
+    """
+    check_relative(rel, where)
+    base = root.resolve()
+    try:
+        real = (base / rel).resolve()
+    except (OSError, RuntimeError, ValueError):
+        real = None
+    if real is None or not real.is_relative_to(base) or real == base:
+        raise BundleError(f"{where}: {rel[:80]!r} is not a relative path inside the bundle")
+    return real
 
 
 @dataclass(frozen=True)
@@ -139,10 +281,10 @@ class Bundle:
     manifest: Manifest
 
     def file(self, rel: str) -> Path:
-        """Absolute path of a file named in the manifest."""
+        """Path of a file named in the manifest (confined to the bundle folder)."""
         if rel not in self.manifest.files:
             raise BundleError(f"{self.path}: file {rel!r} is not listed in the manifest")
-        return self.path / rel
+        return inside(self.path, rel, f"{self.path}")
 
     def model(self, role: str = "model") -> ModelSpec:
         try:
@@ -170,10 +312,19 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
 
 
 def onnx_io(path: Path) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
-    """Read an ONNX file's inputs and outputs with ONNX Runtime; BundleError if it is not ONNX."""
-    from edgevl.backends.ort import session_io
+    """An ONNX file's inputs and outputs (read with ONNX Runtime); BundleError if it is not ONNX."""
+    from edgevl.onnxio import read_io
 
-    return session_io(path)
+    ins, outs = read_io(path)
+    return (tuple(TensorSpec(n, t, s) for n, t, s in ins), tuple(TensorSpec(n, t, s) for n, t, s in outs))
+
+
+def _as_dict(v: Section | Mapping[str, Any] | None) -> dict[str, Any]:
+    if v is None:
+        return {}
+    if isinstance(v, Mapping):
+        return dict(v)
+    return v.to_manifest()
 
 
 def write_bundle(
@@ -184,34 +335,50 @@ def write_bundle(
     models: Mapping[str, Path | str],
     precision: str = "fp32",
     extra_files: Mapping[str, Path | str | bytes] | None = None,
-    preprocess: Mapping[str, Any] | None = None,
-    config: Mapping[str, Any] | None = None,
+    preprocess: Section | Mapping[str, Any] | None = None,
+    config: Section | Mapping[str, Any] | None = None,
     source: Mapping[str, Any] | None = None,
     extra: Mapping[str, Any] | None = None,
+    dims: Mapping[str, tuple[int, int, int]] | None = None,
     overwrite: bool = True,
 ) -> Bundle:
-    """Write a bundle directory and return it loaded.
+    """Write a bundle directory (schema 2) and return it loaded.
 
     ``models`` maps a role (``model``, ``image``, ``text``…) to an ONNX file to copy in; its IO is
-    read from the file itself. ``extra_files`` maps a file name inside the bundle to a path to
-    copy or the bytes to write (charset, tokenizer, calibration report…).
+    read from the file itself and every input axis gets its range from the task's policy
+    (:func:`edgevl.manifest.input_dims`; ``dims`` overrides it by symbolic name or role with
+    ``(min, opt, max)``). ``preprocess``/``config`` are typed sections (or their JSON). ``extra_files``
+    maps a file name inside the bundle to a path to copy or the bytes to write (charset, tokenizer,
+    calibration report…). ``source`` records names and digests, never an absolute path.
     """
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise BundleError(f"{out}: exists and is not empty")
+    if precision not in PRECISIONS:
+        raise BundleError(f"precision {precision!r} not in {PRECISIONS}")
+    pre, cfg = _as_dict(preprocess), _as_dict(config)
+    src = dict(source or {})
+    bad = _machine_paths(src, "source")
+    if bad:
+        raise BundleError(f"{bad[0]}: an absolute path of the build machine; record a name and a digest")
+    validate_sections(task, models, pre, cfg)
     out.mkdir(parents=True, exist_ok=True)
     files: dict[str, str] = {}
     specs: dict[str, ModelSpec] = {}
-    for role, src in models.items():
-        src_path = Path(src)
+    for role, src_file in models.items():
+        check_relative(role, "models")
+        src_path = Path(src_file)
         rel = f"{role}.onnx"
         dst = out / rel
         if src_path.resolve() != dst.resolve():
             shutil.copyfile(src_path, dst)
         inputs, outputs = onnx_io(dst)
+        inputs = tuple(replace(t, dims=input_dims(task, role, t.shape, t.dtype, pre, cfg, dims))
+                       for t in inputs)
         specs[role] = ModelSpec(file=rel, inputs=inputs, outputs=outputs)
         files[rel] = sha256_file(dst)
     for rel, content in (extra_files or {}).items():
+        check_relative(rel, "extra_files")
         dst = out / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
         if isinstance(content, bytes):
@@ -219,54 +386,80 @@ def write_bundle(
         elif Path(content).resolve() != dst.resolve():
             shutil.copyfile(content, dst)
         files[rel] = sha256_file(dst)
-    manifest = Manifest(
-        name=name,
-        task=task,
-        precision=precision,
-        models=specs,
-        files=files,
-        preprocess=dict(preprocess or {}),
-        config=dict(config or {}),
-        source=dict(source or {}),
-        extra=dict(extra or {}),
-    )
-    if precision not in PRECISIONS:
-        raise BundleError(f"precision {precision!r} not in {PRECISIONS}")
-    (out / MANIFEST_NAME).write_text(json.dumps(manifest.to_dict(), indent=2) + "\n")
+    manifest = Manifest(name=name, task=task, precision=precision, models=specs, files=files,
+                        preprocess=pre, config=cfg, source=src, extra=dict(extra or {}))
+    data = manifest.to_dict()
+    manifest = Manifest.from_dict(json.loads(json.dumps(data)), where=f"{out / MANIFEST_NAME}")
+    _check_references(out, manifest, str(out))
+    (out / MANIFEST_NAME).write_text(json.dumps(data, indent=2) + "\n")
     return Bundle(path=out, manifest=manifest)
 
 
 def read_manifest(bundle_dir: Path | str) -> Manifest:
     """Parse and validate ``manifest.json`` without touching the other files."""
     root = Path(bundle_dir)
-    mpath = root / MANIFEST_NAME
     if not root.is_dir():
         raise BundleError(f"{root}: not a bundle directory (expected a folder with {MANIFEST_NAME})")
-    if not mpath.is_file():
+    mpath = root / MANIFEST_NAME
+    if not (mpath.is_file() or mpath.is_symlink()):
         raise BundleError(f"{root}: no {MANIFEST_NAME}; is this an edgevl bundle?")
+    real = inside(root, MANIFEST_NAME, f"{root}")
     try:
-        data = json.loads(mpath.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise BundleError(f"{mpath}: does not parse as JSON ({e})") from e
+        st = os.stat(real)
+        if not stat.S_ISREG(st.st_mode):
+            raise BundleError(f"{mpath}: not a regular file")
+        if st.st_size > MAX_MANIFEST_BYTES:
+            raise BundleError(f"{mpath}: {st.st_size} bytes; a manifest is at most {MAX_MANIFEST_BYTES}")
+        text = real.read_bytes().decode("utf-8")
+    except OSError as e:
+        raise BundleError(f"{mpath}: cannot read it ({e.strerror})") from e
+    except UnicodeDecodeError as e:
+        raise BundleError(f"{mpath}: not UTF-8 ({e.reason})") from e
+    try:
+        data = json.loads(text)
+    except RecursionError:
+        raise BundleError(f"{mpath}: nested too deeply to be a manifest") from None
+    except ValueError as e:  # JSONDecodeError, or an integer literal with too many digits
+        raise BundleError(f"{mpath}: does not parse as JSON ({str(e)[:200]})") from e
     if not isinstance(data, dict):
         raise BundleError(f"{mpath}: expected a JSON object")
     return Manifest.from_dict(data, where=str(mpath))
 
 
+def _check_references(root: Path, manifest: Manifest, where: str) -> dict[str, Path]:
+    """Every file name of the manifest confined to ``root`` and listed with a checksum (no file is
+    opened); returns the resolved path of each listed file."""
+    paths = {rel: inside(root, rel, f"{where}: files") for rel in manifest.files}
+    for role, spec in manifest.models.items():
+        inside(root, spec.file, f"{where}: models.{role}.file")
+        if spec.file not in manifest.files:
+            raise BundleError(f"{where}: model file {spec.file!r} has no checksum in the manifest")
+    for fld, rel in referenced_files(manifest.task, manifest.config):
+        inside(root, rel, f"{where}: {fld}")
+        if rel not in manifest.files:
+            raise BundleError(f"{where}: {fld} {rel!r} has no checksum in the manifest")
+    return paths
+
+
 def load_bundle(bundle_dir: Path | str, *, verify: bool = True) -> Bundle:
-    """Load a bundle; with ``verify`` every file's sha256 is checked against the manifest."""
+    """Load a bundle; with ``verify`` every file's sha256 is checked against the manifest.
+
+    Every name is checked to resolve inside the folder before any file is opened.
+    """
     root = Path(bundle_dir)
     manifest = read_manifest(root)
-    for spec in manifest.models.values():
-        if spec.file not in manifest.files:
-            raise BundleError(f"{root}: model file {spec.file!r} has no checksum in the manifest")
+    paths = _check_references(root, manifest, str(root))
     for rel, digest in manifest.files.items():
-        p = root / rel
-        if not p.is_file():
-            raise BundleError(f"{root}: file {rel!r} named in the manifest is missing")
+        p = paths[rel]
+        try:
+            st = os.stat(p)
+        except OSError:
+            raise BundleError(f"{root}: file {rel!r} named in the manifest is missing") from None
+        if not stat.S_ISREG(st.st_mode):
+            raise BundleError(f"{root}: file {rel!r} named in the manifest is not a regular file")
         if verify and sha256_file(p) != digest:
             raise BundleError(
-                f"{p}: sha256 does not match the manifest (file changed or corrupt); re-export"
+                f"{root / rel}: sha256 does not match the manifest (file changed or corrupt); re-export"
             )
     return Bundle(path=root, manifest=manifest)
 
@@ -279,3 +472,18 @@ def check_io(spec: ModelSpec, actual: tuple[tuple[TensorSpec, ...], tuple[Tensor
         g = [(t.name, t.dtype, len(t.shape)) for t in got]
         if w != g:
             raise BundleError(f"{where}: ONNX {kind} {g} disagree with the manifest's {w}")
+
+
+def verify_models(bundle: Bundle) -> dict[str, str]:
+    """Load every ONNX model of the bundle (a structure check beyond the checksum) and compare its IO
+    with the manifest; returns ``{role: "ok"}`` or raises BundleError naming the model."""
+    out: dict[str, str] = {}
+    for role, spec in bundle.manifest.models.items():
+        path = bundle.model_path(role)
+        try:
+            io = onnx_io(path)
+        except BundleError as e:
+            raise BundleError(f"{bundle.path}: model {role!r}: {e}") from e
+        check_io(spec, io, f"{bundle.path}: model {role!r} ({spec.file})")
+        out[role] = "ok"
+    return out

@@ -208,7 +208,7 @@ def export_bert(checkpoint_dir: Path | str, out_dir: Path | str, precision: str 
                 "embed_dim": cfg.hidden_size,
                 "arch": f"bert-L{cfg.num_layers}-H{cfg.hidden_size}",
             },
-            source={"format": "hf-bert", "checkpoint": str(folder.resolve()),
+            source={"format": "hf-bert", "checkpoint": folder.resolve().name,
                     "weights": weights.name, "sha256": sha256_file(weights)},
             extra={"opset": opset, "parity_onnx_vs_torch": parity,
                    "ort_fusions": fusion_report(onnx_path),

@@ -184,7 +184,7 @@ def export_checkpoint(
     if eot != cfg.text.eot_id:
         raise CheckpointError(f"{tok_src}: tokenizer's <|endoftext|> id {eot} differs from the model's "
                               f"end-of-text id {cfg.text.eot_id}; wrong tokenizer?")
-    source = {**loaded.source(), "tokenizer": str(tok_src)}
+    source = {**loaded.source(), "tokenizer": tok_src.name}
     return export_clip(
         loaded.model, out_dir, tokenizer_json=tok.to_str(), name=name or loaded.arch, arch=loaded.arch,
         precision=precision, opset=opset, pad_id=0, source=source, dynamo=dynamo,

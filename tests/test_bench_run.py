@@ -137,19 +137,30 @@ def test_time_loop_counts_and_interrupts() -> None:
 
 
 def test_shapes_from_the_manifest() -> None:
+    from dataclasses import replace
+
+    from edgevl.manifest import input_dims
+
     det = TensorSpec("x", "float32", ("p2o.DynamicDimension.0", 3, "p2o.DynamicDimension.1", "?"))
     rec = TensorSpec("x", "float32", ("N", 3, 48, "w"))
     ids = TensorSpec("input_ids", "int64", ("batch", "seq"))
+    norm = {"mean": [0.5] * 3, "std": [0.5] * 3}
 
-    class B:  # just the manifest bits resolve_shape reads
-        def __init__(self, pre: dict[str, Any], cfg: dict[str, Any]) -> None:
-            self.manifest = type("M", (), {"preprocess": pre, "config": cfg})()
+    def ranged(t: TensorSpec, task: str, pre: dict[str, Any], cfg: dict[str, Any]) -> TensorSpec:
+        # the ranges the exporter writes into the manifest for this task's policy
+        return replace(t, dims=input_dims(task, "model", t.shape, t.dtype, pre, cfg))
 
-    assert resolve_shape(det, B({"limit_side": 960}, {}), 2) == (2, 3, 960, 960)  # type: ignore[arg-type]
-    rec_b = B({"height": 48, "min_width": 48, "max_width": 1600, "width_multiple": 8}, {})
-    assert resolve_shape(rec, rec_b, 8) == (8, 3, 48, 320)  # type: ignore[arg-type]
-    assert resolve_shape(ids, B({}, {"context_length": 77}), 1) == (1, 77)  # type: ignore[arg-type]
-    assert resolve_shape(ids, B({}, {"max_length": 512}), 1) == (1, 128)  # type: ignore[arg-type]
+    det_r = ranged(det, "text-detection", {**norm, "limit_side": 960}, {})
+    assert resolve_shape(det_r, None, 2) == (2, 3, 960, 960)
+    rec_r = ranged(rec, "text-recognition",
+                   {**norm, "height": 48, "min_width": 48, "max_width": 1600, "width_multiple": 8}, {})
+    assert resolve_shape(rec_r, None, 8) == (8, 3, 48, 320)
+    assert resolve_shape(ranged(ids, "clip", {}, {"context_length": 77}), None, 1) == (1, 77)
+    te = ranged(ids, "text-embedding", {}, {"max_length": 512})
+    assert resolve_shape(te, None, 1) == (1, 128)
+    assert resolve_shape(te, None, 1, {"seq": 512}) == (1, 512)
+    with pytest.raises(InputError, match=r"seq 513 is outside the bundle's range 1\.\.512"):
+        resolve_shape(te, None, 1, {"seq": 513})
     assert resolve_shape(ids, None, 3, {"seq": 64}) == (3, 64)
     assert resolve_shape(det, None, 1, {"height": 640, "?": 480}) == (1, 3, 640, 480)
     with pytest.raises(InputError, match="fixed batch of 1"):

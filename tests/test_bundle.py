@@ -70,7 +70,7 @@ def test_checksum_mismatch(tmp_path: Path, affine_onnx: tuple[Path, np.ndarray])
     assert load_bundle(out, verify=False).manifest.name == "affine"
 
 
-@pytest.mark.parametrize("version", [0, 2, "1", None])
+@pytest.mark.parametrize("version", [0, 3, "1", None, True])
 def test_unknown_schema_version(
     tmp_path: Path, affine_onnx: tuple[Path, np.ndarray], version: object
 ) -> None:

@@ -4,26 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 
-from edgevl.backends import Array, EngineOptions, validate_feeds
+from edgevl.backends.base import Array, EngineBase, EngineOptions, validate_feeds
 from edgevl.bundle import Bundle, ModelSpec, TensorSpec, check_io
 from edgevl.errors import BackendError, BundleError
+from edgevl.onnxio import arg_io, load_error
 
-_ORT_DTYPES = {
-    "tensor(float)": "float32",
-    "tensor(float16)": "float16",
-    "tensor(double)": "float64",
-    "tensor(int64)": "int64",
-    "tensor(int32)": "int32",
-    "tensor(int8)": "int8",
-    "tensor(uint8)": "uint8",
-    "tensor(bool)": "bool",
-}
-_PROVIDERS = {
+#: ONNX Runtime execution providers of each ``ort-*`` backend; the first one is required
+PROVIDERS: dict[str, tuple[str, ...]] = {
     "ort-cpu": ("CPUExecutionProvider",),
     "ort-cuda": ("CUDAExecutionProvider", "CPUExecutionProvider"),
     "ort-trt": ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"),
@@ -36,10 +27,14 @@ _OPT_LEVELS = {
 }
 
 
-def _spec(arg: Any) -> TensorSpec:
-    dtype = _ORT_DTYPES.get(arg.type, arg.type)
-    shape = tuple(d if isinstance(d, int) else str(d) for d in arg.shape)
-    return TensorSpec(name=arg.name, dtype=dtype, shape=shape)
+def unavailable(backend: str) -> str | None:
+    """Why the ``ort-*`` backend cannot run here (its provider is missing), or None."""
+    have = ort.get_available_providers()
+    want = PROVIDERS[backend][0]
+    if want not in have:
+        return (f"{want} is not in this onnxruntime's providers {have} "
+                f"(install onnxruntime-gpu with CUDA/TensorRT)")
+    return None
 
 
 def _session(path: Path, opts: EngineOptions | None = None) -> ort.InferenceSession:
@@ -58,7 +53,7 @@ def _session(path: Path, opts: EngineOptions | None = None) -> ort.InferenceSess
             f"graph optimisation {o.graph_optimization!r} not in {sorted(_OPT_LEVELS)}"
         )
     so.graph_optimization_level = _OPT_LEVELS[o.graph_optimization]
-    providers = list(o.providers) or list(_PROVIDERS.get(o.backend, ()))
+    providers = list(o.providers) or list(PROVIDERS.get(o.backend, ()))
     if not providers:
         raise BackendError(f"backend {o.backend!r} is not an ONNX Runtime backend")
     available = set(ort.get_available_providers())
@@ -68,31 +63,40 @@ def _session(path: Path, opts: EngineOptions | None = None) -> ort.InferenceSess
             f"(available: {sorted(available)}); install onnxruntime-gpu or use ort-cpu"
         )
     try:
-        return ort.InferenceSession(str(path), sess_options=so, providers=providers)
+        sess = ort.InferenceSession(str(path), sess_options=so, providers=providers)
     except Exception as e:  # onnxruntime raises its own Fail/InvalidProtobuf/... types
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise BundleError(f"{path}: not a loadable ONNX model ({first[:200]})") from e
+        raise load_error(path, e) from e
+    got = sess.get_providers()
+    if got[:1] != providers[:1]:
+        raise BackendError(f"{providers[0]} was requested but ONNX Runtime runs on {got}")
+    return sess
 
 
-def session_io(path: Path) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
-    """Inputs and outputs of an ONNX file (BundleError when it is not ONNX)."""
-    sess = _session(path, EngineOptions(graph_optimization="disable"))
-    return tuple(_spec(a) for a in sess.get_inputs()), tuple(_spec(a) for a in sess.get_outputs())
+def _spec(arg: object) -> TensorSpec:
+    name, dtype, shape = arg_io(arg)
+    return TensorSpec(name=name, dtype=dtype, shape=shape)
 
 
-class OrtEngine:
-    """An ONNX Runtime session behind the Engine protocol, with feed validation."""
+class OrtEngine(EngineBase):
+    """An ONNX Runtime session behind the Engine protocol, with feed validation.
+
+    Opened from a bundle, its inputs are the manifest's (with their ranges); the session's IO must
+    agree with them.
+    """
 
     def __init__(self, path: Path | str, options: EngineOptions | None = None,
                  expected: ModelSpec | None = None) -> None:
         self.path = Path(path)
         self.options = options or EngineOptions()
-        self._sess = _session(self.path, self.options)
-        self._inputs = tuple(_spec(a) for a in self._sess.get_inputs())
-        self._outputs = tuple(_spec(a) for a in self._sess.get_outputs())
+        self._sess: ort.InferenceSession | None = _session(self.path, self.options)
+        inputs = tuple(_spec(a) for a in self._sess.get_inputs())
+        outputs = tuple(_spec(a) for a in self._sess.get_outputs())
         if expected is not None:
-            check_io(expected, (self._inputs, self._outputs), str(self.path))
+            check_io(expected, (inputs, outputs), str(self.path))
+            inputs = tuple(replace_dims(t, e) for t, e in zip(inputs, expected.inputs, strict=True))
+        self._inputs, self._outputs = inputs, outputs
         self._output_names = [o.name for o in self._outputs]
+        self._providers = list(self._sess.get_providers())
 
     @classmethod
     def from_bundle(cls, bundle: Bundle, role: str = "model",
@@ -109,9 +113,27 @@ class OrtEngine:
 
     @property
     def providers(self) -> list[str]:
-        return list(self._sess.get_providers())
+        return list(self._providers)
+
+    @property
+    def backend(self) -> str:
+        return self.options.backend
+
+    @property
+    def device(self) -> str:
+        return self._providers[0] if self._providers else "closed"
 
     def run(self, feeds: Mapping[str, Array]) -> dict[str, Array]:
+        if self._sess is None:
+            raise BackendError(f"{self.path}: engine is closed")
         validate_feeds(self._inputs, feeds)
         outs = self._sess.run(self._output_names, dict(feeds))
         return {n: np.asarray(v) for n, v in zip(self._output_names, outs, strict=True)}
+
+    def close(self) -> None:
+        self._sess = None
+
+
+def replace_dims(actual: TensorSpec, manifest: TensorSpec) -> TensorSpec:
+    """The session's tensor with the manifest's ranges (names and dtypes already agree)."""
+    return TensorSpec(actual.name, actual.dtype, actual.shape, manifest.dims)

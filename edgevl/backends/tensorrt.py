@@ -8,8 +8,8 @@
 What it does, kept thin:
 
 - builds an engine from the bundle's ONNX with ``trt.Builder`` + ``trt.OnnxParser``, one
-  optimisation profile covering the manifest's symbolic dims (batch ``1..max_batch``, other dims
-  from the bundle's preprocess/config as ``edgevl bench`` shapes them, or an explicit ``profile``);
+  optimisation profile from the manifest's input ranges (every axis' ``min/opt/max`` as the
+  exporter wrote it; the batch capped at ``TensorRTOptions.max_batch``), or an explicit ``profile``;
 - sets ``FP16`` for fp16 bundles and ``INT8`` (+``FP16``) for int8 bundles (explicit Q/DQ: no
   calibrator);
 - caches the serialised plan in ``<bundle>/engines/`` (or ``$EDGEVL_HOME/engines`` when the
@@ -35,12 +35,13 @@ from typing import Any
 
 import numpy as np
 
-from edgevl.backends import Array, EngineOptions, validate_feeds
+from edgevl.backends.base import Array, EngineBase, EngineOptions, TensorRTOptions, validate_feeds
 from edgevl.bundle import Bundle, TensorSpec
 from edgevl.errors import BackendError, InputError
+from edgevl.manifest import BackendConfig
+from edgevl.paths import edgevl_home
 
 MIN_VERSION = (8, 5)
-DEFAULT_WORKSPACE = 1 << 30
 Profile = Mapping[str, tuple[Sequence[int], Sequence[int], Sequence[int]]]
 
 
@@ -135,41 +136,41 @@ def load_plugins(paths: Sequence[Path | str]) -> list[str]:
 
 def plugin_paths(bundle: Bundle, extra: Sequence[Path | str] = ()) -> list[Path]:
     """Plugins named by the bundle (``config.trt_plugins``), the environment and the caller."""
-    out = [bundle.file(str(rel)) for rel in bundle.manifest.config.get("trt_plugins", []) or []]
+    out = [bundle.file(rel) for rel in BackendConfig.from_manifest(bundle.manifest.config).trt_plugins]
     env = os.environ.get("EDGEVL_TRT_PLUGINS")
     if env:
         out += [Path(p) for p in env.split(os.pathsep) if p]
     return out + [Path(p) for p in extra]
 
 
-def default_profile(specs: Sequence[TensorSpec], bundle: Bundle, max_batch: int,
-                    dims: Mapping[str, int] | None = None, opt_batch: int | None = None) -> dict[str, Any]:
-    """One optimisation profile (min, opt, max) per input from the manifest's symbolic dims.
+def default_profile(specs: Sequence[TensorSpec], options: TensorRTOptions | None = None) -> dict[str, Any]:
+    """One optimisation profile (min, opt, max) per input, from the manifest's input ranges.
 
-    batch: 1 / ``opt_batch`` (default ``max_batch``) / ``max_batch``; spatial dims: 32 (or less) /
-    the bench shape / the preprocess maximum (``max_width``, ``limit_side``); sequence dims: 1 / the
-    bench shape / the same. Fixed dims stay fixed.
+    Every axis takes the exporter's ``min/opt/max``; the batch's max is capped at
+    ``options.max_batch`` (its opt is ``opt_batch``, default that cap); ``options.dims`` moves an
+    axis' opt (by symbolic name or role) within its range. Nothing is guessed: an input without
+    ranges (never in a schema-2 bundle) is a BackendError.
     """
-    from edgevl.bench.inputs import dim_role, resolve_shape
-
-    pre = bundle.manifest.preprocess
-    opt_b = min(max_batch, opt_batch or max_batch)
+    o = options or TensorRTOptions()
     out: dict[str, Any] = {}
     for s in specs:
-        opt = resolve_shape(s, bundle, opt_b, dims)
-        lo, hi = list(opt), list(opt)
-        for axis, d in enumerate(s.shape):
-            if isinstance(d, int) and d > 0:
-                continue
-            role = dim_role(s, axis)
-            if role == "batch":
-                lo[axis], hi[axis] = 1, max_batch
-            elif role in ("height", "width"):
-                lo[axis] = min(32, opt[axis])
-                cap = pre.get("max_width") if role == "width" else None
-                hi[axis] = max(opt[axis], int(cap) if isinstance(cap, int) else opt[axis])
-            else:
-                lo[axis] = 1
+        if len(s.dims) != len(s.shape):
+            raise BackendError(f"input {s.name!r} has no ranges in the manifest; rebuild the bundle")
+        lo, opt, hi = [], [], []
+        for d, r in zip(s.shape, s.dims, strict=True):
+            a, b, c = r.min, r.opt, r.max
+            if r.role == "batch" and a != c:
+                c = max(a, min(c, o.max_batch))
+                b = max(a, min(c, o.opt_batch or c))
+            want = o.dims.get(str(d), o.dims.get(r.role))
+            if want is not None and a != c:
+                if not a <= want <= c:
+                    raise InputError(f"dims {r.role}={want}: outside the bundle's range {a}..{c} "
+                                     f"for input {s.name!r}")
+                b = want
+            lo.append(a)
+            opt.append(b)
+            hi.append(c)
         out[s.name] = (tuple(lo), tuple(opt), tuple(hi))
     return out
 
@@ -189,39 +190,37 @@ def plan_path(bundle: Bundle, role: str, key: Mapping[str, Any]) -> Path:
             return local / name
     except OSError:
         pass
-    home = Path(os.environ.get("EDGEVL_HOME", Path.home() / ".cache" / "edgevl")).expanduser()
-    d = home / "engines" / bundle.digest[:16]
+    d = edgevl_home() / "engines" / bundle.digest[:16]
     d.mkdir(parents=True, exist_ok=True)
     return d / name
 
 
-class TensorRTEngine:
+class TensorRTEngine(EngineBase):
     """A TensorRT engine for one model of a bundle (see the module warning: never run here)."""
 
     def __init__(self, bundle: Bundle, role: str = "model", options: EngineOptions | None = None, *,
-                 max_batch: int = 32, opt_batch: int | None = None, dims: Mapping[str, int] | None = None,
-                 profile: Profile | None = None, plugins: Sequence[Path | str] = (),
-                 workspace: int = DEFAULT_WORKSPACE, rebuild: bool = False) -> None:
+                 profile: Profile | None = None) -> None:
+        self._buffers: dict[str, tuple[int, int]] = {}  # name -> (device pointer, bytes)
         trt = import_tensorrt()
         self.options = options or EngineOptions(backend="tensorrt")
+        topts = self.options.tensorrt
         self.bundle, self.role = bundle, role
         spec = bundle.model(role)
         self._inputs, self._outputs = spec.inputs, spec.outputs
         self._trt = trt
         self._cuda = _Cuda()
         self._logger = trt.Logger(trt.Logger.WARNING)
-        self.plugins = load_plugins(plugin_paths(bundle, plugins))
+        self.plugins = load_plugins(plugin_paths(bundle, topts.plugins))
         trt.init_libnvinfer_plugins(self._logger, "")
-        gpu, cc = self._cuda.device()
-        prof = dict(profile) if profile is not None else default_profile(
-            spec.inputs, bundle, max_batch, dims, opt_batch)
+        gpu, cc = self._device = self._cuda.device()
+        prof = dict(profile) if profile is not None else default_profile(spec.inputs, topts)
         precision = bundle.manifest.precision
         key = {"onnx": bundle.manifest.files[spec.file], "trt": trt.__version__, "gpu": gpu, "cc": cc,
                "precision": precision, "profile": {k: [list(x) for x in v] for k, v in prof.items()},
                "plugins": [Path(p).name for p in self.plugins]}
         self.plan_path = plan_path(bundle, role, key)
-        if rebuild or not self.plan_path.is_file():
-            plan = self._build(bundle.model_path(role), prof, precision, workspace)
+        if topts.rebuild or not self.plan_path.is_file():
+            plan = self._build(bundle.model_path(role), prof, precision, topts.workspace)
             tmp = self.plan_path.with_suffix(".tmp")
             tmp.write_bytes(plan)
             tmp.replace(self.plan_path)
@@ -235,7 +234,6 @@ class TensorRTEngine:
         # cudaStream_t → the integer handle TensorRT's binding takes
         self._stream_handle = int(self._stream) if hasattr(self._stream, "__int__") else int(
             self._stream.getPtr())
-        self._buffers: dict[str, tuple[int, int]] = {}  # name -> (device pointer, bytes)
         self._names = [self._engine.get_tensor_name(i) for i in range(self._engine.num_io_tensors)]
         self._is_input = {n: self._engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT for n in self._names}
         self._dtype = {n: np.dtype(trt.nptype(self._engine.get_tensor_dtype(n))) for n in self._names}
@@ -246,8 +244,8 @@ class TensorRTEngine:
 
     @classmethod
     def from_bundle(cls, bundle: Bundle, role: str = "model", options: EngineOptions | None = None,
-                    **kwargs: Any) -> TensorRTEngine:
-        return cls(bundle, role, options, **kwargs)
+                    profile: Profile | None = None) -> TensorRTEngine:
+        return cls(bundle, role, options, profile=profile)
 
     # ------------------------------------------------------------------ build
 
@@ -295,6 +293,15 @@ class TensorRTEngine:
     def providers(self) -> list[str]:
         return [f"TensorRT {self._trt.__version__}"]
 
+    @property
+    def backend(self) -> str:
+        return "tensorrt"
+
+    @property
+    def device(self) -> str:
+        gpu, cc = self._device
+        return f"TensorRT {self._trt.__version__} on {gpu} (sm {cc})"
+
     def _buffer(self, name: str, nbytes: int) -> int:
         ptr, size = self._buffers.get(name, (0, 0))
         if size < nbytes:
@@ -306,6 +313,8 @@ class TensorRTEngine:
         return ptr
 
     def run(self, feeds: Mapping[str, Array]) -> dict[str, Array]:
+        if getattr(self, "_context", None) is None:
+            raise BackendError(f"{self.plan_path}: engine is closed")
         validate_feeds(self._inputs, feeds)
         hosts: dict[str, np.ndarray[Any, Any]] = {}
         for t in self._inputs:
@@ -341,10 +350,13 @@ class TensorRTEngine:
         return float(act + io + self.plan_path.stat().st_size) / 2**20
 
     def close(self) -> None:
+        """Free the device buffers, the execution context and the engine (idempotent)."""
         for ptr, _ in self._buffers.values():
             with contextlib.suppress(BackendError):
                 self._cuda.free(ptr)
         self._buffers.clear()
+        self._context = None
+        self._engine = None
 
     def __del__(self) -> None:  # pragma: no cover - needs a GPU
         if getattr(self, "_buffers", None):

@@ -20,7 +20,15 @@ from typing import Any
 
 import numpy as np
 
-from edgevl.backends import BACKENDS, Array, Engine, EngineOptions
+from edgevl.backends import (
+    BACKENDS,
+    Array,
+    Engine,
+    EngineOptions,
+    TensorRTOptions,
+    backend_unavailable,
+    open_engine,
+)
 from edgevl.bench.inputs import describe_shapes, folder_feeds, synthetic_feeds
 from edgevl.bench.jetson import JetsonRun
 from edgevl.bench.machine import machine_info, peak_rss_mb, process_gpu_memory_mb
@@ -31,12 +39,6 @@ from edgevl.errors import BackendError, EdgevlError, InputError
 
 DEFAULT_SECONDS = 2.0
 Progress = Callable[[str, float], None]
-
-_ORT_PROVIDER = {
-    "ort-cpu": "CPUExecutionProvider",
-    "ort-cuda": "CUDAExecutionProvider",
-    "ort-trt": "TensorrtExecutionProvider",
-}
 
 
 @dataclass(frozen=True)
@@ -141,41 +143,11 @@ def time_loop(
     return out
 
 
-def backend_unavailable(backend: str) -> str | None:
-    """Why ``backend`` cannot run here, or None when it can (checked without loading a model)."""
-    if backend in _ORT_PROVIDER:
-        import onnxruntime as ort
-
-        have = ort.get_available_providers()
-        if _ORT_PROVIDER[backend] not in have:
-            return (f"{_ORT_PROVIDER[backend]} is not in this onnxruntime's providers {have} "
-                    f"(install onnxruntime-gpu with CUDA/TensorRT)")
-        return None
-    if backend == "tensorrt":
-        import importlib.util
-
-        if importlib.util.find_spec("tensorrt") is None:
-            return "tensorrt is not installed (pip install 'edgevl[tensorrt]' on a machine with CUDA)"
-        return None
-    return f"unknown backend {backend!r}"
-
-
-def open_bench_engine(bundle: Bundle, role: str, settings: BenchSettings) -> Engine:
-    """Open ``role`` on the settings' backend, raising BackendError when it silently fell back."""
-    opts = EngineOptions(backend=settings.backend, threads=settings.threads)
-    if settings.backend == "tensorrt":
-        from edgevl.backends.tensorrt import TensorRTEngine
-
-        trt_engine: Engine = TensorRTEngine.from_bundle(
-            bundle, role, opts, max_batch=max(settings.batches), dims=dict(settings.dims))
-        return trt_engine
-    from edgevl.backends.ort import OrtEngine
-
-    eng = OrtEngine.from_bundle(bundle, role, opts)
-    want = _ORT_PROVIDER[settings.backend]
-    if eng.providers[:1] != [want]:
-        raise BackendError(f"{want} was requested but ONNX Runtime runs on {eng.providers}")
-    return eng
+def bench_options(settings: BenchSettings) -> EngineOptions:
+    """The engine options a benchmark opens models with (the TensorRT profile's batch capped at the
+    largest batch measured; ``--dim`` moves its optimum)."""
+    return EngineOptions(backend=settings.backend, threads=settings.threads,
+                         tensorrt=TensorRTOptions(max_batch=max(settings.batches), dims=dict(settings.dims)))
 
 
 def _device_memory(engine: Engine, backend: str) -> float | None:
@@ -219,7 +191,7 @@ def bench_role(
         return [BenchResult(**_base(bundle, role, settings, b), status="unavailable", reason=why)
                 for b in batches]
     try:
-        engine = open_bench_engine(bundle, role, settings)
+        engine = open_engine(bundle, role, bench_options(settings))
     except BackendError as e:
         return [BenchResult(**_base(bundle, role, settings, b), status="unavailable", reason=str(e))
                 for b in batches]
@@ -283,6 +255,7 @@ def bench_role(
         interrupted = True
 
     dev_mem = _device_memory(engine, settings.backend)
+    engine.close()
     rss = round(peak_rss_mb(), 1)
     out: list[BenchResult] = []
     for b in batches:

@@ -1,10 +1,10 @@
 """Benchmark inputs: synthetic feeds shaped from the manifest, or real ones from a folder.
 
-Symbolic dimensions are resolved in this order: an explicit override (``--dim NAME=VALUE``, by the
-dimension's symbolic name or by its role ``batch``/``height``/``width``/``seq``), then the bundle's
-preprocess/config, then a documented default. Exported graphs often carry meaningless symbolic
-names (``p2o.DynamicDimension.1``, ``?``), so roles are positional: dim 0 is the batch, an image
-input (rank 4, 1 or 3 channels) is NCHW, a rank-2 integer input is [batch, seq].
+Each symbolic dimension is, in this order: an explicit override (``--dim NAME=VALUE``, by the
+dimension's symbolic name or by its role ``batch``/``height``/``width``/``seq``), the batch being
+measured, or the ``opt`` size of the input's range in the manifest (:class:`edgevl.manifest.DimRange`,
+written by the exporter). An override outside the manifest's range is an InputError. Inputs without
+ranges (a bare ONNX, never a schema-2 bundle) use :data:`edgevl.manifest.GENERIC_RANGES`.
 """
 
 from __future__ import annotations
@@ -12,87 +12,26 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from edgevl.backends import Array
 from edgevl.bundle import Bundle, Dim, TensorSpec
-from edgevl.errors import InputError
+from edgevl.errors import BundleError, InputError
+from edgevl.manifest import GENERIC_RANGES, EncoderConfig, TokenizerSpec
+from edgevl.manifest import dim_role as _dim_role
 
-#: used when neither an override nor the manifest says
-DEFAULT_IMAGE_SIDE = 224
-DEFAULT_TEXT_WIDTH = 320  # a typical text-line crop width for a recogniser with a free width
-DEFAULT_SEQ = 32
 DEFAULT_VOCAB = 100
-DEFAULT_OTHER = 1
 _PAD_WIDTH_TASKS = ("text-recognition", "text-orientation")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
-def _int(v: Any) -> int | None:
-    if isinstance(v, bool):
-        return None
-    if isinstance(v, int):
-        return v
-    if isinstance(v, float) and v.is_integer():
-        return int(v)
-    return None
-
-
-def _size_pair(pre: Mapping[str, Any]) -> tuple[int | None, int | None]:
-    """(height, width) an image model expects, from common preprocess keys."""
-    size = pre.get("size")
-    if isinstance(size, (list, tuple)) and len(size) == 2:
-        h, w = _int(size[0]), _int(size[1])
-    else:
-        h = w = _int(size)
-    h = _int(pre.get("height")) or h
-    w = _int(pre.get("width")) or w
-    limit = _int(pre.get("limit_side")) or _int(pre.get("limit_side_len"))
-    if h is None and limit:
-        h = limit
-    if w is None and limit:
-        w = limit
-    if w is None and h is not None and "max_width" in pre:
-        # a recogniser: fixed height, free width up to max_width; bench a typical line
-        lo = _int(pre.get("min_width")) or 1
-        hi = _int(pre.get("max_width")) or DEFAULT_TEXT_WIDTH
-        w = min(max(DEFAULT_TEXT_WIDTH, lo), hi)
-        mult = _int(pre.get("width_multiple"))
-        if mult:
-            w = max(mult, w // mult * mult)
-    return h, w
-
-
-def _seq_len(cfg: Mapping[str, Any]) -> int | None:
-    """Text length: ``bench_seq`` or CLIP's ``context_length`` as is; a BERT ``max_length`` capped at
-    128 (a long sentence; 512-token inputs are rare at the edge)."""
-    v = _int(cfg.get("bench_seq")) or _int(cfg.get("context_length"))
-    if v:
-        return v
-    for key in ("max_length", "max_seq_length", "seq_len"):
-        v = _int(cfg.get(key))
-        if v:
-            return min(v, 128)
-    return None
-
-
 def dim_role(spec: TensorSpec, axis: int) -> str:
-    """``batch``, ``channels``, ``height``, ``width``, ``seq`` or ``other`` for an axis of an input."""
-    rank = len(spec.shape)
-    if axis == 0:
-        return "batch"
-    is_float = spec.dtype.startswith("float")
-    if rank == 4 and is_float:
-        c = spec.shape[1]
-        channels_first = not isinstance(c, int) or c in (1, 3, 4) or not isinstance(spec.shape[3], int)
-        if channels_first:
-            return ("batch", "channels", "height", "width")[axis]
-        return ("batch", "height", "width", "channels")[axis]
-    if rank == 2 and not is_float:
-        return "seq"
-    return "other"
+    """``batch``, ``channels``, ``height``, ``width``, ``seq`` or ``other`` for an axis of an input:
+    the manifest's role when it has ranges, else by position (:func:`edgevl.manifest.dim_role`)."""
+    if len(spec.dims) == len(spec.shape):
+        return spec.dims[axis].role
+    return _dim_role(spec.shape, spec.dtype, axis)
 
 
 def resolve_shape(
@@ -103,12 +42,11 @@ def resolve_shape(
 ) -> tuple[int, ...]:
     """The concrete shape to feed ``spec`` at ``batch``.
 
-    Raises InputError when the graph fixes dim 0 to a value other than ``batch``.
+    Raises InputError when the graph fixes dim 0 to a value other than ``batch`` or when a size
+    falls outside the manifest's range for its axis.
     """
     ov = dict(overrides or {})
-    pre: Mapping[str, Any] = bundle.manifest.preprocess if bundle else {}
-    cfg: Mapping[str, Any] = bundle.manifest.config if bundle else {}
-    h, w = _size_pair(pre)
+    ranged = len(spec.dims) == len(spec.shape)
     out: list[int] = []
     for axis, d in enumerate(spec.shape):
         role = dim_role(spec, axis)
@@ -122,41 +60,40 @@ def resolve_shape(
             continue
         name = str(d)
         if name in ov:
-            out.append(ov[name])
+            n = ov[name]
         elif role == "batch":
-            out.append(batch)
+            n = batch
         elif role in ov:
-            out.append(ov[role])
-        elif role == "height":
-            out.append(h or DEFAULT_IMAGE_SIDE)
-        elif role == "width":
-            out.append(w or DEFAULT_IMAGE_SIDE)
-        elif role == "channels":
-            out.append(3)
-        elif role == "seq":
-            out.append(_seq_len(cfg) or DEFAULT_SEQ)
+            n = ov[role]
+        elif ranged:
+            n = spec.dims[axis].opt
         else:
-            out.append(DEFAULT_OTHER)
+            n = GENERIC_RANGES[role][1]
+        if ranged and not spec.dims[axis].min <= n <= spec.dims[axis].max:
+            r = spec.dims[axis]
+            raise InputError(f"input {spec.name!r}: {role} {n} is outside the bundle's range "
+                             f"{r.min}..{r.max}")
+        out.append(n)
     return tuple(out)
 
 
 def vocab_size(bundle: Bundle | None) -> int:
     """Upper bound for synthetic token ids: config ``vocab_size``, else the tokenizer's vocabulary."""
-    if bundle is None:
+    if bundle is None or bundle.manifest.task not in ("clip", "text-embedding"):
         return DEFAULT_VOCAB
     cfg = bundle.manifest.config
-    v = _int(cfg.get("vocab_size"))
+    v = EncoderConfig.from_manifest(cfg).vocab_size
     if v:
         return v
-    tok = cfg.get("tokenizer")
-    if isinstance(tok, str) and tok in bundle.manifest.files:
-        try:
-            data = json.loads(bundle.file(tok).read_text(encoding="utf-8"))
-            vocab = data.get("model", {}).get("vocab")
-            if isinstance(vocab, (dict, list)) and vocab:
-                return len(vocab)
-        except (OSError, ValueError, AttributeError):
-            pass
+    if "tokenizer" not in cfg:
+        return DEFAULT_VOCAB
+    try:
+        data = json.loads(bundle.file(TokenizerSpec.from_manifest(cfg).tokenizer).read_text(encoding="utf-8"))
+        vocab = data.get("model", {}).get("vocab")
+        if isinstance(vocab, (dict, list)) and vocab:
+            return len(vocab)
+    except (OSError, ValueError, AttributeError, BundleError):
+        pass
     return DEFAULT_VOCAB
 
 

@@ -15,8 +15,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from edgevl.backends import EngineOptions
-from edgevl.bench.harness import BenchSettings, Progress, backend_unavailable, load_average, make_run
+from edgevl.backends import EngineOptions, backend_unavailable
+from edgevl.bench.harness import BenchSettings, Progress, load_average, make_run
 from edgevl.bench.inputs import IMAGE_SUFFIXES
 from edgevl.bench.jetson import JetsonRun
 from edgevl.bench.machine import peak_rss_mb, process_gpu_memory_mb

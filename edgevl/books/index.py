@@ -23,6 +23,7 @@ import scipy.sparse as sp
 from edgevl.books import ngrams
 from edgevl.books.catalogue import Catalogue, normalize, work_key
 from edgevl.errors import CatalogueError
+from edgevl.paths import edgevl_home
 
 IntArray = npt.NDArray[np.int64]
 INDEX_VERSION = 1
@@ -30,9 +31,12 @@ DEFAULT_N = 4
 
 
 def default_cache_dir() -> Path:
-    env = os.environ.get("EDGEVL_CACHE")
-    base = Path(env) if env else Path.home() / ".cache" / "edgevl"
-    return base / "books"
+    """``$EDGEVL_HOME/books`` (:func:`edgevl.paths.edgevl_home`); the deprecated ``EDGEVL_CACHE``
+    still names the folder above ``books/`` when ``EDGEVL_HOME`` is unset."""
+    legacy = os.environ.get("EDGEVL_CACHE")
+    if legacy and not os.environ.get("EDGEVL_HOME"):
+        return Path(legacy).expanduser() / "books"
+    return edgevl_home() / "books"
 
 
 def main_title(title: str) -> str:

@@ -18,7 +18,7 @@ app.add_typer(books_app, name="books")
 
 _CATALOGUE = typer.Option(..., "--catalogue", "-c", help="catalogue CSV (title, author[, tag, isbn, series])")
 _CACHE = typer.Option(None, "--cache-dir",
-                      help="index cache folder (default ~/.cache/edgevl/books or $EDGEVL_CACHE)")
+                      help="index cache folder (default $EDGEVL_HOME/books, ~/.cache/edgevl/books)")
 _TITLE_COL = typer.Option("title", "--title-col", help="catalogue column holding the title")
 _AUTHOR_COL = typer.Option("author", "--author-col", help="catalogue column holding the author")
 _TAG_COL = typer.Option("tag", "--tag-col", help="catalogue column holding the call-number tag")

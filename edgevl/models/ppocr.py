@@ -27,6 +27,18 @@ import onnxruntime as ort
 
 from edgevl.bundle import Bundle, load_bundle, sha256_file, write_bundle
 from edgevl.errors import BundleError
+from edgevl.manifest import (
+    ClassifierConfig,
+    ClassifierPreprocess,
+    DetectorConfig,
+    DetectorPreprocess,
+    Normalization,
+    RecognizerConfig,
+    RecognizerPreprocess,
+    Section,
+    TileSpec,
+)
+from edgevl.paths import edgevl_home
 
 RAPIDOCR_PACKAGE = "rapidocr_onnxruntime"
 RAPIDOCR_VERSION = "1.4.4"
@@ -38,49 +50,18 @@ CHARSET_FILE = "charset.txt"
 #: bundle directory names inside the cache folder
 BUNDLE_NAMES = {"det": "ppocrv4-det", "cls": "ppocrv4-cls", "rec": "ppocrv4-rec"}
 
-#: detector: DB on BGR input normalised with mean/std 0.5; size policy (see docs/ocr.md)
-DET_PREPROCESS: dict[str, Any] = {
-    "color": "BGR",
-    "scale": 1.0 / 255.0,
-    "mean": [0.5, 0.5, 0.5],
-    "std": [0.5, 0.5, 0.5],
-    "stride": 32,
-    "interpolation": "linear",
-    # longest side of the detector input (0 = full resolution); see docs/ocr.md for the measurements
-    "limit_side": 1792,
-    "limit_type": "max",
-    # inputs longer than `above` run as overlapping tiles with stitched probability maps (memory bound)
-    "tile": {"size": 1280, "overlap": 128, "above": 2560},
-}
-DET_CONFIG: dict[str, Any] = {
-    "thresh": 0.3,
-    "box_thresh": 0.5,
-    "unclip_ratio": 1.6,
-    "max_candidates": 1000,
-    "min_size": 3,
-    "dilate": True,
-}
-CLS_PREPROCESS: dict[str, Any] = {
-    "color": "BGR",
-    "height": 48,
-    "width": 192,
-    "scale": 1.0 / 255.0,
-    "mean": [0.5, 0.5, 0.5],
-    "std": [0.5, 0.5, 0.5],
-    "interpolation": "linear",
-}
-CLS_CONFIG: dict[str, Any] = {"labels": ["0", "180"], "thresh": 0.9}
-REC_PREPROCESS: dict[str, Any] = {
-    "color": "BGR",
-    "height": 48,
-    "min_width": 48,
-    "max_width": 1600,
-    "width_multiple": 8,
-    "scale": 1.0 / 255.0,
-    "mean": [0.5, 0.5, 0.5],
-    "std": [0.5, 0.5, 0.5],
-    "interpolation": "linear",
-}
+_NORM = Normalization(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), scale=1.0 / 255.0, color="BGR")
+#: detector: DB on BGR input normalised with mean/std 0.5; size policy (see docs/ocr.md): longest
+#: side 1792 (0 = full resolution); inputs longer than 2560 run as overlapping 1280 tiles with
+#: stitched probability maps (memory bound)
+DET_PREPROCESS = DetectorPreprocess(norm=_NORM, stride=32, interpolation="linear", limit_side=1792,
+                                    limit_type="max", tile=TileSpec(size=1280, overlap=128, above=2560))
+DET_CONFIG = DetectorConfig(thresh=0.3, box_thresh=0.5, unclip_ratio=1.6, max_candidates=1000, min_size=3,
+                            dilate=True)
+CLS_PREPROCESS = ClassifierPreprocess(norm=_NORM, height=48, width=192, interpolation="linear")
+CLS_CONFIG = ClassifierConfig(labels=("0", "180"), thresh=0.9)
+REC_PREPROCESS = RecognizerPreprocess(norm=_NORM, height=48, min_width=48, max_width=1600, width_multiple=8,
+                                      interpolation="linear")
 
 
 #: the numerically equivalent graph rewrite applied to the wheel's models (edgevl/models/fuse.py);
@@ -103,12 +84,7 @@ class OcrBundles:
 
 def bundle_home() -> Path:
     """Where built bundles are cached: ``$EDGEVL_HOME/bundles`` or ``~/.cache/edgevl/bundles``."""
-    env = os.environ.get("EDGEVL_HOME")
-    if env:
-        return Path(env).expanduser() / "bundles"
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return base / "edgevl" / "bundles"
+    return edgevl_home() / "bundles"
 
 
 def rapidocr_models_dir() -> Path:
@@ -157,9 +133,8 @@ def charset_bytes(classes: list[str]) -> bytes:
 
 def load_charset(bundle: Bundle) -> list[str]:
     """The class list of a recogniser bundle, blank (index ``blank_index``) included."""
-    cfg = bundle.manifest.config
-    name = str(cfg.get("charset", CHARSET_FILE))
-    blank = int(cfg.get("blank_index", 0))
+    cfg = RecognizerConfig.from_manifest(bundle.manifest.config)
+    name, blank = cfg.charset, cfg.blank_index
     text = bundle.file(name).read_text(encoding="utf-8")
     if not text.endswith("\n"):
         raise BundleError(f"{bundle.file(name)}: charset must end with a newline (one char per line)")
@@ -218,12 +193,12 @@ def build_bundles(out_dir: Path | str | None = None, *, models_dir: Path | None 
                 "sha256": sha256_file(src / f)}
 
     classes = read_charset(src / REC_FILE)
-    specs: dict[str, tuple[str, str, dict[str, Any], dict[str, Any], dict[str, bytes]]] = {
+    specs: dict[str, tuple[str, str, Section, Section, dict[str, bytes]]] = {
         "det": ("text-detection", DET_FILE, DET_PREPROCESS, DET_CONFIG, {}),
         "cls": ("text-orientation", CLS_FILE, CLS_PREPROCESS, CLS_CONFIG, {}),
         "rec": ("text-recognition", REC_FILE, REC_PREPROCESS,
-                {"charset": CHARSET_FILE, "blank_index": 0, "num_classes": len(classes),
-                 "decoder": "ctc-greedy"},
+                RecognizerConfig(charset=CHARSET_FILE, blank_index=0, num_classes=len(classes),
+                                 decoder="ctc-greedy"),
                 {CHARSET_FILE: charset_bytes(classes)}),
     }
     out: dict[str, Bundle] = {}
@@ -264,16 +239,22 @@ def _rapidocr_version() -> str:
 
 
 def _is_current(b: Bundle, key: str) -> bool:
-    """A cached bundle is reused only when its preprocessing and thresholds are this edgevl's."""
-    pre = {"det": DET_PREPROCESS, "cls": CLS_PREPROCESS, "rec": REC_PREPROCESS}[key]
-    if dict(b.manifest.preprocess) != pre:
+    """A cached bundle is reused only when it is schema 2 (not upgraded in memory) and its
+    preprocessing and thresholds are this edgevl's."""
+    m = b.manifest
+    if m.upgraded_from is not None:
         return False
-    if dict(b.manifest.extra.get("graph", {})).get("rewrite") != GRAPH_REWRITE:
+    pres: dict[str, Section] = {"det": DET_PREPROCESS, "cls": CLS_PREPROCESS, "rec": REC_PREPROCESS}
+    pre = pres[key]
+    if dict(m.preprocess) != pre.to_manifest():
+        return False
+    graph = m.extra.get("graph", {})
+    if not isinstance(graph, dict) or graph.get("rewrite") != GRAPH_REWRITE:
         return False
     if key == "det":
-        return dict(b.manifest.config) == DET_CONFIG
+        return dict(m.config) == DET_CONFIG.to_manifest()
     if key == "cls":
-        return dict(b.manifest.config) == CLS_CONFIG
+        return dict(m.config) == CLS_CONFIG.to_manifest()
     return True
 
 

@@ -19,6 +19,14 @@ import numpy.typing as npt
 from edgevl.backends import Engine, EngineOptions, open_engine
 from edgevl.bundle import Bundle
 from edgevl.errors import BundleError, InputError
+from edgevl.manifest import (
+    ClassifierConfig,
+    ClassifierPreprocess,
+    DetectorConfig,
+    DetectorPreprocess,
+    RecognizerConfig,
+    RecognizerPreprocess,
+)
 from edgevl.text.ctc import ctc_greedy
 from edgevl.vision.db import DBParams, db_boxes
 from edgevl.vision.geometry import (
@@ -114,26 +122,17 @@ class TextDetector:
                  options: EngineOptions | None = None, limit_side: int | None = None,
                  tile_size: int | None = None, params: DBParams | None = None) -> None:
         self.engine, self.bundle = _engine(engine, bundle, 0, options, "text-detection")
-        pre = self.bundle.manifest.preprocess
-        cfg = self.bundle.manifest.config
-        try:
-            self.mean = [float(x) for x in pre["mean"]]
-            self.std = [float(x) for x in pre["std"]]
-            self.scale = float(pre.get("scale", 1 / 255))
-            self.stride = int(pre.get("stride", 32))
-            self.color = str(pre.get("color", "BGR"))
-            self.limit_side = int(limit_side if limit_side is not None else pre.get("limit_side", 1792))
-            tile_cfg = dict(pre.get("tile", {}))
-            self.tile_size = int(tile_size if tile_size is not None else tile_cfg.get("size", 0))
-            self.tile_overlap = int(tile_cfg.get("overlap", 128))
-            self.tile_above = int(tile_cfg.get("above", 0))
-        except (KeyError, TypeError, ValueError) as e:
-            raise BundleError(f"{self.bundle.path}: detector preprocess incomplete ({e})") from e
+        pre = DetectorPreprocess.from_manifest(self.bundle.manifest.preprocess)
+        cfg = DetectorConfig.from_manifest(self.bundle.manifest.config)
+        self.mean, self.std = list(pre.norm.mean), list(pre.norm.std)
+        self.scale, self.color = pre.norm.scale, pre.norm.color
+        self.stride = pre.stride
+        self.limit_side = int(limit_side if limit_side is not None else pre.limit_side)
+        self.tile_size = int(tile_size if tile_size is not None else pre.tile.size)
+        self.tile_overlap, self.tile_above = pre.tile.overlap, pre.tile.above
         self.params = params or DBParams(
-            thresh=float(cfg.get("thresh", 0.3)), box_thresh=float(cfg.get("box_thresh", 0.5)),
-            unclip_ratio=float(cfg.get("unclip_ratio", 1.6)),
-            max_candidates=int(cfg.get("max_candidates", 1000)),
-            min_size=float(cfg.get("min_size", 3)), dilate=bool(cfg.get("dilate", True)))
+            thresh=cfg.thresh, box_thresh=cfg.box_thresh, unclip_ratio=cfg.unclip_ratio,
+            max_candidates=cfg.max_candidates, min_size=cfg.min_size, dilate=cfg.dilate)
         self.small_side = 256
         self.margin = 32
         self._input = _input_name(self.engine)
@@ -190,14 +189,10 @@ class AngleClassifier:
     def __init__(self, engine: Engine | None = None, bundle: Bundle | None = None, *,
                  options: EngineOptions | None = None, batch_size: int = 32) -> None:
         self.engine, self.bundle = _engine(engine, bundle, 1, options, "text-orientation")
-        pre = self.bundle.manifest.preprocess
-        try:
-            self.height, self.width = int(pre["height"]), int(pre["width"])
-            self.mean, self.std = list(pre["mean"]), list(pre["std"])
-            self.scale = float(pre.get("scale", 1 / 255))
-        except (KeyError, TypeError, ValueError) as e:
-            raise BundleError(f"{self.bundle.path}: classifier preprocess incomplete ({e})") from e
-        self.thresh = float(self.bundle.manifest.config.get("thresh", 0.9))
+        pre = ClassifierPreprocess.from_manifest(self.bundle.manifest.preprocess)
+        self.height, self.width = pre.height, pre.width
+        self.mean, self.std, self.scale = list(pre.norm.mean), list(pre.norm.std), pre.norm.scale
+        self.thresh = ClassifierConfig.from_manifest(self.bundle.manifest.config).thresh
         self.batch_size = batch_size
         self._input = _input_name(self.engine)
 
@@ -232,18 +227,13 @@ class TextRecognizer:
         self.engine, self.bundle = _engine(engine, bundle, 2, options, "text-recognition")
         from edgevl.models.ppocr import load_charset
 
-        pre = self.bundle.manifest.preprocess
-        try:
-            self.height = int(height or pre["height"])
-            self.min_width = int(pre.get("min_width", self.height))
-            self.max_width = int(pre.get("max_width", 1600))
-            self.multiple = int(pre.get("width_multiple", 8))
-            self.mean, self.std = list(pre["mean"]), list(pre["std"])
-            self.scale = float(pre.get("scale", 1 / 255))
-        except (KeyError, TypeError, ValueError) as e:
-            raise BundleError(f"{self.bundle.path}: recogniser preprocess incomplete ({e})") from e
+        pre = RecognizerPreprocess.from_manifest(self.bundle.manifest.preprocess)
+        self.height = int(height or pre.height)
+        self.min_width = pre.min_width
+        self.max_width, self.multiple = pre.max_width, pre.width_multiple
+        self.mean, self.std, self.scale = list(pre.norm.mean), list(pre.norm.std), pre.norm.scale
         self.charset = load_charset(self.bundle)
-        self.blank = int(self.bundle.manifest.config.get("blank_index", 0))
+        self.blank = RecognizerConfig.from_manifest(self.bundle.manifest.config).blank_index
         self.batch_size = batch_size
         self.batch_pixels = batch_pixels
         self.max_pad = max_pad

@@ -27,6 +27,8 @@ import numpy.typing as npt
 from edgevl.backends import EngineOptions
 from edgevl.bundle import Bundle
 from edgevl.errors import BundleError, InputError
+from edgevl.manifest import EncoderConfig
+from edgevl.paths import edgevl_home
 from edgevl.tasks.encoders import ImageEncoder, TextEncoder, as_bundle, l2_normalize, require_task
 from edgevl.vision.preprocess import Image
 
@@ -189,9 +191,7 @@ def top_k(probs: Float32Array, labels: Sequence[str], k: int,
 
 def cache_dir() -> Path:
     """``$EDGEVL_HOME/text-embeddings`` or ``~/.cache/edgevl/text-embeddings``."""
-    env = os.environ.get("EDGEVL_HOME")
-    base = Path(env).expanduser() if env else Path.home() / ".cache" / "edgevl"
-    return base / "text-embeddings"
+    return edgevl_home() / "text-embeddings"
 
 
 def cache_key(bundle_digest: str, prompts: Sequence[str]) -> str:
@@ -258,11 +258,11 @@ class ZeroShotClassifier:
                  text_encoder: TextEncoder | None = None, image_encoder: ImageEncoder | None = None) -> None:
         self.bundle = as_bundle(bundle)
         require_task(self.bundle, ("clip",), "zero-shot classifier (needs image and text models)")
-        scale = self.bundle.manifest.config.get("logit_scale")
-        if not isinstance(scale, (int, float)) or not np.isfinite(scale) or scale <= 0:
-            raise BundleError(f"{self.bundle.path}: config logit_scale {scale!r} must be a positive number "
-                              f"(the exp'd CLIP temperature, e.g. 100)")
-        self.logit_scale = float(scale)
+        scale = EncoderConfig.from_manifest(self.bundle.manifest.config).logit_scale
+        if scale is None:
+            raise BundleError(f"{self.bundle.path}: config logit_scale is missing; it must be a positive "
+                              f"number (the exp'd CLIP temperature, e.g. 100)")
+        self.logit_scale = scale
         self._options = options
         self._batch_size = batch_size
         self._text = text_encoder

@@ -20,6 +20,7 @@ from tokenizers import Tokenizer as _HFTokenizer
 
 from edgevl.bundle import Bundle
 from edgevl.errors import BundleError, InputError
+from edgevl.manifest import TokenizerSpec
 from edgevl.text.clean import CLEANERS
 
 Int64Array = npt.NDArray[np.int64]
@@ -65,16 +66,8 @@ class Tokenizer:
 
     @classmethod
     def from_bundle(cls, bundle: Bundle, pad_to_max: bool = False) -> Tokenizer:
-        cfg = bundle.manifest.config
-        name = cfg.get("tokenizer", "tokenizer.json")
-        limit = cfg.get("max_length", cfg.get("context_length"))
-        if not isinstance(limit, int):
-            raise BundleError(f"{bundle.path}: config needs an integer max_length or context_length, "
-                              f"got {limit!r}")
-        pad = cfg.get("pad_id", 0)
-        clean = cfg.get("text_clean")
-        return cls(bundle.file(str(name)), limit, int(pad) if isinstance(pad, int) else 0, pad_to_max,
-                   str(clean) if clean is not None else None)
+        spec = TokenizerSpec.from_manifest(bundle.manifest.config)
+        return cls(bundle.file(spec.tokenizer), spec.max_length, spec.pad_id, pad_to_max, spec.text_clean)
 
     @property
     def vocab_size(self) -> int:

@@ -1,6 +1,7 @@
 """CLIP image preprocessing, driven by the bundle manifest. Pure functions on numpy arrays.
 
-The exporter records in ``manifest.preprocess``: ``size`` (the square input side), ``resize``
+The exporter records in ``manifest.preprocess`` (:class:`edgevl.manifest.ClipPreprocess`): ``size``
+(the square input side), ``resize``
 (``"shortest"``: scale so the shorter side equals ``size``), ``crop`` (``"center"``),
 ``interpolation`` (``bicubic``, ``bilinear``, ``nearest`` or ``area``), ``mean`` and ``std``
 (per channel, on 0..1 values) and ``color`` (``"RGB"`` or ``"BGR"``, the channel order the model
@@ -13,7 +14,6 @@ embeddings differ slightly from a PIL pipeline on large downscales (they agree o
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +21,15 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from edgevl.errors import BundleError, ImageError
+from edgevl.errors import ImageError
+from edgevl.manifest import ClipPreprocess
 from edgevl.vision.io import as_image, to_bgr8
 
 Image = npt.NDArray[np.uint8]
 Float32Array = npt.NDArray[np.float32]
+
+__all__ = ["INTERPOLATIONS", "ClipPreprocess", "center_crop", "normalize", "preprocess_image",
+           "preprocess_images", "resize_shortest"]
 
 INTERPOLATIONS = {
     "bicubic": cv2.INTER_CUBIC,
@@ -33,46 +37,6 @@ INTERPOLATIONS = {
     "nearest": cv2.INTER_NEAREST,
     "area": cv2.INTER_AREA,
 }
-
-
-@dataclass(frozen=True)
-class ClipPreprocess:
-    """The preprocessing recorded in a CLIP bundle's manifest."""
-
-    size: int
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    interpolation: str = "bicubic"
-    resize: str = "shortest"
-    crop: str = "center"
-    color: str = "RGB"
-
-    @staticmethod
-    def from_manifest(pre: Mapping[str, Any], where: str = "manifest.preprocess") -> ClipPreprocess:
-        try:
-            size = pre["size"]
-            size = int(size[0] if isinstance(size, (list, tuple)) else size)
-            mean = tuple(float(v) for v in pre["mean"])
-            std = tuple(float(v) for v in pre["std"])
-        except (KeyError, TypeError, ValueError, IndexError) as e:
-            raise BundleError(f"{where}: needs size, mean[3] and std[3] ({e!r})") from e
-        if len(mean) != 3 or len(std) != 3 or any(s <= 0 for s in std) or size <= 0:
-            raise BundleError(f"{where}: mean/std must have 3 values (std > 0) and size > 0")
-        spec = ClipPreprocess(
-            size=size, mean=(mean[0], mean[1], mean[2]), std=(std[0], std[1], std[2]),
-            interpolation=str(pre.get("interpolation", "bicubic")),
-            resize=str(pre.get("resize", "shortest")), crop=str(pre.get("crop", "center")),
-            color=str(pre.get("color", "RGB")).upper(),
-        )
-        if spec.interpolation not in INTERPOLATIONS:
-            raise BundleError(f"{where}: interpolation {spec.interpolation!r} "
-                              f"not in {sorted(INTERPOLATIONS)}")
-        if spec.resize != "shortest" or spec.crop != "center":
-            raise BundleError(f"{where}: only resize 'shortest' + crop 'center' are supported, "
-                              f"got {spec.resize!r}/{spec.crop!r}")
-        if spec.color not in ("RGB", "BGR"):
-            raise BundleError(f"{where}: color {spec.color!r} must be 'RGB' or 'BGR'")
-        return spec
 
 
 def resize_shortest(image: Image, size: int, interpolation: str = "bicubic") -> Image:

@@ -31,7 +31,9 @@ class LoadedCLIP:
     notes: tuple[str, ...] = ()
 
     def source(self) -> dict[str, Any]:
-        return {"checkpoint": str(self.weights), "format": self.format, "sha256": sha256_file(self.weights),
+        # the file's name and digest only: the manifest records nothing of the build machine
+        return {"checkpoint": Path(self.weights).name, "format": self.format,
+                "sha256": sha256_file(self.weights),
                 "notes": list(self.notes)}
 
 

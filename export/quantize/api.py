@@ -206,7 +206,7 @@ def quantize_bundle(bundle_dir: Path | str, calibration: Path | str, out_dir: Pa
             "op_types": list(op_types),
             "smooth_alpha": smooth_alpha,
             "onnxruntime": onnxruntime.__version__,
-            "data": {"path": str(calibration), **kind.describe()},
+            "data": {"path": Path(calibration).name, **kind.describe()},
             "thresholds": thresholds.to_dict(),
             "roles": roles,
             "float_roles": [r for r in src.manifest.models if r not in kind.roles],
