@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         rec["arm64_cv2_as_installed"] = cv2_note.read_text().strip().splitlines()[-1]
     args.json_out.write_text(json.dumps(rec, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     md = to_markdown(rec)
-    args.json_out.with_suffix(".table.md").write_text(md, encoding="utf-8")
+    (w / "table.md").write_text(md, encoding="utf-8")
     print(md)
     return 0 if rec["ok"] else 1
 

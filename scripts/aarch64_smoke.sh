@@ -50,11 +50,23 @@ cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
 # pip in the root trusts what the host's pip trusts (a TLS-inspecting proxy's CA, if any)
 cp "${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt}" "$ROOT/etc/ssl/certs/edgevl-host-ca.crt"
 cleanup() {
-  for m in "$ROOT/work" "$ROOT/sys" "$ROOT/proc"; do mountpoint -q "$m" && umount "$m" || true; done
+  for m in "$ROOT/work" "$ROOT/sys" "$ROOT/proc/cpuinfo" "$ROOT/proc"; do
+    if [ "$m" = "$ROOT/proc/cpuinfo" ]; then umount "$m" 2>/dev/null || true; continue; fi
+    mountpoint -q "$m" && umount "$m" || true
+  done
 }
 trap cleanup EXIT
 mountpoint -q "$ROOT/proc" || mount -t proc proc "$ROOT/proc"
 mountpoint -q "$ROOT/sys" || mount -t sysfs sys "$ROOT/sys"
+# qemu-user 7.2 leaves the host's x86 /proc/cpuinfo in place; onnxruntime's cpuinfo library finds no ARM
+# processor in it and onnxruntime segfaults at import. Show the root an ARM cpuinfo instead: Jetson AGX
+# Orin's Cortex-A78AE (MIDR part 0xd42) with its feature list, one entry per host CPU.
+CPUINFO="$WORK/cpuinfo-a78ae"
+for ((i = 0; i < $(nproc); i++)); do
+  printf 'processor\t: %d\nBogoMIPS\t: 62.50\nFeatures\t: %s\nCPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x1\nCPU part\t: 0xd42\nCPU revision\t: 1\n\n' \
+    "$i" "fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp uscat ilrcpc flagm"
+done > "$CPUINFO"
+mount --bind "$CPUINFO" "$ROOT/proc/cpuinfo"
 mkdir -p "$ROOT/work"
 mountpoint -q "$ROOT/work" || mount --bind "$WORK" "$ROOT/work"
 inroot() { chroot "$ROOT" env -i PATH=/opt/venv/bin:/usr/bin:/bin HOME=/root LANG=C.UTF-8 \
