@@ -15,6 +15,7 @@ import numpy as np
 from edgevl.backends import Engine, EngineOptions, open_engine
 from edgevl.bundle import Bundle
 from edgevl.errors import CalibrationError, EdgevlError
+from edgevl.manifest import TokenizerSpec
 
 from .data import (
     IMAGE_SUFFIXES,
@@ -82,7 +83,9 @@ class Kind:
 
     def pad_values(self, role: str) -> dict[str, int | float]:
         """What pads a shorter calibration input (see :func:`pad_to_common_shape`); 0 otherwise."""
-        return {"input_ids": int(self.bundle.manifest.config.get("pad_id", 0))}
+        cfg = self.bundle.manifest.config
+        has_tokenizer = "max_length" in cfg or "context_length" in cfg
+        return {"input_ids": TokenizerSpec.from_manifest(cfg).pad_id if has_tokenizer else 0}
 
     def outputs(self, engines: Engines) -> Any:
         raise NotImplementedError
