@@ -240,3 +240,57 @@ def test_bench_opens_engines_through_the_registry(tmp_path: Path, monkeypatch: p
     run = bench_bundles([b.path], BenchSettings(iters=1, warmup=0, dims={"seq": 257}))
     assert run.results[0].status == "skipped"
     assert "outside the bundle's range 1..256" in str(run.results[0].reason)
+
+
+def test_cached_ppocr_bundle_of_schema1_is_rebuilt(tmp_path: Path) -> None:
+    from edgevl.models.ppocr import DET_CONFIG, DET_PREPROCESS, GRAPH_REWRITE, _is_current
+
+    model = tmp_path / "det.onnx"
+    _det_onnx(model)
+    b = write_bundle(tmp_path / "det", name="ppocrv4-det", task="text-detection", models={"model": model},
+                     preprocess=DET_PREPROCESS, config=DET_CONFIG,
+                     extra={"graph": {"rewrite": GRAPH_REWRITE}})
+    assert _is_current(load_bundle(b.path), "det")
+    _rewrite(b.path, _as_schema1)
+    old = load_bundle(b.path)
+    assert old.manifest.upgraded_from == 1 and not _is_current(old, "det")
+
+
+class _Recorder:
+    """An engine that records its feeds and answers blanks."""
+
+    def __init__(self, b: Bundle, classes: int) -> None:
+        self.inputs, self.outputs = b.model().inputs, b.model().outputs
+        self.classes, self.fed = classes, []  # type: ignore[var-annotated]
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        x = next(iter(feeds.values()))
+        self.fed.append(x)
+        return {self.outputs[0].name: np.zeros((x.shape[0], 4, self.classes), np.float32)}
+
+
+@pytest.mark.parametrize("task", ["text-recognition", "text-orientation"])
+def test_colour_order_of_text_crops_is_honoured(tmp_path: Path, task: str) -> None:
+    """``color`` used to be written for the classifier and recogniser and never read."""
+    from edgevl.tasks.ocr import AngleClassifier, TextRecognizer
+
+    model = tmp_path / "m.onnx"
+    _det_onnx(model)
+    crop = np.zeros((48, 96, 3), np.uint8)
+    crop[:, :, 0] = 200  # blue in BGR
+    fed = {}
+    for color in ("BGR", "RGB"):
+        pre: dict[str, Any] = {"color": color, "mean": [0.0] * 3, "std": [1.0] * 3, "height": 48}
+        if task == "text-orientation":
+            pre["width"] = 192
+        b = write_bundle(tmp_path / color, name="t", task=task, models={"model": model}, preprocess=pre,
+                         extra_files={"charset.txt": b"a\n"},
+                         config={"charset": "charset.txt"} if task == "text-recognition" else {})
+        rec = _Recorder(b, 2)  # blank + "a"; or the classifier's two labels
+        if task == "text-recognition":
+            TextRecognizer(rec, b).read([crop])  # type: ignore[arg-type]
+        else:
+            AngleClassifier(rec, b)([crop])  # type: ignore[arg-type]
+        fed[color] = rec.fed[0]
+    assert fed["BGR"][0, 0].max() == pytest.approx(200 / 255) and fed["BGR"][0, 2].max() == 0
+    assert fed["RGB"][0, 2].max() == pytest.approx(200 / 255) and fed["RGB"][0, 0].max() == 0

@@ -68,6 +68,8 @@ def text_crops(bundle: Bundle, paths: Sequence[Path]) -> list[Array]:
             nw = max(pre.min_width, min(pre.max_width, nw))
             width = -(-nw // pre.width_multiple) * pre.width_multiple
         r = cv2.resize(img, (nw, height), interpolation=cv2.INTER_AREA if h > height else cv2.INTER_LINEAR)
+        if n.color == "RGB":
+            r = r[:, :, ::-1]
         chw = normalize_chw(np.ascontiguousarray(r, np.uint8), n.mean, n.std, n.scale)
         out.append(pad_batch([chw], width))
     return out

@@ -192,6 +192,7 @@ class AngleClassifier:
         pre = ClassifierPreprocess.from_manifest(self.bundle.manifest.preprocess)
         self.height, self.width = pre.height, pre.width
         self.mean, self.std, self.scale = list(pre.norm.mean), list(pre.norm.std), pre.norm.scale
+        self.color = pre.norm.color
         self.thresh = ClassifierConfig.from_manifest(self.bundle.manifest.config).thresh
         self.batch_size = batch_size
         self._input = _input_name(self.engine)
@@ -206,6 +207,8 @@ class AngleClassifier:
                 h, w = c.shape[:2]
                 nw = max(1, min(self.width, math.ceil(self.height * w / max(h, 1))))
                 r = cv2.resize(c, (nw, self.height), interpolation=cv2.INTER_LINEAR)
+                if self.color == "RGB":
+                    r = r[:, :, ::-1]
                 batch.append(normalize_chw(np.asarray(r, np.uint8), self.mean, self.std, self.scale))
             out = next(iter(self.engine.run({self._input: pad_batch(batch, self.width)}).values()))
             p = np.asarray(out, np.float32).reshape(len(chunk), -1)
@@ -232,6 +235,7 @@ class TextRecognizer:
         self.min_width = pre.min_width
         self.max_width, self.multiple = pre.max_width, pre.width_multiple
         self.mean, self.std, self.scale = list(pre.norm.mean), list(pre.norm.std), pre.norm.scale
+        self.color = pre.norm.color
         self.charset = load_charset(self.bundle)
         self.blank = RecognizerConfig.from_manifest(self.bundle.manifest.config).blank_index
         self.batch_size = batch_size
@@ -246,6 +250,8 @@ class TextRecognizer:
         nw = max(self.min_width, min(self.max_width, nw))
         interp = cv2.INTER_AREA if h > self.height else cv2.INTER_LINEAR
         r = cv2.resize(crop, (nw, self.height), interpolation=interp)
+        if self.color == "RGB":
+            r = r[:, :, ::-1]
         return normalize_chw(np.asarray(r, np.uint8), self.mean, self.std, self.scale)
 
     def read(self, crops: Sequence[Image | str | Any]) -> list[Reading]:
