@@ -11,27 +11,36 @@ Writes benchmarks/results/books_calibration.{json,md}. Needs ../shared/data/libr
 
 from __future__ import annotations
 
-import json
 import sys
-from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from edgevl.bench import script as bench
 from edgevl.books import BookMatcher, build_index, load_catalogue
 from edgevl.books.calibration import DEFAULT_CALIBRATION, fit_calibration
 from edgevl.books.catalogue import normalize, work_key
 from edgevl.books.evaluate import metrics, predict_segments, read_segments
 from edgevl.books.match import all_features, retrieve
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "library"
-OUT = ROOT / "benchmarks" / "results" / "books_calibration"
+PATHS = bench.bench_paths(__file__)
+DATA = PATHS.library
+OUT = PATHS.results / "books_calibration"
+
+
+def render(result: dict[str, Any]) -> str:
+    rows = [[name, f"{r['recall']:.4f}", f"{r['precision']:.4f}", f"{r['f1']:.4f}", f"{r['reject_rate']:.3f}"]
+            for name, r in result["rows"].items()]
+    return bench.render_markdown(result, "Matcher calibration: in-sample vs cross-validated (dev split)", [
+        bench.Table(["calibration", "recall", "precision", "F1", "reject rate"], rows),
+    ], [f"{result['segments']} segments from {result['photos']} shelf photos, folds grouped by photo"])
 
 
 def main() -> int:
     if not (DATA / "library_books.csv").is_file():
         print(f"skip: {DATA} not found")
         return 0
+    load_before = bench.start()
     segs = read_segments(DATA / "annotations_dev.csv")
     index = build_index(load_catalogue(DATA / "library_books.csv"))
     matcher = BookMatcher(index)
@@ -60,19 +69,10 @@ def main() -> int:
                 preds[i] = p
         rows[f"5-fold grouped CV, reject {reject}"] = metrics(segs, preds)
     keep = ("recall", "precision", "f1", "reject_rate")
-    result = {"command": "python benchmarks/books_calibrate.py", "photos": len(uniq), "segments": len(segs),
-              "rows": {name: {k2: r[k2] for k2 in keep} for name, r in rows.items()}}
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.with_suffix(".json").write_text(json.dumps(result, indent=2))
-    lines = ["# Matcher calibration: in-sample vs cross-validated (dev split)", "",
-             f"Command: `{result['command']}`; {len(segs)} segments from {len(uniq)} shelf photos, "
-             "folds grouped by photo.", "",
-             "| calibration | recall | precision | F1 | reject rate |", "| --- | --- | --- | --- | --- |"]
-    for name, r in result["rows"].items():
-        lines.append(f"| {name} | {r['recall']:.4f} | {r['precision']:.4f} | {r['f1']:.4f} "
-                     f"| {r['reject_rate']:.3f} |")
-    OUT.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    result = bench.new_result("books_calibration", bench.command_line(PATHS.repo), load_before=load_before,
+                        photos=len(uniq), segments=len(segs),
+                        rows={name: {k2: r[k2] for k2 in keep} for name, r in rows.items()})
+    bench.write_result(result, OUT, render)
     return 0
 
 

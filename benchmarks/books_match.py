@@ -12,8 +12,6 @@ Writes benchmarks/results/books_match.{json,md}. Needs ../shared/data/library (s
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -21,28 +19,12 @@ from typing import Any
 
 from rapidfuzz import fuzz, process, utils
 
+from edgevl.bench import script as bench
 from edgevl.books import BookMatcher, build_index, load_catalogue
 from edgevl.books.evaluate import Segment, evaluate, metrics, read_segments
 from edgevl.books.matcher import BookMatch
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "library"
-RESULTS = ROOT / "benchmarks" / "results"
-
-
-def machine() -> dict[str, Any]:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import os
-
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-            "platform": platform.platform()}
+PATHS = bench.bench_paths(__file__)
 
 
 def fuzzy_baseline(cat_path: Path, segs: list[Segment], threshold: float = 60.0
@@ -64,16 +46,35 @@ def fuzzy_baseline(cat_path: Path, segs: list[Segment], threshold: float = 60.0
     return preds, 1000 * wall / len(segs), 1000 * cpu / len(segs)
 
 
+def render(result: dict[str, Any]) -> str:
+    rows = [[name, f"{r['recall']:.4f}", f"{r['precision']:.4f}", f"{r['f1']:.4f}", f"{r['reject_rate']:.3f}",
+             f"{r['ms_per_segment']:.3f}", f"{r['cpu_ms_per_segment']:.3f}"]
+            for name, r in result["results"].items()]
+    notes = [f"data: {result['segments']} segments, catalogue {result['catalogue_rows']} rows / "
+             f"{result['works']} works; index build {result['index_build_seconds']:.2f} s",
+             "the machine is shared with other jobs; CPU ms = process time, less sensitive to contention"]
+    return bench.render_markdown(result, "Book matching on the library dev split (matching only)", [
+        bench.Table(["method", "recall", "precision", "F1", "reject rate", "ms/segment (wall)",
+                     "ms/segment (CPU)"], rows),
+        f"edgevl (warm) is {result['speedup_warm_vs_fuzzy']:.1f}x faster than the fuzzy baseline "
+        "in the same run.",
+        f"Target: {result['target']}.",
+    ], notes)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=DATA)
+    ap.add_argument("--data", type=Path, default=PATHS.library)
     ap.add_argument("--limit", type=int, default=0, help="only the first N segments (0 = all)")
-    ap.add_argument("--out", type=Path, default=RESULTS / "books_match")
+    ap.add_argument("--out", type=Path, default=Path("books_match"),
+                    help="result stem: a bare name goes into benchmarks/results")
     args = ap.parse_args(argv)
+    args.out = PATHS.stem(args.out)
     cat_path, seg_path = args.data / "library_books.csv", args.data / "annotations_dev.csv"
     if not cat_path.is_file():
         print(f"skip: {cat_path} not found (the library dataset lives in ../shared/data/library)")
         return 0
+    load_before = bench.start()
     segs = read_segments(seg_path)
     if args.limit:
         segs = segs[: args.limit]
@@ -102,32 +103,15 @@ def main(argv: list[str] | None = None) -> int:
                                       "ms_per_segment": warm["ms_per_segment"],
                                       "cpu_ms_per_segment": warm_cpu},
     }
-    result = {
-        "command": " ".join(["flock /tmp/edgevl-bench.lock python benchmarks/books_match.py", *sys.argv[1:]]),
-        "machine": machine(), "segments": len(segs), "catalogue_rows": len(cat), "works": len(index),
-        "index_build_seconds": build_s, "results": rows,
-        "speedup_warm_vs_fuzzy": base_ms / warm["ms_per_segment"],
-        "target": "F1 >= 0.95 with recall >= 0.96 at <= 1 ms per segment",
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(result, indent=2))
-    lines = [
-        "# Book matching on the library dev split (matching only)", "",
-        f"Command: `{result['command']}`  ",
-        f"Machine: {result['machine']['cpu']}, {result['machine']['cores']} cores (shared with other jobs; "
-        "CPU ms = process time, less sensitive to contention)  ",
-        f"Data: {len(segs)} segments, catalogue {len(cat)} rows / {len(index)} works; "
-        f"index build {build_s:.2f} s",
-        "", "| method | recall | precision | F1 | reject rate | ms/segment (wall) | ms/segment (CPU) |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for name, r in rows.items():
-        lines.append(f"| {name} | {r['recall']:.4f} | {r['precision']:.4f} | {r['f1']:.4f} | "
-                     f"{r['reject_rate']:.3f} | {r['ms_per_segment']:.3f} | {r['cpu_ms_per_segment']:.3f} |")
-    lines += ["", f"edgevl (warm) is {result['speedup_warm_vs_fuzzy']:.1f}x faster than the fuzzy baseline "
-              "in the same run.", f"Target: {result['target']}."]
-    args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    result = bench.new_result(
+        "books_match", bench.command_line(PATHS.repo, locked=True), load_before=load_before,
+        packages=("rapidfuzz",),
+        segments=len(segs), catalogue_rows=len(cat), works=len(index),
+        index_build_seconds=build_s, results=rows,
+        speedup_warm_vs_fuzzy=base_ms / warm["ms_per_segment"],
+        target="F1 >= 0.95 with recall >= 0.96 at <= 1 ms per segment",
+    )
+    bench.write_result(result, args.out, render)
     return 0
 
 

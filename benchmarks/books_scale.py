@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "library"
-RESULTS = ROOT / "benchmarks" / "results"
+from edgevl.bench import script as bench
+
+PATHS = bench.bench_paths(__file__)
 
 
 def distractors(books: list[Any], n: int, seed: int = 0) -> list[tuple[str, str, str]]:
@@ -63,10 +63,9 @@ def distractors(books: list[Any], n: int, seed: int = 0) -> list[tuple[str, str,
 
 
 def run_size(size: int, data: Path) -> dict[str, Any]:
-    import resource
-
     import psutil
 
+    from edgevl.bench.machine import peak_rss_mb
     from edgevl.books import BookMatcher, load_catalogue
     from edgevl.books.evaluate import evaluate, read_segments
     from edgevl.books.index import build_index_columns
@@ -98,7 +97,7 @@ def run_size(size: int, data: Path) -> dict[str, Any]:
     return {
         "entries": size, "works": len(index), "distractor_generation_s": gen_s, "index_build_s": build_s,
         "index_matrix_mib": matrix_bytes / 2**20, "rss_mib": proc.memory_info().rss / 2**20,
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mib": peak_rss_mb(),
         "rss_after_catalogue_mib": rss0 / 2**20, "nnz": int(v.nnz),
         "ms_per_spine_cold": cold["ms_per_segment"], "ms_per_spine": warm["ms_per_segment"],
         "cpu_ms_per_spine": cpu_ms,
@@ -106,21 +105,36 @@ def run_size(size: int, data: Path) -> dict[str, Any]:
     }
 
 
+def render(result: dict[str, Any]) -> str:
+    rows = [[f"{r['entries']:,}", f"{r['works']:,}", f"{r['index_build_s']:.1f}",
+             f"{r['index_matrix_mib']:.0f}", f"{r['peak_rss_mib']:.0f}", f"{r['ms_per_spine']:.2f}",
+             f"{r['cpu_ms_per_spine']:.2f}",
+             f"{r['recall']:.4f}", f"{r['precision']:.4f}", f"{r['f1']:.4f}", f"{r['f1_drop']:+.4f}"]
+            for r in result["rows"]]
+    title = "Book matching at catalogue scale (dev split + generated distractors)"
+    return bench.render_markdown(result, title, [
+        bench.Table(["entries", "works", "build s", "index MiB", "peak RSS MiB", "ms/spine (wall)",
+               "ms/spine (CPU)", "recall", "precision", "F1", "F1 drop"], rows),
+        f"Target: {result['target']}.",
+    ], [f"method: {result['method']}.", "the machine is shared with other jobs"])
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=DATA)
+    ap.add_argument("--data", type=Path, default=PATHS.library)
     ap.add_argument("--sizes", default="15228,100000,500000,2000000")
     ap.add_argument("--one", type=int, default=0, help=argparse.SUPPRESS)
-    ap.add_argument("--out", type=Path, default=RESULTS / "books_scale")
+    ap.add_argument("--out", type=Path, default=Path("books_scale"),
+                    help="result stem: a bare name goes into benchmarks/results")
     args = ap.parse_args(argv)
+    args.out = PATHS.stem(args.out)
     if not (args.data / "library_books.csv").is_file():
         print(f"skip: {args.data} has no library_books.csv (the library dataset lives in ../shared)")
         return 0
     if args.one:
         print(json.dumps(run_size(args.one, args.data)))
         return 0
-    from books_match import machine  # type: ignore[import-not-found]
-
+    load_before = bench.start()
     rows = []
     for size in (int(s) for s in args.sizes.split(",")):
         res = subprocess.run([sys.executable, __file__, "--one", str(size), "--data", str(args.data)],
@@ -131,32 +145,14 @@ def main(argv: list[str] | None = None) -> int:
     base_f1 = rows[0]["f1"]
     for r in rows:
         r["f1_drop"] = base_f1 - r["f1"]
-    result = {
-        "command": " ".join(["flock /tmp/edgevl-bench.lock python benchmarks/books_scale.py", *sys.argv[1:]]),
-        "machine": machine(), "rows": rows,
-        "target": "<= 10 ms per spine at 2M entries, F1 drop <= 0.02",
-        "method": "char 4-gram TF-IDF inverted index (scipy CSR posting lists); above 200k works each query "
-                  "keeps its rarest n-grams up to 100k postings, shortlists 100 works, re-ranks them by "
-                  "exact cosine",
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(result, indent=2))
-    lines = ["# Book matching at catalogue scale (dev split + generated distractors)", "",
-             f"Command: `{result['command']}`  ",
-             f"Machine: {result['machine']['cpu']}, {result['machine']['cores']} cores "
-             "(shared with other jobs)  ",
-             f"Method: {result['method']}.", "",
-             "| entries | works | build s | index MiB | peak RSS MiB | ms/spine (wall) | ms/spine (CPU) "
-             "| recall | precision | F1 | F1 drop |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for r in rows:
-        lines.append(f"| {r['entries']:,} | {r['works']:,} | {r['index_build_s']:.1f} "
-                     f"| {r['index_matrix_mib']:.0f} "
-                     f"| {r['peak_rss_mib']:.0f} | {r['ms_per_spine']:.2f} | {r['cpu_ms_per_spine']:.2f} "
-                     f"| {r['recall']:.4f} | {r['precision']:.4f} | {r['f1']:.4f} | {r['f1_drop']:+.4f} |")
-    lines += ["", f"Target: {result['target']}."]
-    args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    result = bench.new_result(
+        "books_scale", bench.command_line(PATHS.repo, locked=True), load_before=load_before, rows=rows,
+        target="<= 10 ms per spine at 2M entries, F1 drop <= 0.02",
+        method="char 4-gram TF-IDF inverted index (scipy CSR posting lists); above 200k works each query "
+               "keeps its rarest n-grams up to 100k postings, shortlists 100 works, re-ranks them by "
+               "exact cosine",
+    )
+    bench.write_result(result, args.out, render)
     return 0
 
 

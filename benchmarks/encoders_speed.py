@@ -26,40 +26,25 @@ Writes benchmarks/results/encoders_speed.md and .json.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
-import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edgevl.bench.machine import cpu_model
+from edgevl.bench import script as bench
 
 TARGET = 1.3
-RESULTS = Path(__file__).resolve().parent / "results"
+PATHS = bench.bench_paths(__file__)
 
 
-def timed_pair(f_torch: Callable[[], Any], f_ort: Callable[[], Any], rounds: int,
-               warmup: int = 2) -> tuple[list[float], list[float]]:
-    for _ in range(warmup):
-        f_torch()
-        f_ort()
-    tt: list[float] = []
-    to: list[float] = []
-    for r in range(rounds):
-        # alternate which side goes first so slow drifts of the shared machine hit both alike
-        order = ((f_torch, tt), (f_ort, to)) if r % 2 == 0 else ((f_ort, to), (f_torch, tt))
-        for f, acc in order:
-            t0 = time.perf_counter()
-            f()
-            acc.append((time.perf_counter() - t0) * 1000.0)
-    return tt, to
+def timed_pair(f_torch: Callable[[], Any], f_ort: Callable[[], Any],
+               rounds: int) -> tuple[list[float], list[float]]:
+    """Torch and ORT side by side, alternating which goes first (ms per call)."""
+    t = bench.interleaved({"torch": f_torch, "ort": f_ort}, rounds, warmup=2)
+    return t["torch"], t["ort"]
 
 
 def rounds_for(batch: int, base: int) -> int:
@@ -136,17 +121,9 @@ def gemm_peak(m: int, k: int, n: int, threads: int = 0, rounds: int = 15) -> dic
     out: dict[str, float] = {}
     for name, f in (("ort", lambda: sess.run(None, {"x": x})), ("torch", lambda: tx @ tw)):
         with torch.inference_mode():
-            for _ in range(3):
-                f()
-            best = min(_timed(f) for _ in range(rounds))
+            best = min(bench.interleaved({name: f}, rounds, warmup=3)[name]) / 1000.0
         out[name] = round(2.0 * m * k * n / best / 1e9, 1)
     return out
-
-
-def _timed(f: Callable[[], Any]) -> float:
-    t0 = time.perf_counter()
-    f()
-    return time.perf_counter() - t0
 
 
 def _hf_vit_b32() -> Any:
@@ -258,16 +235,13 @@ def main() -> int:
     ap.add_argument("--seq", type=int, default=56, help="MiniLM tokens per text")
     ap.add_argument("--rounds", type=int, default=60, help="timed runs at batch 1 (divided by the batch)")
     ap.add_argument("--models", nargs="+", default=["minilm", "vit"], choices=["minilm", "vit"])
-    ap.add_argument("--out", type=Path, default=RESULTS / "encoders_speed")
+    ap.add_argument("--out", type=Path, default=Path("encoders_speed"),
+                    help="result stem: a bare name goes into benchmarks/results")
     ap.add_argument("--threads", type=int, default=0,
                     help="threads for both torch and ORT intra-op (0: each library's default, = cores)")
-    ap.add_argument("--render", action="store_true", help="only rewrite the .md from the existing .json")
     args = ap.parse_args()
-    if args.render:
-        args.out.with_suffix(".md").write_text(render_md(json.loads(args.out.with_suffix(".json").read_text())))
-        return 0
+    args.out = PATHS.stem(args.out)
 
-    import onnxruntime
     import torch
 
     from edgevl.backends import EngineOptions
@@ -276,8 +250,7 @@ def main() -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    load_before = os.getloadavg()
-    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    load_before = bench.start()
     rows: list[dict[str, Any]] = []
     peer = ""
     ceiling: dict[str, Any] = {}
@@ -287,74 +260,67 @@ def main() -> int:
         if "vit" in args.models:
             vit_rows, peer, ceiling = bench_vit(args.batches, args.rounds, Path(tmp), options)
             rows += vit_rows
-    load_after = os.getloadavg()
-    machine = {"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
-               "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-               "ort_intra_op_threads": args.threads or "default (cores)",
-               "onnxruntime": onnxruntime.__version__, "load_before": load_before, "load_after": load_after}
-    command = "flock /tmp/edgevl-bench.lock python benchmarks/encoders_speed.py " + " ".join(sys.argv[1:])
-    result = {"date": started, "command": command.strip(), "machine": machine, "target_speedup": TARGET,
-              "vit_torch_peer": peer, "gemm_ceiling": ceiling, "rows": rows}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
-    args.out.with_suffix(".md").write_text(render_md(result))
+    result = bench.new_result(
+        "encoders_speed", bench.command_line(PATHS.repo, locked=True), load_before=load_before,
+        packages=("torch", "transformers"),
+        machine_extra={"torch_threads": torch.get_num_threads(),
+                       "ort_intra_op_threads": args.threads or "default (cores)"},
+        target_speedup=TARGET, target=f"edgevl ORT >= {TARGET}x torch eager (median)",
+        vit_torch_peer=peer, gemm_ceiling=ceiling, rows=rows)
+    bench.write_result(result, args.out, render, echo=False)
     print(f"wrote {args.out.with_suffix('.md')} and .json")
     return 0
 
 
-def render_md(r: dict[str, Any]) -> str:
+def render(r: dict[str, Any]) -> str:
     m = r["machine"]
-    lines = [
-        "# Encoder latency: PyTorch eager vs edgevl (ONNX Runtime CPU bundle)",
-        "",
-        f"- machine: {m['cpu']}, {m['cores']} cores; python {m['python']}, torch {m['torch']} "
-        f"({m['torch_threads']} threads), onnxruntime {m['onnxruntime']} (edgevl's default session: graph "
-        f"optimisation ALL; intra-op threads {m.get('ort_intra_op_threads', 'default (cores)')})",
-        f"- command: `{r['command']}`",
-        f"- date: {r['date']}; load average before/after {m['load_before'][0]:.1f}/{m['load_after'][0]:.1f} "
-        "(a 2-core machine shared with other work: read the ratio, measured run by run in one process, "
-        "not the absolute milliseconds)",
-        "- MiniLM: torch = transformers BertModel + sentence-transformers mean pooling + L2 norm; edgevl = "
+    notes = [
+        f"torch {m.get('torch_threads')} threads; onnxruntime: edgevl's default session (graph optimisation "
+        f"ALL; intra-op threads {m.get('ort_intra_op_threads', 'default (cores)')})",
+        "a 2-core machine shared with other work: read the ratio, measured run by run in one process, not "
+        "the absolute milliseconds",
+        "MiniLM: torch = transformers BertModel + sentence-transformers mean pooling + L2 norm; edgevl = "
         "the export_bert bundle (pooling + norm in the graph). Same token ids (all real tokens).",
-        f"- ViT-B/32: torch = {r['vit_torch_peer'] or 'n/a'}; edgevl = the export_clip bundle's image model.",
-        "- model call only (tokenisation / image preprocessing excluded: same work on both sides); "
+        f"ViT-B/32: torch = {r['vit_torch_peer'] or 'n/a'}; edgevl = the export_clip bundle's image model.",
+        "model call only (tokenisation / image preprocessing excluded: same work on both sides); "
         "median over the runs; `max abs diff` compares the two outputs on the same input.",
-        "",
-        "| model | input | runs | torch eager ms (median / best) | edgevl ORT ms (median / best) "
-        f"| speed-up median (best/best) | target ≥ {r['target_speedup']}x | max abs diff |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
+    rows = []
     for x in r["rows"]:
         ok = "yes" if x["speedup"] >= r["target_speedup"] else "no"
         bt, bo = min(x["torch_ms_all"]), min(x["edgevl_ort_ms_all"])
-        lines.append(f"| {x['model']} | {x['input']} | {x['runs']} | {x['torch_ms']:.1f} / {bt:.1f} | "
-                     f"{x['edgevl_ort_ms']:.1f} / {bo:.1f} | {x['speedup']:.2f}x ({bt / bo:.2f}x) | {ok} "
-                     f"| {x['max_abs_diff']:.1e} |")
+        rows.append([x["model"], x["input"], x["runs"], f"{x['torch_ms']:.1f} / {bt:.1f}",
+                     f"{x['edgevl_ort_ms']:.1f} / {bo:.1f}", f"{x['speedup']:.2f}x ({bt / bo:.2f}x)", ok,
+                     f"{x['max_abs_diff']:.1e}"])
+    blocks: list[bench.Block] = [bench.Table(
+        ["model", "input", "runs", "torch eager ms (median / best)", "edgevl ORT ms (median / best)",
+         "speed-up median (best/best)", f"target ≥ {r['target_speedup']}x", "max abs diff"], rows)]
     vit = [x for x in r["rows"] if "gflop_per_image" in x]
     if vit and r.get("gemm_ceiling"):
         c = r["gemm_ceiling"]
-        lines += ["", "## ViT-B/32 against the fp32 GEMM ceiling", "",
-                  f"One fp32 MatMul of the tower's largest shape {c['gemm_shape']} runs at {c['ort']} GF/s "
-                  f"in ONNX Runtime and {c['torch']} GF/s in torch (best of 15) on this machine: that "
-                  "is the most a GEMM-bound fp32 model can reach. The bundle's graph does "
-                  f"{vit[0]['gflop_per_image']['edgevl']} GFLOP per image against transformers' "
-                  f"{vit[0]['gflop_per_image']['torch']} (its last block runs the class token alone).", "",
-                  "| batch | torch (transformers) ms | same graph in torch ms | edgevl ms "
-                  "| achieved GF/s torch / edgevl | edgevl at the ceiling would be |",
-                  "| --- | --- | --- | --- | --- | --- |"]
+        vrows = []
         for x in vit:
             floor_ms = x["gflop_per_image"]["edgevl"] * x["batch"] / max(c["ort"], c["torch"]) * 1000
-            lines.append(f"| {x['batch']} | {x['torch_ms']:.1f} | {x['torch_same_graph_ms']:.1f} | "
-                         f"{x['edgevl_ort_ms']:.1f} | {x['achieved_gflops']['torch']} / "
-                         f"{x['achieved_gflops']['edgevl']} | ≥ {floor_ms:.0f} ms = at most "
-                         f"{x['torch_ms'] / floor_ms:.2f}x torch |")
-    lines += ["", "Best-of times are less sensitive to other processes on the machine than medians; the "
-              "target is judged on the medians.", "",
-              "Reading: on a loaded machine torch's OpenMP threads degrade more than ONNX Runtime's pool, "
-              "which inflates the ratio at the default threads; the single-thread run (`--threads 1`, "
-              "encoders_speed_1thread.md) compares the kernels themselves. At batch >= 8 ViT-B/32 is "
-              "GEMM-bound: see the ceiling table above."]
-    return "\n".join(lines) + "\n"
+            vrows.append([x["batch"], f"{x['torch_ms']:.1f}", f"{x['torch_same_graph_ms']:.1f}",
+                          f"{x['edgevl_ort_ms']:.1f}",
+                          f"{x['achieved_gflops']['torch']} / {x['achieved_gflops']['edgevl']}",
+                          f"≥ {floor_ms:.0f} ms = at most {x['torch_ms'] / floor_ms:.2f}x torch"])
+        blocks += ["## ViT-B/32 against the fp32 GEMM ceiling", "",
+                   f"One fp32 MatMul of the tower's largest shape {c['gemm_shape']} runs at {c['ort']} GF/s "
+                   f"in ONNX Runtime and {c['torch']} GF/s in torch (best of 15) on this machine: that "
+                   "is the most a GEMM-bound fp32 model can reach. The bundle's graph does "
+                   f"{vit[0]['gflop_per_image']['edgevl']} GFLOP per image against transformers' "
+                   f"{vit[0]['gflop_per_image']['torch']} (its last block runs the class token alone).", "",
+                   bench.Table(["batch", "torch (transformers) ms", "same graph in torch ms", "edgevl ms",
+                          "achieved GF/s torch / edgevl", "edgevl at the ceiling would be"], vrows)]
+    blocks += ["Best-of times are less sensitive to other processes on the machine than medians; the "
+               "target is judged on the medians.", "",
+               "Reading: on a loaded machine torch's OpenMP threads degrade more than ONNX Runtime's pool, "
+               "which inflates the ratio at the default threads; the single-thread run (`--threads 1`, "
+               "encoders_speed_1thread.md) compares the kernels themselves. At batch >= 8 ViT-B/32 is "
+               "GEMM-bound: see the ceiling table above."]
+    title = "Encoder latency: PyTorch eager vs edgevl (ONNX Runtime CPU bundle)"
+    return bench.render_markdown(r, title, blocks, notes)
 
 
 if __name__ == "__main__":

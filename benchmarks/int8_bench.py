@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import sys
 import tempfile
 import time
@@ -24,44 +23,17 @@ from typing import Any
 
 import numpy as np
 
-from edgevl.bench.machine import cpu_model
+from edgevl.bench import script as bench
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-ROOT = Path(__file__).resolve().parents[1]
-LIBRARY = ROOT.parent / "shared" / "data" / "library"
-RESULTS = ROOT / "benchmarks" / "results"
-LOCK = "/tmp/edgevl-bench.lock"
+PATHS = bench.bench_paths(__file__)
+LIBRARY, RESULTS = PATHS.library, PATHS.results
 
 
-def interleaved(fns: dict[str, Callable[[], Any]], rounds: int, warmup: int = 2) -> dict[str, list[float]]:
-    """Run every function once per round, rotating the order; milliseconds per call.
-
-    Only this timed part holds ``/tmp/edgevl-bench.lock`` (quantisation and accuracy runs do not
-    need it), so timings never overlap other benchmarks on the shared machine.
-    """
-    import fcntl
-
-    with open(LOCK, "a") as lock:
-        print(f"   waiting for {LOCK} ...", flush=True)
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            return _interleaved(fns, rounds, warmup)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-def _interleaved(fns: dict[str, Callable[[], Any]], rounds: int, warmup: int) -> dict[str, list[float]]:
-    for _ in range(warmup):
-        for f in fns.values():
-            f()
-    out: dict[str, list[float]] = {k: [] for k in fns}
-    keys = list(fns)
-    for r in range(rounds):
-        for k in keys[r % len(keys):] + keys[: r % len(keys)]:
-            t0 = time.perf_counter()
-            fns[k]()
-            out[k].append((time.perf_counter() - t0) * 1000.0)
-    return out
+def timed(fns: dict[str, Callable[[], Any]], rounds: int) -> dict[str, list[float]]:
+    """Side by side, the order rotating round by round; only this timed part holds the bench lock
+    (quantisation and accuracy runs need not wait for it)."""
+    return bench.interleaved(fns, rounds, warmup=2, lock=True)
 
 
 def stats(ms: list[float]) -> dict[str, float]:
@@ -166,7 +138,7 @@ def bench_minilm(work: Path, rounds: int, threads: int) -> dict[str, Any]:
     b32 = s32.run(None, feeds)[0]
     long = {"int8": cosines(b32, s8.run(None, feeds)[0]), "dynamic": cosines(b32, sd.run(None, feeds)[0]),
             "torch": cosines(b32, torch_call())}
-    t = interleaved({"torch eager": torch_call, "fp32 bundle": lambda: s32.run(None, feeds),
+    t = timed({"torch eager": torch_call, "fp32 bundle": lambda: s32.run(None, feeds),
                      "int8 bundle": lambda: s8.run(None, feeds),
                      "quantize_dynamic": lambda: sd.run(None, feeds),
                      "fp32 + int8's exact float rewrites": lambda: s32r.run(None, feeds)},
@@ -239,8 +211,6 @@ def one_dq_reader(src: Path, dst: Path) -> Path:
 def ort_cpu_probe(fp32: Path, int8: Path, x: np.ndarray, work: Path, rounds: int) -> dict[str, Any]:
     """Single-thread CPU time (``time.process_time``, robust to other jobs on a shared machine) of the
     fp32 and int8 bundles and of int8 variants that show what limits ORT's CPU provider."""
-    import fcntl
-
     import onnxruntime as ort
     from edgevl_export.quantize.ortcheck import ort_cpu_fusion
 
@@ -261,24 +231,24 @@ def ort_cpu_probe(fp32: Path, int8: Path, x: np.ndarray, work: Path, rounds: int
         s = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
         feeds = {s.get_inputs()[0].name: x}
         calls[label] = lambda s=s, feeds=feeds: s.run(None, feeds)
-    ms: dict[str, list[float]] = {k: [] for k in calls}
-    with open(LOCK, "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            for f in calls.values():
-                f()
-            for _ in range(rounds):
-                for k, f in calls.items():
-                    t0 = time.process_time()
-                    f()
-                    ms[k].append((time.process_time() - t0) * 1000.0)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    ms = bench.interleaved(calls, rounds, warmup=1, clock=time.process_time, rotate=False, lock=True)
     out: dict[str, Any] = {}
     for label, (path, config) in variants.items():
         out[label] = {"cpu_ms": round(float(np.median(ms[label])), 1),
                       "fusion": None if config else ort_cpu_fusion(path)}
     return out
+
+
+def fp32_vs_int8(fp32: Path, int8: Path, shape: tuple[int, ...], work: Path, rounds: int,
+                 threads: int) -> tuple[dict[str, list[float]], dict[str, Any]]:
+    """The two bundles' model call side by side on one random input of ``shape`` (wall ms per call),
+    and the single-thread CPU probe of what ORT's CPU provider runs in int8."""
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    s32, s8 = session(fp32, threads), session(int8, threads)
+    name = s32.get_inputs()[0].name
+    t = timed({"fp32 bundle": lambda: s32.run(None, {name: x}),
+               "int8 bundle": lambda: s8.run(None, {name: x})}, rounds)
+    return t, ort_cpu_probe(fp32, int8, x, work, max(3, rounds // 2))
 
 
 # --------------------------------------------------------------------------- PP-OCR recogniser
@@ -323,12 +293,7 @@ def bench_rec(work: Path, rounds: int, threads: int) -> dict[str, Any]:
                                                  (("fp32", res["fp32"]["per_distortion"][d]),
                                                   ("int8", res["int8"]["per_distortion"][d]))}
                                              for d in res["fp32"]["per_distortion"]}}
-    x = np.random.default_rng(0).standard_normal((16, 3, 48, 320)).astype(np.float32)
-    s32, s8 = session(rec.model_path(), threads), session(int8.model_path(), threads)
-    name = s32.get_inputs()[0].name
-    t = interleaved({"fp32 bundle": lambda: s32.run(None, {name: x}),
-                     "int8 bundle": lambda: s8.run(None, {name: x})}, rounds)
-    probe = ort_cpu_probe(rec.model_path(), int8.model_path(), x, work, max(3, rounds // 2))
+    t, probe = fp32_vs_int8(rec.model_path(), int8.model_path(), (16, 3, 48, 320), work, rounds, threads)
     return {
         "kind": "rec", "cpu_probe": probe, "model": "PP-OCRv4 rec (rapidocr 1.4.4)",
         "input": "batch 16 x 3x48x320",
@@ -369,12 +334,7 @@ def bench_det(work: Path, rounds: int, threads: int) -> dict[str, Any]:
     d32, d8 = TextDetector(bundle=det, options=opts), TextDetector(bundle=int8, options=opts)
     b32 = [d32(im)[0] for im in test]
     b8 = [d8(im)[0] for im in test]
-    x = np.random.default_rng(0).standard_normal((1, 3, 640, 640)).astype(np.float32)
-    s32, s8 = session(det.model_path(), threads), session(int8.model_path(), threads)
-    name = s32.get_inputs()[0].name
-    t = interleaved({"fp32 bundle": lambda: s32.run(None, {name: x}),
-                     "int8 bundle": lambda: s8.run(None, {name: x})}, rounds)
-    probe = ort_cpu_probe(det.model_path(), int8.model_path(), x, work, max(3, rounds // 2))
+    t, probe = fp32_vs_int8(det.model_path(), int8.model_path(), (1, 3, 640, 640), work, rounds, threads)
     return {
         "kind": "det", "cpu_probe": probe, "model": "PP-OCRv4 det (rapidocr 1.4.4)", "input": "1 x 3x640x640",
         "quantize_seconds": round(qsec, 1), "report": int8.manifest.extra["quantization"],
@@ -428,7 +388,7 @@ def bench_clip(work: Path, rounds: int, threads: int) -> dict[str, Any]:
         with torch.inference_mode():
             return model.encode_image(tx).numpy()
 
-    t = interleaved({"torch eager": torch_call, "fp32 bundle": lambda: s32.run(None, {name: x}),
+    t = timed({"torch eager": torch_call, "fp32 bundle": lambda: s32.run(None, {name: x}),
                      "int8 bundle": lambda: s8.run(None, {name: x})}, rounds)
     return {
         "kind": "clip", "model": "CLIP ViT-B/32 image tower, random weights", "input": "batch 8 x 3x224x224",
@@ -442,63 +402,55 @@ def bench_clip(work: Path, rounds: int, threads: int) -> dict[str, Any]:
 SECTIONS = {"minilm": bench_minilm, "rec": bench_rec, "det": bench_det, "clip": bench_clip}
 
 
-def render_str(acc: dict[str, Any]) -> list[str]:
+def render_str(acc: dict[str, Any]) -> list[bench.Block]:
     """Word accuracy (STR protocol, OcrPipeline.read_crops) of fp32 and int8 per crop set and distortion."""
     sets = list(acc)
-    head = " | ".join(f"{k} (seed {acc[k]['seed']}, {acc[k]['crops']} crops): fp32 / int8" for k in sets)
-    lines = [f"| distortion | {head} |", "| --- |" + " --- |" * len(sets)]
+    head = [f"{k} (seed {acc[k]['seed']}, {acc[k]['crops']} crops): fp32 / int8" for k in sets]
+    rows: list[list[str]] = []
     for d in acc[sets[0]]["per_distortion"]:
-        cells = " | ".join(f"{100 * acc[k]['per_distortion'][d]['fp32']:.1f}% / "
-                           f"{100 * acc[k]['per_distortion'][d]['int8']:.1f}%" for k in sets)
-        lines.append(f"| {d} | {cells} |")
-    cells = " | ".join(f"**{100 * acc[k]['fp32']:.1f}% / {100 * acc[k]['int8']:.1f}% "
-                       f"({acc[k]['change_points']:+.2f} pt)**" for k in sets)
-    return [*lines, f"| all | {cells} |", ""]
+        rows.append([d, *(f"{100 * acc[k]['per_distortion'][d]['fp32']:.1f}% / "
+                          f"{100 * acc[k]['per_distortion'][d]['int8']:.1f}%" for k in sets)])
+    rows.append(["all", *(f"**{100 * acc[k]['fp32']:.1f}% / {100 * acc[k]['int8']:.1f}% "
+                          f"({acc[k]['change_points']:+.2f} pt)**" for k in sets)])
+    return [bench.Table(["distortion", *head], rows)]
 
 
-def render_probe(probe: dict[str, Any]) -> list[str]:
+def render_probe(probe: dict[str, Any]) -> list[bench.Block]:
     ref = probe["fp32 bundle"]["cpu_ms"]
-    lines = ["Single-thread CPU time (`time.process_time`, 1 ORT thread; robust to other jobs) and what "
-             "ORT's CPU provider fuses",
-             "(probes: CPU-side rewrites of the int8 bundle; measured, not shipped):",
-             "",
-             "| model | CPU ms (median) | fp32 / this | ORT runs in int8 | float behind DQ | Q / DQ left |",
-             "| --- | --- | --- | --- | --- | --- |"]
+    rows = []
     for label, v in probe.items():
         f = v["fusion"]
         fused = ", ".join(f"{n} {op}" for op, n in f["int8_kernels"].items()) if f else "?"
         behind = ", ".join(f"{n} {op}" for op, n in f["float_behind_dq"].items()) if f else "?"
         left = f"{f['quantize_linear']} / {f['dequantize_linear']}" if f else "?"
-        lines.append(f"| {label} | {v['cpu_ms']} | {ref / v['cpu_ms']:.2f}x | {fused or '-'} "
-                     f"| {behind or '-'} | {left} |")
-    return lines
+        rows.append([label, v["cpu_ms"], f"{ref / v['cpu_ms']:.2f}x", fused or "-", behind or "-", left])
+    return ["Single-thread CPU time (`time.process_time`, 1 ORT thread; robust to other jobs) and what "
+            "ORT's CPU provider fuses",
+            "(probes: CPU-side rewrites of the int8 bundle; measured, not shipped):", "",
+            bench.Table(["model", "CPU ms (median)", "fp32 / this", "ORT runs in int8", "float behind DQ",
+                   "Q / DQ left"], rows)]
 
 
-def render_md(r: dict[str, Any]) -> str:
+def render(r: dict[str, Any]) -> str:
     from edgevl_export.quantize.ortcheck import describe as describe_fusion
 
-    m = r["machine"]
     kinds = ", ".join(s["kind"] for s in r["sections"])
-    out = [f"# int8 (static QDQ, edgevl quantize) vs fp32 — {kinds}", "",
-           f"- machine: {m['cpu']}, {m['cores']} cores; onnxruntime {m['onnxruntime']}; "
-           f"threads {m['threads']}",
-           f"- command: `{r['command']}`",
-           f"- date: {r['date']}; load average before/after {m['load_before']}/{m['load_after']} (a 2-core "
-           "machine shared with other work: read the ratios, measured round by round in one process)", ""]
+    notes = [f"threads {r['machine']['threads']}; a 2-core machine shared with other work: read the ratios, "
+             "measured round by round in one process"]
+    out: list[bench.Block] = []
     for s in r["sections"]:
         lat = s["latency"]
         ref = lat["fp32 bundle"]["median_ms"]
         out += [f"## {s['model']} — {s['input']}", "",
-                "| engine | median ms | best ms | fp32 bundle / this (median) |", "| --- | --- | --- | --- |"]
-        for k, v in lat.items():
-            out.append(f"| {k} | {v['median_ms']} | {v['best_ms']} | {ref / v['median_ms']:.2f}x |")
+                bench.Table(["engine", "median ms", "best ms", "fp32 bundle / this (median)"],
+                      [[k, v["median_ms"], v["best_ms"], f"{ref / v['median_ms']:.2f}x"]
+                       for k, v in lat.items()])]
         if "torch eager" in lat:
             te = lat["torch eager"]["median_ms"]
-            out.append("")
             line = f"int8 bundle vs torch eager (median): {te / lat['int8 bundle']['median_ms']:.2f}x"
             if "quantize_dynamic" in lat:
                 line += f"; quantize_dynamic vs torch eager: {te / lat['quantize_dynamic']['median_ms']:.2f}x"
-            out.append(line)
+            out += [line, ""]
         rep = s["report"]
         roles = "; ".join(f"{k}: {v['quantized']}/{v['candidates']} nodes int8, "
                           f"{len(v['kept_float'])} kept float" for k, v in rep["roles"].items())
@@ -506,11 +458,11 @@ def render_md(r: dict[str, Any]) -> str:
         checks = ", ".join(f"{c['name']} {c['value']:.4f}" for c in rep["guard"]["checks"])
         verdict = "passed" if rep["guard"]["passed"] else "FAILED"
         if "cpu_probe" in s:
-            out += ["", *render_probe(s["cpu_probe"])]
+            out += render_probe(s["cpu_probe"])
         if s["kind"] == "rec":
-            out += ["", *render_str(s["accuracy"])]
+            out += render_str(s["accuracy"])
         else:
-            out += ["", f"- accuracy: `{json.dumps(acc)}`"]
+            out += [f"- accuracy: `{json.dumps(acc)}`"]
         kept = [n for v in rep["roles"].values() for n in v["kept_float"]]
         kept_txt = f" ({', '.join(kept)})" if kept else ""
         out += [f"- guard: {verdict} ({checks}); {roles}{kept_txt}; "
@@ -519,7 +471,7 @@ def render_md(r: dict[str, Any]) -> str:
                   if "ort_cpu" in v], ""]
     for f in r.get("failed", []):
         out += [f"## {f['kind']}: no int8 bundle", "", f"`{f['error']}`", ""]
-    return "\n".join(out) + "\n"
+    return bench.render_markdown(r, f"int8 (static QDQ, edgevl quantize) vs fp32 — {kinds}", out, notes)
 
 
 def main() -> int:
@@ -529,10 +481,8 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=0, help="intra-op threads (0: ORT/torch default = cores)")
     ap.add_argument("--name", default=None, help="results file stem (default int8_<kinds>)")
     args = ap.parse_args()
-    import onnxruntime
-
     kinds = [k for k in args.kinds.split(",") if k]
-    load0 = os.getloadavg()[0]
+    load_before = bench.start()
     sections: list[dict[str, Any]] = []
     failed: list[dict[str, str]] = []
     with tempfile.TemporaryDirectory(prefix="int8-bench-") as tmp:
@@ -547,18 +497,12 @@ def main() -> int:
                 print(f"   {k}: {e}", flush=True)
                 continue
             print(json.dumps({x: sections[-1][x] for x in ("latency", "accuracy")}, indent=1), flush=True)
-    r = {"command": "python benchmarks/int8_bench.py " + " ".join(sys.argv[1:])
-         + "  (the timed loops take /tmp/edgevl-bench.lock themselves)",
-         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-         "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "onnxruntime": onnxruntime.__version__,
-                     "threads": args.threads or "default", "load_before": round(load0, 1),
-                     "load_after": round(os.getloadavg()[0], 1)},
-         "sections": sections, "failed": failed}
     stem = args.name or "int8_" + "_".join(kinds)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{stem}.json").write_text(json.dumps(r, indent=1) + "\n")
-    (RESULTS / f"{stem}.md").write_text(render_md(r))
-    print(render_md(r))
+    command = bench.command_line(PATHS.repo) + "  (the timed loops take /tmp/edgevl-bench.lock themselves)"
+    r = bench.new_result(stem, command,
+                   load_before=load_before, packages=("torch",),
+                   machine_extra={"threads": args.threads or "default"}, sections=sections, failed=failed)
+    bench.write_result(r, RESULTS / stem, render)
     return 0
 
 

@@ -22,7 +22,6 @@ import csv
 import dataclasses
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -32,23 +31,15 @@ from typing import Any
 
 import ocr_common as oc
 
+from edgevl.bench import script as bench
+from edgevl.bench.machine import peak_rss_mb, rss_mb
+
 TOOLS = ("rapidocr", "edgevl")
 PHOTOS = ("shelf_one.jpg", "shelf_two.jpg")
 TARGET_RATIO = 2.0
 
 
 # ----------------------------------------------------------------------------- worker side
-
-
-def _peak_rss_mb() -> float:
-    # Linux: ru_maxrss is in KiB
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def _rss_mb() -> float:
-    import psutil
-
-    return float(psutil.Process().memory_info().rss) / (1024.0 * 1024.0)
 
 
 class Unavailable(RuntimeError):
@@ -166,7 +157,7 @@ def serve(tool: str, image: Path) -> None:
     except Unavailable as exc:
         reply({"status": "unavailable", "tool": tool, "image": image.name, "error": str(exc)})
         return
-    reply({"status": "ready", "load_s": time.perf_counter() - t0, "rss_after_load_mb": _rss_mb()})
+    reply({"status": "ready", "load_s": time.perf_counter() - t0, "rss_after_load_mb": rss_mb()})
     lines: list[dict[str, Any]] = []
     for cmd in sys.stdin:
         cmd = cmd.strip()
@@ -177,7 +168,7 @@ def serve(tool: str, image: Path) -> None:
         elif cmd == "final":
             reply({"status": "ok", "tool": tool, "image": image.name,
                    "image_size": [int(img.shape[1]), int(img.shape[0])],
-                   "peak_rss_mb": _peak_rss_mb(), "n_lines": len(lines), "lines": lines})
+                   "peak_rss_mb": peak_rss_mb(), "n_lines": len(lines), "lines": lines})
             return
 
 
@@ -292,29 +283,18 @@ def _fmt_s(x: float | None) -> str:
     return "—" if x is None else f"{x:.3f}"
 
 
-def render_markdown(report: dict[str, Any]) -> str:
-    m = report["machine"]
-    out = [
-        "# edgevl OcrPipeline vs RapidOCR on the shelf photos",
-        "",
-        f"- machine: {m['cpu']}, {m['cores']} cores; onnxruntime {m['onnxruntime']}, "
-        f"rapidocr-onnxruntime {m.get('rapidocr_onnxruntime', '?')}, python {m['python']}",
-        f"- command: `flock /tmp/edgevl-bench.lock {report['command']}`",
-        f"- code: commit {report['git']['commit']}"
-        + (f", with uncommitted changes in {', '.join(report['git']['uncommitted'])}"
-           if report["git"]["uncommitted"] else ""),
-        f"- date: {report['date']}; median of {report['runs']} runs after {report['warmup']} warm-up, "
-        "the two tools interleaved run by run (one process each: peak RSS is that process's); load average "
-        f"before/after {report['load_average_before'][0]:.1f}/{report['load_average_after'][0]:.1f} "
-        "(2-core machine shared with other work: compare the ratio, not absolute seconds)",
-        "- catalogue words: recognised words of >= 4 letters (NFKD, accents stripped, lower-case) found "
+def render(report: dict[str, Any]) -> str:
+    notes = [
+        f"median of {report['runs']} runs after {report['warmup']} warm-up, the two tools interleaved run by "
+        "run (one process each: peak RSS is that process's); 2-core machine shared with other work: compare "
+        "the ratio, not absolute seconds",
+        "catalogue words: recognised words of >= 4 letters (NFKD, accents stripped, lower-case) found "
         f"in library_books.csv titles/authors ({report['vocabulary_size']} distinct words); distinct / total",
-        f"- edgevl: `OcrPipeline()`, detector settings: {report['edgevl_detector']}; RapidOCR: `RapidOCR()` "
+        f"edgevl: `OcrPipeline()`, detector settings: {report['edgevl_detector']}; RapidOCR: `RapidOCR()` "
         "defaults",
-        "- models: both tools run the PP-OCRv4 ONNX files of the rapidocr-onnxruntime wheel, fp32; RapidOCR "
+        "models: both tools run the PP-OCRv4 ONNX files of the rapidocr-onnxruntime wheel, fp32; RapidOCR "
         "runs them as they are, edgevl's bundles hold them with the element-wise chains fused (same weights; "
         f"docs/ocr.md): {_graphs_line(report['edgevl_graphs'])}",
-        "",
     ]
     header = ["photo", "tool", "wall s (median)", "det s", "cls s", "rec s", "peak RSS MB", "lines",
               "catalogue words distinct / total"]
@@ -329,20 +309,18 @@ def render_markdown(report: dict[str, Any]) -> str:
         rows.append([r["image"], r["tool"], _fmt_s(r["wall_median_s"]), _fmt_s(st.get("det")),
                      _fmt_s(st.get("cls")), _fmt_s(st.get("rec")), f"{r['peak_rss_mb']:.0f}", r["n_lines"],
                      f"{q['catalogue_distinct']} / {q['catalogue_total']}"])
-    out.append(oc.fmt_table(header, rows))
-    out.append("")
-    out.append("## Speed ratio (RapidOCR wall / edgevl wall) and target")
-    out.append("")
     srows = []
     for s in report["summary"]:
         srows.append([s["image"], "—" if s["speed_ratio"] is None else f"{s['speed_ratio']:.2f}x",
                       "—" if s["paired_ratio_median"] is None else f"{s['paired_ratio_median']:.2f}x",
                       s["catalogue_distinct"], s["target_met"]])
-    out.append(oc.fmt_table(["photo", "speed ratio (medians)", "median of paired-run ratios",
-                             "catalogue distinct (rapidocr / edgevl)",
-                             f"target (>= {TARGET_RATIO:g}x and >= words)"], srows))
-    out.append("")
-    return "\n".join(out)
+    return bench.render_markdown(report, "edgevl OcrPipeline vs RapidOCR on the shelf photos", [
+        bench.Table(header, rows),
+        "## Speed ratio (RapidOCR wall / edgevl wall) and target", "",
+        bench.Table(["photo", "speed ratio (medians)", "median of paired-run ratios",
+               "catalogue distinct (rapidocr / edgevl)", f"target (>= {TARGET_RATIO:g}x and >= words)"],
+              srows),
+    ], notes)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -382,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
     vocab = catalogue_vocabulary(catalogue)
     tools = [t for t in args.tools.split(",") if t]
     results: list[dict[str, Any]] = []
-    load_before = os.getloadavg()
+    load_before = bench.start()
     for photo in present:
         print(f"running {', '.join(tools)} on {photo.name} (interleaved) ...", flush=True)
         for r in bench_photo(photo, tools, args.runs, args.warmup):
@@ -419,25 +397,19 @@ def main(argv: list[str] | None = None) -> int:
         if srow["speed_ratio"] is not None:
             heads.append(f"{srow['image']}: edgevl {srow['paired_ratio_median']:.2f}x faster, "
                          f"catalogue words (rapidocr / edgevl) {srow['catalogue_distinct']}")
-    report = {
-        "benchmark": "ocr_vs_rapidocr",
-        "headline": "; ".join(heads) or "edgevl OcrPipeline not available",
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "command": oc.command_line(),
-        "machine": oc.machine_info(),
-        "git": oc.git_state(("edgevl/tasks", "edgevl/models", "edgevl/vision", "edgevl/text")),
-        "load_average_before": load_before,
-        "load_average_after": os.getloadavg(),
-        "edgevl_detector": det_kw or "defaults",
-        "edgevl_graphs": edgevl_graphs(),
-        "runs": args.runs,
-        "warmup": args.warmup,
-        "vocabulary_size": len(vocab),
-        "target": f"edgevl >= {TARGET_RATIO:g}x faster than RapidOCR with at least as many catalogue words",
-        "summary": summary,
-        "results": results,
-    }
-    oc.write_report(args.out, "ocr_vs_rapidocr", report, render_markdown(report))
+    report = oc.new_result(
+        "ocr_vs_rapidocr", load_before,
+        headline="; ".join(heads) or "edgevl OcrPipeline not available",
+        target=f"edgevl >= {TARGET_RATIO:g}x faster than RapidOCR with at least as many catalogue words",
+        edgevl_detector=det_kw or "defaults",
+        edgevl_graphs=edgevl_graphs(),
+        runs=args.runs,
+        warmup=args.warmup,
+        vocabulary_size=len(vocab),
+        summary=summary,
+        results=results,
+    )
+    bench.write_result(report, args.out / "ocr_vs_rapidocr", render)
     return 0
 
 

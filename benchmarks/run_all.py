@@ -1,29 +1,29 @@
-"""Regenerate every committed result in benchmarks/results/.
+"""Regenerate every committed result in benchmarks/results/ from the declared suite.
 
-Runs each benchmark script in benchmarks/ (discovered: a ``*.py`` with a ``__main__`` guard that
-writes into ``results/``; helpers such as ``ocr_common.py`` or ``strgen.py`` are skipped, and a
-script can opt out with a module-level ``RUN_ALL = False``), then ``edgevl bench`` on the PP-OCRv4
-bundles at batch 1/8/32 (→ results/bench_ppocr.json/.md/.png), then rewrites results/README.md:
-an index linking every result file with its headline ratio when the file exposes one.
+The suite (benchmarks/suite.py) names each result, the script and arguments that make it, the files
+it writes, a quick variant and who holds the bench lock; nothing is discovered by reading the
+scripts. ``edgevl bench`` on the PP-OCRv4 bundles (→ results/bench_ppocr.json/.md/.png) is run_all's
+own entry; ``manual`` entries are listed with their command and never run. Afterwards
+results/README.md is rewritten: an index linking every result file with its headline.
 
 Every run holds the shared bench lock (/tmp/edgevl-bench.lock, the same flock(2) lock as
-``flock /tmp/edgevl-bench.lock CMD``) so timings never overlap — except scripts that take the lock
-around their own timed loops (``fcntl.flock`` in their source), which run without the outer lock
-so they cannot deadlock — and results/run_all.json records each command, its exit code and
-duration, and the machine.
+``flock /tmp/edgevl-bench.lock CMD``) so timings never overlap — except entries declared
+``lock="self"`` (the script takes the lock around its own timed loops) — and run_all.json records
+each command, its exit code and duration, and the machine.
 
-    python benchmarks/run_all.py                 # everything
-    python benchmarks/run_all.py --quick         # scripts that accept --quick get it; small bench
+    python benchmarks/run_all.py                 # everything, into benchmarks/results/
+    python benchmarks/run_all.py --quick         # the quick variants, into a scratch folder
     python benchmarks/run_all.py --only bench_ppocr --only str_eval
-    python benchmarks/run_all.py --skip ocr_vs_rapidocr
+    python benchmarks/run_all.py --skip ocr_vs_rapidocr --results /tmp/rerun
     python benchmarks/run_all.py --index-only    # just rewrite results/README.md
+    python benchmarks/run_all.py --render        # re-render every result's Markdown from its JSON
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
+import importlib.util
 import json
 import os
 import re
@@ -31,91 +31,45 @@ import shlex
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
+from types import ModuleType
 from typing import Any
+
+from edgevl.bench.machine import machine_record
+from edgevl.bench.script import ENV_RESULTS, Benchmark, bench_lock, bench_paths, load_result, lock_path, start
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from suite import HELPERS, SUITE
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-RESULTS = HERE / "results"
-LOCK = Path(os.environ.get("EDGEVL_BENCH_LOCK", "/tmp/edgevl-bench.lock"))
+RESULTS = bench_paths(__file__).results
 BENCH_PPOCR = "bench_ppocr"
-
-
-# ----------------------------------------------------------------------------- discovery
-
-
-def discover() -> tuple[list[Path], dict[str, str]]:
-    """Benchmark scripts to run, and the skipped ``*.py`` files with why."""
-    scripts: list[Path] = []
-    skipped: dict[str, str] = {}
-    for p in sorted(HERE.glob("*.py")):
-        if p.name == Path(__file__).name or p.name.startswith("_"):
-            continue
-        src = p.read_text(encoding="utf-8", errors="replace")
-        if "__main__" not in src:
-            skipped[p.stem] = "a helper module (no __main__)"
-        elif re.search(r"^RUN_ALL\s*=\s*False", src, re.M):
-            skipped[p.stem] = "opted out (RUN_ALL = False)"
-        elif "results" not in src:
-            skipped[p.stem] = "writes nothing into results/"
-        elif re.search(r"add_argument\([^)]*required=True", src):
-            skipped[p.stem] = "needs arguments (a generator, not a benchmark)"
-        else:
-            scripts.append(p)
-    return scripts, skipped
-
-
-def locks_itself(script: Path) -> bool:
-    """A script that takes the bench lock around its own timed loops (holding it around the whole
-    script as well would deadlock: flock(2) locks from two open files exclude each other)."""
-    return re.search(r"fcntl\.flock\(", script.read_text(encoding="utf-8", errors="replace")) is not None
-
-
-def accepts_quick(script: Path) -> bool:
-    return '"--quick"' in script.read_text(encoding="utf-8", errors="replace")
 
 
 # ----------------------------------------------------------------------------- running
 
 
-@contextlib.contextmanager
-def bench_lock() -> Iterator[float]:
-    """Hold the shared bench lock; yields the seconds spent waiting for it."""
-    t0 = time.monotonic()
-    with open(LOCK, "a+") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield time.monotonic() - t0
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
-def machine() -> dict[str, Any]:
-    from edgevl.bench.machine import machine_info
-
-    return machine_info().to_dict()
-
-
-def run_locked(name: str, cmd: list[str], log_dir: Path, *, lock: bool = True) -> dict[str, Any]:
+def run_locked(name: str, cmd: list[str], log_dir: Path, *, lock: bool = True,
+               env: dict[str, str] | None = None) -> dict[str, Any]:
     """Run ``cmd`` from the repo root under the bench lock (unless the script takes it itself);
     its output goes to a log file."""
     log_dir.mkdir(parents=True, exist_ok=True)
     log = log_dir / f"{name.replace(':', '_')}.log"
     if lock:
-        print(f"[run_all] {name}: waiting for {LOCK} ...", flush=True)
+        print(f"[run_all] {name}: waiting for {lock_path()} ...", flush=True)
     with bench_lock() if lock else contextlib.nullcontext(0.0) as waited:
         print(f"[run_all] {name}: {shlex.join(cmd)}", flush=True)
         started = datetime.now(timezone.utc).isoformat(timespec="seconds")
         t0 = time.monotonic()
-        env = {**os.environ, "EDGEVL_BENCH_LOCKED": "1"}
+        full_env = {**os.environ, "EDGEVL_BENCH_LOCKED": "1", **(env or {})}
         with open(log, "w") as out:
-            rc = subprocess.run(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env,
+            rc = subprocess.run(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=full_env,
                                 check=False).returncode
         took = time.monotonic() - t0
     print(f"[run_all] {name}: exit {rc} after {took:.0f} s (log {log})", flush=True)
-    shown = (f"flock {LOCK} " if lock else "") + shlex.join(_display(cmd))
+    shown = (f"flock {lock_path()} " if lock else "") + shlex.join(_display(cmd))
     return {"name": name, "command": shown, "lock": "held around the run" if lock else "taken by the script",
             "returncode": rc,
             "seconds": round(took, 1), "waited_for_lock_s": round(waited, 1),
@@ -235,10 +189,12 @@ def headline(doc: Any) -> str:
 def _machine_line(m: Any) -> str:
     if not isinstance(m, dict):
         return ""
-    cores = m.get("cores_logical", m.get("cores", ""))
+    cores = m.get("cores_logical", m.get("cores"))
     gpus = m.get("gpus") or []
     gpu = ", ".join(str(g.get("name")) for g in gpus if isinstance(g, dict)) if isinstance(gpus, list) else ""
-    return f"{m.get('cpu', '?')}, {cores} cores" + (f", {gpu}" if gpu else "")
+    if not m.get("cpu") and cores is None:
+        return "not recorded"
+    return f"{m.get('cpu') or '?'}, {cores if cores is not None else '?'} cores" + (f", {gpu}" if gpu else "")
 
 
 def write_index(results: Path = RESULTS) -> Path:
@@ -258,7 +214,8 @@ def write_index(results: Path = RESULTS) -> Path:
             except (OSError, ValueError):
                 doc = None
         d = doc if isinstance(doc, dict) else {}
-        cmd = d.get("command", "")
+        declared = by_name().get(stem)
+        cmd = d.get("command") or (declared.command if declared else "")
         date = d.get("date") or d.get("created") or ""
         target = d.get("target") or "; ".join(f"{k} {v}" for k, v in d.items()
                                               if k.startswith("target") and isinstance(v, (int, float, str)))
@@ -286,49 +243,95 @@ def write_index(results: Path = RESULTS) -> Path:
 # ----------------------------------------------------------------------------- main
 
 
+def by_name() -> dict[str, Benchmark]:
+    return {b.name: b for b in SUITE}
+
+
+def import_script(script: str) -> ModuleType:
+    """A benchmark script as a module (its ``main`` is not run), for its ``render``."""
+    spec = importlib.util.spec_from_file_location(Path(script).stem, HERE / script)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def render_all(results: Path) -> list[Path]:
+    """Rewrite every script result's Markdown from its JSON with the script's ``render`` (no run)."""
+    written = []
+    for b in SUITE:
+        js = results / f"{b.name}.json"
+        if b.runner != "script" or b.script is None or not js.is_file():
+            continue
+        md = results / f"{b.name}.md"
+        md.write_text(import_script(b.script).render(load_result(js)), encoding="utf-8")
+        written.append(md)
+    return written
+
+
+def script_command(b: Benchmark, quick: bool) -> list[str]:
+    assert b.script is not None
+    return [sys.executable, str(HERE / b.script), *b.argv(quick)]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", action="append", default=[], help="run only this benchmark (repeatable)")
     ap.add_argument("--skip", action="append", default=[], help="do not run this benchmark (repeatable)")
-    ap.add_argument("--quick", action="store_true", help="pass --quick to scripts that take it; small bench")
+    ap.add_argument("--quick", action="store_true",
+                    help="the quick variants (and a small edgevl bench), written to a scratch folder "
+                    "unless --results is given")
+    ap.add_argument("--results", type=Path, default=None,
+                    help="write results here instead of benchmarks/results (to compare with the "
+                    "committed ones)")
     ap.add_argument("--list", action="store_true", help="list the benchmarks and exit")
     ap.add_argument("--index-only", action="store_true", help="only rewrite results/README.md")
+    ap.add_argument("--render", action="store_true",
+                    help="only re-render every result's Markdown from its JSON (and the index)")
     args = ap.parse_args(argv)
 
-    scripts, skipped = discover()
-    names = [p.stem for p in scripts] + [BENCH_PPOCR]
-    unknown = [n for n in args.only + args.skip if n not in names]
+    suite = by_name()
+    unknown = [n for n in args.only + args.skip if n not in suite]
     if unknown:
-        ap.error(f"unknown benchmark(s) {unknown}; known: {', '.join(names)}")
+        ap.error(f"unknown benchmark(s) {unknown}; known: {', '.join(suite)}")
     if args.list:
-        for n in names:
-            print(n)
-        for n, why in skipped.items():
-            print(f"{n}  (skipped: {why})")
+        for b in SUITE:
+            what = {"script": f"benchmarks/{b.script} {shlex.join(b.args)}".strip(),
+                    "edgevl-bench": "edgevl bench (run_all's own)",
+                    "manual": f"manual: {b.command}"}[b.runner]
+            print(f"{b.name:<24} {what}")
+        print(f"helpers (not run): {', '.join(HELPERS)}")
         return 0
-    RESULTS.mkdir(exist_ok=True)
+    scratch = Path(os.environ.get("TMPDIR", "/tmp")) / "edgevl-run-all" / "results"
+    results = args.results or (scratch if args.quick else RESULTS)
+    results = results.resolve()
+    results.mkdir(parents=True, exist_ok=True)
+    env = {ENV_RESULTS: str(results)}
     runs: list[dict[str, Any]] = []
-    if not args.index_only:
-        selected = [n for n in names if (not args.only or n in args.only) and n not in args.skip]
+    if args.render:
+        for md in render_all(results):
+            print(f"[run_all] rendered {md}")
+    elif not args.index_only:
+        load_before = start()
+        selected = [b for b in SUITE if (not args.only or b.name in args.only) and b.name not in args.skip]
         log_dir = Path(os.environ.get("TMPDIR", "/tmp")) / "edgevl-run-all"
-        for p in scripts:
-            if p.stem not in selected:
-                continue
-            cmd = [sys.executable, str(p)]
-            if args.quick and accepts_quick(p):
-                cmd.append("--quick")
-            runs.append(run_locked(p.stem, cmd, log_dir, lock=not locks_itself(p)))
-        if BENCH_PPOCR in selected:
-            parts = bench_ppocr_commands(args.quick)
-            done = [run_locked(name, cmd, log_dir) for name, cmd, _ in parts]
-            runs += done
-            if all(r["returncode"] == 0 for r in done):
-                merge_bench([js for _, _, js in parts], RESULTS / BENCH_PPOCR, [r["command"] for r in done])
+        for b in selected:
+            if b.runner == "script":
+                runs.append(run_locked(b.name, script_command(b, args.quick), log_dir, lock=b.lock == "outer",
+                                       env=env))
+            elif b.runner == "edgevl-bench":
+                parts = bench_ppocr_commands(args.quick)
+                done = [run_locked(name, cmd, log_dir, env=env) for name, cmd, _ in parts]
+                runs += done
+                if all(r["returncode"] == 0 for r in done):
+                    merge_bench([js for _, _, js in parts], results / b.name, [r["command"] for r in done])
         record = {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                   "command": shlex.join(["python", "benchmarks/run_all.py", *(argv or sys.argv[1:])]),
-                  "quick": args.quick, "machine": machine(), "runs": runs, "skipped_files": skipped}
-        (RESULTS / "run_all.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
-    print(f"[run_all] wrote {write_index()}")
+                  "quick": args.quick, "results": str(results), "machine": machine_record(load_before),
+                  "runs": runs,
+                  "manual": {b.name: b.command for b in SUITE if b.runner == "manual"}}
+        (results / "run_all.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    print(f"[run_all] wrote {write_index(results)}")
     failed = [r["name"] for r in runs if r["returncode"] != 0]
     if failed:
         print(f"[run_all] FAILED: {', '.join(failed)}", file=sys.stderr)

@@ -45,6 +45,8 @@ import ocr_common as oc
 import strgen
 from rapidfuzz.distance import Levenshtein
 
+from edgevl.bench import script as bench
+
 Reader = Callable[[Sequence[np.ndarray]], list[tuple[str, float]]]
 VERTICAL_RATIO = 1.5  # the pipeline's default: a crop this much taller than wide is a vertical word
 
@@ -217,27 +219,17 @@ def evaluate(readers: dict[str, Reader], all_crops: list[strgen.WordCrop], batch
     return out
 
 
-def render_markdown(report: dict[str, Any]) -> str:
-    m = report["machine"]
+def render(report: dict[str, Any]) -> str:
     names = list(report["results"])
-    lines = [
-        "# STR word accuracy on generated crops: edgevl vs RapidOCR",
-        "",
-        f"- machine: {m['cpu']}, {m['cores']} cores; onnxruntime {m['onnxruntime']}, "
-        f"rapidocr-onnxruntime {m.get('rapidocr_onnxruntime', '?')}",
-        f"- command: `flock /tmp/edgevl-bench.lock {report['command']}`",
-        f"- code: commit {report['git']['commit']}"
-        + (f", with uncommitted changes in {', '.join(report['git']['uncommitted'])}"
-           if report["git"]["uncommitted"] else ""),
-        f"- date: {report['date']}; {report['n_per_distortion']} crops per distortion, "
-        f"seed {report['seed']}, "
+    notes = [
+        f"{report['n_per_distortion']} crops per distortion, seed {report['seed']}, "
         f"{report['n_crops']} crops; fonts: {len(report['fonts'])} ({', '.join(report['font_families'])})",
-        "- metric: case-insensitive alphanumeric word accuracy (PARSeq protocol: NFKD, accents stripped, "
+        "metric: case-insensitive alphanumeric word accuracy (PARSeq protocol: NFKD, accents stripped, "
         f"lower-case, [0-9a-z] only); 1 - NED in brackets; one crop = {100 / report['n_per_distortion']:.1f} "
         "points of a distortion's accuracy",
-        f"- edgevl mode: {report['edgevl_mode']}",
-        "",
+        f"edgevl mode: {report['edgevl_mode']}",
     ]
+    lines: list[bench.Block] = []
     header = ["distortion", *[n if report["results"][n].get("n", report["n_crops"]) == report["n_crops"]
                               else f"{n} (first {report['results'][n]['n'] // len(report['distortions'])} "
                               "per distortion)" for n in names]]
@@ -251,8 +243,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     rows.append(["**all**", *[f"**{100 * report['results'][n]['accuracy']:.1f}%**" for n in names]])
     rows.append(["ms / crop (indicative: readers run one after the other on a shared machine)",
                  *[f"{report['results'][n]['ms_per_crop']:.1f}" for n in names]])
-    lines.append(oc.fmt_table(header, rows))
-    lines.append("")
+    lines.append(bench.Table(header, rows))
     if "edgevl" in report["results"] and "rapidocr-rec" in report["results"]:
         lines.append("Target (issue 2): beat RapidOCR on vertical and rotated words. Like for like: edgevl's "
                      "crop reader vs RapidOCR's recogniser, each whole tool on the crop, and the best reader "
@@ -281,10 +272,10 @@ def render_markdown(report: dict[str, Any]) -> str:
             trows.append([d, cell(acc("edgevl", d), acc("rapidocr-rec", d)),
                           cell(acc("edgevl-ocr", d), acc("rapidocr-ocr", d)),
                           f"{cell(acc(be, d), acc(br, d))} ({be} vs {br})"])
-        lines.append(oc.fmt_table(["distortion", "edgevl vs rapidocr-rec", "edgevl-ocr vs rapidocr-ocr",
-                                   "best vs best"], trows))
-        lines.append("")
-    return "\n".join(lines)
+        lines.append(bench.Table(["distortion", "edgevl vs rapidocr-rec", "edgevl-ocr vs rapidocr-ocr",
+                            "best vs best"], trows))
+    title = "STR word accuracy on generated crops: edgevl vs RapidOCR"
+    return bench.render_markdown(report, title, lines, notes)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -299,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
                     "upscales a word crop to a 736 px short side: seconds per crop, so off by default)")
     args = ap.parse_args(argv)
 
+    load_before = bench.start()
     distortions = [d for d in args.distortions.split(",") if d]
     fonts = strgen.find_fonts()
     crops = strgen.generate(args.n, args.seed, distortions, fonts)
@@ -333,23 +325,19 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 continue
             head.append(f"{d}: edgevl {100 * e:.1f}% vs RapidOCR rec {100 * r:.1f}%")
-    report = {
-        "benchmark": "str_eval",
-        "headline": "; ".join(head),
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "command": oc.command_line(),
-        "machine": oc.machine_info(),
-        "git": oc.git_state(("edgevl/tasks", "edgevl/models", "edgevl/vision", "edgevl/text")),
-        "seed": args.seed,
-        "n_per_distortion": args.n,
-        "n_crops": len(crops),
-        "distortions": distortions,
-        "fonts": [f.name for f in fonts],
-        "font_families": families,
-        "edgevl_mode": mode,
-        "results": results,
-    }
-    oc.write_report(args.out, "str_eval", report, render_markdown(report))
+    report = oc.new_result(
+        "str_eval", load_before,
+        headline="; ".join(head),
+        seed=args.seed,
+        n_per_distortion=args.n,
+        n_crops=len(crops),
+        distortions=distortions,
+        fonts=[f.name for f in fonts],
+        font_families=families,
+        edgevl_mode=mode,
+        results=results,
+    )
+    bench.write_result(report, args.out / "str_eval", render)
     return 0
 
 

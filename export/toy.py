@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -31,7 +30,7 @@ from edgevl_export.clip_bundle import OPENAI_MEAN, OPENAI_STD
 from edgevl_export.models.clip import CLIP, CLIPConfig, TextConfig, VisionConfig, build_model
 from edgevl_export.models.lightclip import MobileVisionConfig, lightclip_config
 
-from edgevl.bench.machine import cpu_model
+from edgevl.bench.machine import load_average, machine_record
 
 COLORS: dict[str, tuple[int, int, int]] = {  # BGR
     "red": (40, 40, 220), "green": (50, 180, 40), "blue": (220, 80, 30), "yellow": (30, 220, 230),
@@ -270,13 +269,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--results", type=Path, help="append the result as JSON to this file")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
+    load_before = load_average()
     r = run(a.out, a.arch, a.steps, a.batch, a.seed)
     print(json.dumps(r.to_dict(), indent=2))
     if a.results:
         prev = json.loads(a.results.read_text()) if a.results.is_file() else {"runs": []}
-        prev["runs"].append({**r.to_dict(), "machine": {"cpu": cpu_model(), "cores": os.cpu_count(),
-                                                         "threads": a.threads,
-                                                         "load_average_after": os.getloadavg()[0]},
+        machine = machine_record(load_before, ("torch",), threads=a.threads)
+        prev["runs"].append({**r.to_dict(), "machine": machine,
                              "command": "python -m edgevl_export.toy " + " ".join(argv or sys.argv[1:])})
         a.results.write_text(json.dumps(prev, indent=2) + "\n")
 

@@ -1,4 +1,5 @@
-"""benchmarks/run_all.py: discovery, headline extraction and the results index (nothing is timed)."""
+"""benchmarks/run_all.py: the declared suite, headline extraction, rendering and the results index
+(nothing is timed)."""
 
 from __future__ import annotations
 
@@ -51,13 +52,74 @@ def test_index_links_every_result(run_all: ModuleType, tmp_path: Path) -> None:
     assert "[png](b.png)" in text and "**broken**" in text
 
 
-def test_discovery_skips_helpers(run_all: ModuleType) -> None:
-    scripts, skipped = run_all.discover()
-    names = {p.stem for p in scripts}
-    assert "run_all" not in names
-    for why in skipped.values():
-        assert why
-    assert not names & set(skipped)
+BENCH = SCRIPT.parent
+
+
+def test_declared_suite_resolves_to_existing_scripts(run_all: ModuleType) -> None:
+    names = [b.name for b in run_all.SUITE]
+    assert len(names) == len(set(names)), "a result name is declared twice"
+    for b in run_all.SUITE:
+        if b.runner == "script":
+            assert (BENCH / b.script).is_file(), f"{b.name}: benchmarks/{b.script} does not exist"
+            src = (BENCH / b.script).read_text(encoding="utf-8")
+            assert "__main__" in src and "def render(" in src, f"{b.script}: not a runnable benchmark"
+            for flag in (a for a in (*b.args, *(b.quick or ())) if a.startswith("--")):
+                assert f'"{flag}"' in src, f"{b.name}: {b.script} takes no {flag}"
+        # every declared output is committed, so the index links it
+        for out in b.outputs:
+            assert (BENCH / "results" / out).is_file(), f"{b.name}: results/{out} is not committed"
+
+
+def test_every_script_is_declared_or_a_helper(run_all: ModuleType) -> None:
+    declared = {b.script for b in run_all.SUITE if b.script} | set(run_all.HELPERS)
+    present = {p.name for p in BENCH.glob("*.py")}
+    assert present - declared == set(), "a script in benchmarks/ is neither in SUITE nor in HELPERS"
+    assert declared - present == set(), "SUITE or HELPERS names a file that is not there"
+
+
+def test_every_committed_result_is_declared(run_all: ModuleType) -> None:
+    outputs = {o for b in run_all.SUITE for o in b.outputs} | {"README.md", "run_all.json"}
+    committed = {p.name for p in (BENCH / "results").iterdir() if p.is_file()}
+    assert committed - outputs == set(), "a committed result is made by no declared benchmark"
+
+
+def test_committed_script_results_validate_and_render_from_their_json(run_all: ModuleType) -> None:
+    """Each script result follows the schema, and its Markdown is what the script's renderer makes of
+    the JSON: the .md never says something the .json does not hold."""
+    from edgevl.bench.script import load_result
+
+    checked = 0
+    for b in run_all.SUITE:
+        if b.runner != "script":
+            continue
+        doc = load_result(BENCH / "results" / f"{b.name}.json")
+        assert doc["benchmark"] == b.name
+        md = (BENCH / "results" / f"{b.name}.md").read_text(encoding="utf-8")
+        assert run_all.import_script(b.script).render(doc) == md, f"{b.name}.md is not rendered from its JSON"
+        checked += 1
+    assert checked >= 10
+
+
+def test_quick_variants_and_lock_owners(run_all: ModuleType) -> None:
+    by = run_all.by_name()
+    # the int8 script takes the lock around its timed loops itself: run_all must not hold it too
+    assert {b.name for b in run_all.SUITE if b.lock == "self"} == {"int8_minilm", "int8_ppocr", "int8_clip"}
+    assert "lock=True" in (BENCH / "int8_bench.py").read_text()
+    cmd = run_all.script_command(by["encoders_speed"], quick=True)
+    assert cmd[1].endswith("benchmarks/encoders_speed.py") and cmd[2:] == ["--rounds", "20"]
+    assert run_all.script_command(by["books_calibration"], quick=True)[2:] == []  # same as the full run
+
+
+def test_render_all_rewrites_markdown_from_json(run_all: ModuleType, tmp_path: Path) -> None:
+    import shutil
+
+    for suffix in (".json", ".md"):
+        shutil.copy(BENCH / "results" / f"books_match{suffix}", tmp_path / f"books_match{suffix}")
+    doc = json.loads((tmp_path / "books_match.json").read_text())
+    doc["results"]["edgevl BookMatcher (warm)"]["f1"] = 0.123456
+    (tmp_path / "books_match.json").write_text(json.dumps(doc))
+    assert run_all.render_all(tmp_path) == [tmp_path / "books_match.md"]
+    assert "| 0.1235 |" in (tmp_path / "books_match.md").read_text()
 
 
 def test_merge_bench_makes_one_valid_result(run_all: ModuleType, tmp_path: Path) -> None:
@@ -80,19 +142,11 @@ def test_merge_bench_makes_one_valid_result(run_all: ModuleType, tmp_path: Path)
     assert (tmp_path / "merged.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_self_locking_scripts_are_not_wrapped(run_all: ModuleType, tmp_path: Path) -> None:
-    own = tmp_path / "own.py"
-    own.write_text("import fcntl\nwith open(LOCK) as f:\n    fcntl.flock(f, fcntl.LOCK_EX)\n")
-    plain = tmp_path / "plain.py"
-    plain.write_text('"""flock /tmp/edgevl-bench.lock python plain.py"""\n')
-    assert run_all.locks_itself(own) and not run_all.locks_itself(plain)
-
-
 def test_run_locked_records_command_and_exit(run_all: ModuleType, tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     import sys
 
-    monkeypatch.setattr(run_all, "LOCK", tmp_path / "bench.lock")
+    monkeypatch.setenv("EDGEVL_BENCH_LOCK", str(tmp_path / "bench.lock"))
     ok = run_all.run_locked("ok", [sys.executable, "-c", "print('hi')"], tmp_path / "logs")
     assert ok["returncode"] == 0 and ok["command"].startswith(f"flock {tmp_path / 'bench.lock'} python -c")
     assert Path(ok["log"]).read_text().strip() == "hi"

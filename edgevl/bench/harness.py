@@ -8,7 +8,6 @@ and shows up as run-to-run spread instead of a bias.
 
 from __future__ import annotations
 
-import os
 import shlex
 import sys
 import time
@@ -31,7 +30,7 @@ from edgevl.backends import (
 )
 from edgevl.bench.inputs import describe_shapes, folder_feeds, synthetic_feeds
 from edgevl.bench.jetson import JetsonRun
-from edgevl.bench.machine import machine_info, peak_rss_mb, process_gpu_memory_mb
+from edgevl.bench.machine import load_average, machine_record, peak_rss_mb, process_gpu_memory_mb
 from edgevl.bench.results import BenchResult, BenchRun
 from edgevl.bench.stats import summarize, thin
 from edgevl.bundle import Bundle, load_bundle
@@ -290,24 +289,14 @@ def bench_role(
     return out
 
 
-def load_average() -> list[float] | None:
-    """1/5/15-minute load averages (None where the OS has none): how busy the machine was."""
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except (AttributeError, OSError):
-        return None
-
-
 def make_run(results: Sequence[BenchResult], settings: Mapping[str, Any], *, interrupted: bool = False,
              command: str | None = None, load_before: list[float] | None = None,
              jetson: JetsonRun | None = None) -> BenchRun:
     """A result file; the machine record carries the load average before and after the run (and, on a
     Jetson, the power mode, clock state and tegrastats sampled during the run)."""
-    machine = machine_info(jetson.info if jetson else None).to_dict()
+    machine = machine_record(load_before, jetson=jetson.info if jetson else None)
     if jetson is not None:
         machine["jetson"]["tegrastats"] = jetson.stop()
-    machine["load_average_before"] = load_before
-    machine["load_average_after"] = load_average()
     return BenchRun(
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         command=command if command is not None else shlex.join(["edgevl", *sys.argv[1:]]),

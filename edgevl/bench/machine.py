@@ -188,3 +188,31 @@ def rss_mb() -> float:
     import psutil
 
     return float(psutil.Process().memory_info().rss) / 2**20
+
+
+def load_average() -> list[float] | None:
+    """1/5/15-minute load averages (None where the OS has none): how busy the machine was."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
+
+
+def package_versions(dists: tuple[str, ...] | list[str]) -> dict[str, str | None]:
+    """Installed versions of the named distributions (None for one that is not installed)."""
+    return {d: _version(d) for d in dists}
+
+
+def machine_record(load_before: list[float] | None = None, packages: tuple[str, ...] | list[str] = (),
+                   *, jetson: JetsonInfo | None = None, **extra: Any) -> dict[str, Any]:
+    """The one machine record every result file carries (``edgevl bench`` files and the scripts in
+    ``benchmarks/``): :class:`MachineInfo`, the load average before (given) and after (now) the run,
+    the versions of ``packages`` a script depends on (torch, opencv-python, …) and script-specific
+    ``extra`` settings (threads). ``jetson``: facts already detected (else detected here)."""
+    machine = machine_info(jetson).to_dict()
+    if packages:
+        machine["packages"] = package_versions(packages)
+    machine.update(extra)
+    machine["load_average_before"] = load_before
+    machine["load_average_after"] = load_average()
+    return machine

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from edgevl.bench.compare import CompareReport
 from edgevl.bench.results import BenchResult, BenchRun
+from edgevl.bench.script import machine_line, md_table
 
 HEADERS = ("model", "backend", "prec", "batch", "p50 ms", "p90 ms", "p99 ms", "mean±std ms",
            "items/s", "peak RSS MB", "dev MB", "status")
@@ -39,34 +39,6 @@ def notes(results: Sequence[BenchResult]) -> list[str]:
             for r in results if r.reason]
 
 
-def _md_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    esc = [[c.replace("|", "\\|") for c in row] for row in rows]
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in esc]
-    return "\n".join(lines)
-
-
-def machine_line(machine: dict[str, Any]) -> str:
-    gpus = ", ".join(f"{g.get('name')} (driver {g.get('driver')})" for g in machine.get("gpus") or [])
-    parts = [f"{machine.get('cpu')} ({machine.get('cores_logical')} logical cores)",
-             str(machine.get("os")), f"Python {machine.get('python')}",
-             f"onnxruntime {machine.get('onnxruntime')}"]
-    if machine.get("tensorrt"):
-        parts.append(f"TensorRT {machine['tensorrt']}")
-    parts.append(f"GPU: {gpus}" if gpus else "no GPU")
-    jetson = machine.get("jetson") or {}
-    if jetson.get("detected"):
-        mode = (jetson.get("nvpmodel") or {}).get("name")
-        locked = {True: "locked", False: "NOT locked", None: "unknown"}[jetson.get("clocks_locked")]
-        parts.append(f"{jetson.get('model') or 'Jetson'}, L4T {jetson.get('l4t')} "
-                     f"(JetPack {jetson.get('jetpack')}), nvpmodel {mode}, clocks {locked}")
-    before, after = machine.get("load_average_before"), machine.get("load_average_after")
-    if before or after:
-        parts.append(f"load average (1 min) {before[0] if before else '?'} before, "
-                     f"{after[0] if after else '?'} after on {machine.get('cores_logical')} cores")
-    return "; ".join(parts)
-
-
 def run_markdown(run: BenchRun, title: str = "edgevl bench") -> str:
     """A Markdown report: the command, the machine, one row per configuration."""
     rows = [result_row(r) for r in run.results]
@@ -75,7 +47,7 @@ def run_markdown(run: BenchRun, title: str = "edgevl bench") -> str:
            f"- settings: {', '.join(f'{k}={v}' for k, v in run.settings.items() if v not in (None, [], {}))}"]
     if run.interrupted:
         out.append("- **interrupted with Ctrl-C: partial results**")
-    out += ["", _md_table(HEADERS, rows), ""]
+    out += ["", md_table(HEADERS, rows), ""]
     out += [f"- {n}" for n in notes(run.results)]
     if notes(run.results):
         out.append("")
@@ -103,7 +75,7 @@ def compare_markdown(rep: CompareReport, a_name: str, b_name: str) -> str:
     out = [f"# edgevl bench compare: A = `{a_name}`, B = `{b_name}`", ""]
     for w in rep.warnings:
         out.append(f"**Warning: {w}.**\n")
-    out.append(_md_table(COMPARE_HEADERS, compare_rows(rep)))
+    out.append(md_table(COMPARE_HEADERS, compare_rows(rep)))
     out.append("")
     out.append(f"B/A < 1: B is faster. Interval: bootstrap 95 % CI of the ratio of medians, widened by the "
                f"run-to-run spread of repeated runs; 'within noise' when it contains 1 or |B/A − 1| ≤ "

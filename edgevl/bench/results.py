@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgevl.bench.script import read_json
 from edgevl.bench.stats import LatencyStats
 from edgevl.errors import InputError
 
@@ -243,12 +244,7 @@ def validate(doc: Any, where: str = "result file") -> None:
 def load_run(path: Path | str) -> BenchRun:
     """Read and validate a result file (InputError with the path when it is not one)."""
     p = Path(path)
-    if not p.is_file():
-        raise InputError(f"{p}: no such result file (expected JSON written by edgevl bench --json)")
-    try:
-        doc = json.loads(p.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise InputError(f"{p}: does not parse as JSON ({e})") from e
+    doc = read_json(p, "no such result file (expected JSON written by edgevl bench --json)")
     return BenchRun.from_dict(doc, where=str(p))
 
 

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from edgevl.backends import EngineOptions, backend_unavailable
-from edgevl.bench.harness import BenchSettings, Progress, load_average, make_run
+from edgevl.bench.harness import BenchSettings, Progress, make_run
 from edgevl.bench.inputs import IMAGE_SUFFIXES
 from edgevl.bench.jetson import JetsonRun
-from edgevl.bench.machine import peak_rss_mb, process_gpu_memory_mb
+from edgevl.bench.machine import load_average, peak_rss_mb, process_gpu_memory_mb
 from edgevl.bench.results import BenchResult, BenchRun
 from edgevl.bench.stats import summarize, thin
 from edgevl.errors import InputError

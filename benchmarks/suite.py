@@ -1,0 +1,58 @@
+"""The declared benchmark suite: every committed result in results/, the script and arguments that
+make it, the files it writes, its quick variant, and who holds the bench lock.
+
+``run_all.py`` runs this list (nothing is discovered by reading the scripts); a test checks that every
+script named here exists, that every ``*.py`` in benchmarks/ is either named here or listed in
+``HELPERS``, and that every declared output is committed. A new benchmark adds one entry.
+"""
+
+from __future__ import annotations
+
+from edgevl.bench.script import Benchmark
+
+J, M = ".json", ".md"
+
+
+def _out(name: str, *suffixes: str) -> tuple[str, ...]:
+    return tuple(name + s for s in suffixes)
+
+
+#: files in benchmarks/ that are not benchmarks (imported by them, or generators)
+HELPERS = ("ocr_common.py", "strgen.py", "suite.py", "run_all.py")
+
+SUITE: tuple[Benchmark, ...] = (
+    Benchmark("ocr_vs_rapidocr", _out("ocr_vs_rapidocr", J, M), "ocr_vs_rapidocr.py", ("--runs", "5"),
+              quick=("--runs", "1")),
+    Benchmark("str_eval", _out("str_eval", J, M), "str_eval.py", quick=("--n", "8")),
+    Benchmark("bench_ppocr", _out("bench_ppocr", J, M, ".png"), runner="edgevl-bench",
+              note="edgevl bench on the PP-OCRv4 det (batch 1, 8) and cls/rec (batch 1, 8, 32) bundles"),
+    Benchmark("books_calibration", _out("books_calibration", J, M), "books_calibrate.py"),
+    Benchmark("books_match", _out("books_match", J, M), "books_match.py", quick=("--limit", "300")),
+    Benchmark("books_minilm", _out("books_minilm", J, M), "books_minilm.py"),
+    Benchmark("books_scale", _out("books_scale", J, M), "books_scale.py",
+              ("--sizes", "15228,200000,500000,2000000"), quick=("--sizes", "15228,100000")),
+    Benchmark("encoders_speed", _out("encoders_speed", J, M), "encoders_speed.py", ("--rounds", "400"),
+              quick=("--rounds", "20")),
+    Benchmark("encoders_speed_1thread", _out("encoders_speed_1thread", J, M), "encoders_speed.py",
+              ("--rounds", "100", "--threads", "1", "--out", "encoders_speed_1thread"),
+              quick=("--rounds", "10", "--threads", "1", "--out", "encoders_speed_1thread")),
+    Benchmark("int8_minilm", _out("int8_minilm", J, M), "int8_bench.py",
+              ("--kinds", "minilm", "--rounds", "60", "--name", "int8_minilm"),
+              quick=("--kinds", "minilm", "--rounds", "5", "--name", "int8_minilm"), lock="self"),
+    Benchmark("int8_ppocr", _out("int8_ppocr", J, M), "int8_bench.py",
+              ("--kinds", "rec,det", "--rounds", "10", "--name", "int8_ppocr"),
+              quick=("--kinds", "rec,det", "--rounds", "3", "--name", "int8_ppocr"), lock="self"),
+    Benchmark("int8_clip", _out("int8_clip", J, M), "int8_bench.py",
+              ("--kinds", "clip", "--rounds", "12", "--name", "int8_clip"),
+              quick=("--kinds", "clip", "--rounds", "3", "--name", "int8_clip"), lock="self"),
+    Benchmark("books_shelves", (*_out("books_shelves", J, M), "books_shelf_one.jpg", "books_shelf_two.jpg"),
+              runner="manual",
+              command="edgevl match-books ../shared/data/library/shelf_one.jpg "
+                      "../shared/data/library/shelf_two.jpg -c ../shared/data/library/library_books.csv "
+                      "--draw benchmarks/results/books_shelf.jpg --json",
+              note="the JSON is the CLI's output; the Markdown is written by hand from it"),
+    Benchmark("zeroshot_toy", _out("zeroshot_toy", J, M), runner="manual",
+              command="python -m edgevl_export.toy --out /tmp/toyfull --steps 400 --batch 96 "
+                      "--results benchmarks/results/zeroshot_toy.json",
+              note="trains a toy CLIP (about 10 CPU-minutes); the Markdown is written by hand"),
+)
