@@ -24,20 +24,19 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import logging
 import os
 import shutil
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "library"
-RESULTS = ROOT / "benchmarks" / "results"
+from edgevl.bench import script as bench
+
+PATHS = bench.bench_paths(__file__)
+DATA = PATHS.library
 
 
 def make_photos(folder: Path, quick: bool) -> list[Path]:
@@ -99,14 +98,16 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="4 smaller photos")
     ap.add_argument("--no-ray", action="store_true")
-    ap.add_argument("--out", type=Path, default=RESULTS / "library_scale")
+    ap.add_argument("--out", type=Path, default=Path("library_scale"),
+                    help="result stem: a bare name goes into benchmarks/results")
     args = ap.parse_args()
+    args.out = PATHS.stem(args.out)
     if not (DATA / "shelf_one.jpg").is_file():
         print(f"skipped: {DATA} not found", file=sys.stderr)
         return 0
-    from edgevl.bench.machine import machine_info
     from edgevl.books import load_catalogue, load_or_build
 
+    load_before = bench.start()
     os.environ.setdefault("EDGEVL_CACHE", tempfile.mkdtemp(prefix="edgevl-libscale-cache-"))
     work = Path(tempfile.mkdtemp(prefix="edgevl-libscale-"))
     try:
@@ -147,47 +148,35 @@ def main() -> int:
             r["vs_match_books_style"] = round(r["steady_photos_per_s"] / peer["steady_photos_per_s"], 3)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    cmd = "flock /tmp/edgevl-bench.lock python benchmarks/library_scale.py"
-    cmd += " --quick" if args.quick else ""
-    doc = {"benchmark": "library_scale", "command": cmd,
-           "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-           "machine": machine_info().to_dict(),
-           "photos": len(photos), "catalogue": "library_books.csv (15,228 rows)", "rows": rows}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-    args.out.with_suffix(".md").write_text(render(doc), encoding="utf-8")
-    print(render(doc))
+    doc = bench.new_result("library_scale", bench.command_line(PATHS.repo, locked=True),
+                           load_before=load_before, packages=("ray",), photos=len(photos),
+                           catalogue="library_books.csv (15,228 rows)", rows=rows)
+    bench.write_result(doc, args.out, render)
     return 0
 
 
 def render(doc: dict[str, Any]) -> str:
     m = doc["machine"]
-    lines = [f"# library_scale: `edgevl library run` throughput ({doc['date']})", "",
-             f"`{doc['command']}` on {m['cpu']}, {m['cores_logical']} logical cores, {m['memory_gb']} GiB "
-             "(a VM shared with other engineers' jobs: see the load averages).", "",
-             f"{doc['photos']} photos (the two shelf photos and rotated/cropped/rescaled copies), catalogue "
-             f"{doc['catalogue']}. WxT = worker processes (Ray actors) x ONNX Runtime threads each.", "",
-             "| config | workers | wall s | photos/s (wall) | photos/s (steady) | speedup vs 1x1 (steady) "
-             "| scaling efficiency (wall / steady) | vs 1x2 = match-books (steady) | worker peak RSS MiB "
-             "| spines / matched / failures | same matches as 1x1 | load 1-min before / after |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for r in doc["rows"]:
-        lines.append(
-            f"| {r['config']} | {r['workers']} | {r['wall_s']} | {r['photos_per_s']:.3f} | "
-            f"{r['steady_photos_per_s']:.3f} | {r['steady_speedup_vs_1x1']:.2f}x | "
-            f"{r['scaling_efficiency']:.2f} / {r['steady_scaling_efficiency']:.2f} | "
-            f"{r['vs_match_books_style']:.2f}x | {', '.join(f'{x:.0f}' for x in r['worker_peak_rss_mb'])} | "
-            f"{r['spines']} / {r['matched']} / {r['failures']} | "
-            f"{'yes' if r['same_matches_as_1x1'] else 'no'} | "
-            f"{r['load_before'][0]} / {r['load_after'][0]} |")
+    rows = [[r["config"], r["workers"], r["wall_s"], f"{r['photos_per_s']:.3f}",
+             f"{r['steady_photos_per_s']:.3f}", f"{r['steady_speedup_vs_1x1']:.2f}x",
+             f"{r['scaling_efficiency']:.2f} / {r['steady_scaling_efficiency']:.2f}",
+             f"{r['vs_match_books_style']:.2f}x", ", ".join(f"{x:.0f}" for x in r["worker_peak_rss_mb"]),
+             f"{r['spines']} / {r['matched']} / {r['failures']}", "yes" if r["same_matches_as_1x1"] else "no",
+             f"{r['load_before'][0]} / {r['load_after'][0]}"] for r in doc["rows"]]
+    blocks: list[bench.Block] = [bench.Table(
+        ["config", "workers", "wall s", "photos/s (wall)", "photos/s (steady)", "speedup vs 1x1 (steady)",
+         "scaling efficiency (wall / steady)", "vs 1x2 = match-books (steady)", "worker peak RSS MiB",
+         "spines / matched / failures", "same matches as 1x1", "load 1-min before / after"], rows)]
     ray_rows = [r for r in doc["rows"] if "ray_init_s" in r]
     if ray_rows:
-        lines += ["", f"Ray start-up (`ray.init(num_cpus=2)`, outside the wall time above): "
-                  f"{ray_rows[0]['ray_init_s']} s."]
-    lines += ["", "Wall time includes starting the workers (spawned processes or actors loading the OCR "
-              "bundles and mapping the index); steady = (photos - 1) / (last - first finished photo).", ""]
-    return "\n".join(lines)
-
+        blocks += [f"Ray start-up (`ray.init(num_cpus=2)`, outside the wall time above): "
+                   f"{ray_rows[0]['ray_init_s']} s.", ""]
+    blocks += ["Wall time includes starting the workers (spawned processes or actors loading the OCR "
+               "bundles and mapping the index); steady = (photos - 1) / (last - first finished photo)."]
+    notes = [f"{m.get('memory_gb')} GiB; a VM shared with other engineers' jobs: see the load averages",
+             f"{doc['photos']} photos (the two shelf photos and rotated/cropped/rescaled copies), catalogue "
+             f"{doc['catalogue']}. WxT = worker processes (Ray actors) x ONNX Runtime threads each."]
+    return bench.render_markdown(doc, "library_scale: `edgevl library run` throughput", blocks, notes)
 
 if __name__ == "__main__":
     sys.exit(main())

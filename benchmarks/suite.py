@@ -31,6 +31,7 @@ SUITE: tuple[Benchmark, ...] = (
     Benchmark("books_minilm", _out("books_minilm", J, M), "books_minilm.py"),
     Benchmark("books_scale", _out("books_scale", J, M), "books_scale.py",
               ("--sizes", "15228,200000,500000,2000000"), quick=("--sizes", "15228,100000")),
+    Benchmark("library_scale", _out("library_scale", J, M), "library_scale.py", quick=("--quick",)),
     Benchmark("encoders_speed", _out("encoders_speed", J, M), "encoders_speed.py", ("--rounds", "400"),
               quick=("--rounds", "20")),
     Benchmark("encoders_speed_1thread", _out("encoders_speed_1thread", J, M), "encoders_speed.py",
