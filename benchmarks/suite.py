@@ -52,6 +52,10 @@ SUITE: tuple[Benchmark, ...] = (
                       "../shared/data/library/shelf_two.jpg -c ../shared/data/library/library_books.csv "
                       "--draw benchmarks/results/books_shelf.jpg --json",
               note="the JSON is the CLI's output; the Markdown is written by hand from it"),
+    Benchmark("aarch64_smoke", ("aarch64_smoke.md",), runner="manual",
+              command="nice -n 10 scripts/aarch64_smoke.sh",
+              note="emulated arm64 run (needs root, qemu-user, debootstrap; minutes): the comparison "
+                   "JSON stays in the work folder, the Markdown is written by hand from it"),
     Benchmark("zeroshot_toy", _out("zeroshot_toy", J, M), runner="manual",
               command="python -m edgevl_export.toy --out /tmp/toyfull --steps 400 --batch 96 "
                       "--results benchmarks/results/zeroshot_toy.json",

@@ -121,4 +121,4 @@ print(json.dumps({"machine": platform.machine(), "python": sys.version.split()[0
   "onnxruntime": onnxruntime.__version__, "opencv": cv2.__version__}))' > "$WORK/x86/versions.json"
 inroot /opt/venv/bin/pip freeze > "$WORK/arm64/freeze.txt"
 "$PY" "$REPO/scripts/aarch64_compare.py" --work "$WORK" --timings "$TIMINGS" \
-  --json-out "$REPO/benchmarks/results/aarch64_smoke.json"
+  --json-out "$WORK/aarch64_smoke.json"
