@@ -86,7 +86,7 @@ def test_names_outside_the_bundle_are_refused_before_any_file_is_opened(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str) -> None:
     messages = []
     for exists in (True, False):
-        root = tmp_path / ("yes" if exists else "no")
+        root = tmp_path / ("with" if exists else "none")  # same length: messages are cut at 80
         root.mkdir()
         secret = root / "outside" / "passwd"
         secret.parent.mkdir()
@@ -229,3 +229,15 @@ def test_the_engine_still_runs_a_confined_bundle(tmp_path: Path) -> None:
 
     b = load_bundle(_affine(tmp_path))
     assert open_engine(b).run({"x": np.ones((2, 4), np.float32)})["y"].shape == (2, 3)
+
+
+def test_tokenizer_refuses_a_pad_id_no_token_can_have(tmp_path: Path) -> None:
+    from tiny_encoders import make_tokenizer
+
+    from edgevl.text.tokenizer import Tokenizer
+
+    tok = make_tokenizer(tmp_path / "tokenizer.json")
+    with pytest.raises(BundleError, match=r"pad_id 10+ is outside 0\.\.2147483647"):
+        Tokenizer(tok, 8, pad_id=10**30)
+    enc = Tokenizer(tok, 8, pad_id=3)(["red", "a red photo"])
+    assert enc.input_ids[0, -1] == 3 and enc.attention_mask[0, -1] == 0  # padded with the pad id

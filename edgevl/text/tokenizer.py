@@ -20,7 +20,7 @@ from tokenizers import Tokenizer as _HFTokenizer
 
 from edgevl.bundle import Bundle
 from edgevl.errors import BundleError, InputError
-from edgevl.manifest import TokenizerSpec
+from edgevl.manifest import MAX_SIZE, TokenizerSpec
 from edgevl.text.clean import CLEANERS
 
 Int64Array = npt.NDArray[np.int64]
@@ -52,6 +52,8 @@ class Tokenizer:
             raise BundleError(f"{p}: tokenizer file not found (expected a `tokenizers` JSON file)")
         if max_length < 2:
             raise BundleError(f"{p}: max_length {max_length} is too small (needs room for special tokens)")
+        if not 0 <= pad_id <= MAX_SIZE:
+            raise BundleError(f"{p}: pad_id {str(pad_id)[:24]} is outside 0..{MAX_SIZE}")
         try:
             self._tok = _HFTokenizer.from_file(str(p))
         except Exception as e:  # tokenizers raises a plain Exception for malformed files
