@@ -17,6 +17,7 @@ each command, its exit code and duration, and the machine.
     python benchmarks/run_all.py --skip ocr_vs_rapidocr --results /tmp/rerun
     python benchmarks/run_all.py --index-only    # just rewrite results/README.md
     python benchmarks/run_all.py --render        # re-render every result's Markdown from its JSON
+    flock /tmp/edgevl-bench.lock python benchmarks/run_all.py --locked   # one lock for the whole run
 """
 
 from __future__ import annotations
@@ -37,7 +38,16 @@ from types import ModuleType
 from typing import Any
 
 from edgevl.bench.machine import machine_record
-from edgevl.bench.script import ENV_RESULTS, Benchmark, bench_lock, bench_paths, load_result, lock_path, start
+from edgevl.bench.script import (
+    ENV_LOCKED,
+    ENV_RESULTS,
+    Benchmark,
+    bench_lock,
+    bench_paths,
+    load_result,
+    lock_path,
+    start,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from suite import HELPERS, SUITE
@@ -63,7 +73,9 @@ def run_locked(name: str, cmd: list[str], log_dir: Path, *, lock: bool = True,
         print(f"[run_all] {name}: {shlex.join(cmd)}", flush=True)
         started = datetime.now(timezone.utc).isoformat(timespec="seconds")
         t0 = time.monotonic()
-        full_env = {**os.environ, "EDGEVL_BENCH_LOCKED": "1", **(env or {})}
+        # a child run under the lock must not take it again (one that locks itself takes it unless
+        # the caller of run_all holds it: --locked)
+        full_env = {**os.environ, **({ENV_LOCKED: "1"} if lock else {}), **(env or {})}
         with open(log, "w") as out:
             rc = subprocess.run(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=full_env,
                                 check=False).returncode
@@ -284,12 +296,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--results", type=Path, default=None,
                     help="write results here instead of benchmarks/results (to compare with the "
                     "committed ones)")
+    ap.add_argument("--locked", action="store_true",
+                    help="the caller holds the bench lock for the whole run (flock /tmp/edgevl-bench.lock "
+                    "python benchmarks/run_all.py --locked): take it nowhere else")
     ap.add_argument("--list", action="store_true", help="list the benchmarks and exit")
     ap.add_argument("--index-only", action="store_true", help="only rewrite results/README.md")
     ap.add_argument("--render", action="store_true",
                     help="only re-render every result's Markdown from its JSON (and the index)")
     args = ap.parse_args(argv)
 
+    if args.locked:
+        os.environ[ENV_LOCKED] = "1"  # run_locked and every script's bench_lock take nothing
     suite = by_name()
     unknown = [n for n in args.only + args.skip if n not in suite]
     if unknown:

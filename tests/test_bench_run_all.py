@@ -153,3 +153,16 @@ def test_run_locked_records_command_and_exit(run_all: ModuleType, tmp_path: Path
     bad = run_all.run_locked("bad", [sys.executable, "-c", "raise SystemExit(3)"], tmp_path / "logs",
                              lock=False)
     assert bad["returncode"] == 3 and not bad["command"].startswith("flock")
+
+
+def test_children_under_the_lock_are_told_so(run_all: ModuleType, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setenv("EDGEVL_BENCH_LOCK", str(tmp_path / "bench.lock"))
+    monkeypatch.delenv("EDGEVL_BENCH_LOCKED", raising=False)
+    show = [sys.executable, "-c", "import os; print(os.environ.get('EDGEVL_BENCH_LOCKED'))"]
+    held = run_all.run_locked("held", show, tmp_path / "logs")
+    own = run_all.run_locked("own", show, tmp_path / "logs", lock=False)
+    assert Path(held["log"]).read_text().strip() == "1"  # must not take the lock again
+    assert Path(own["log"]).read_text().strip() == "None"  # takes it around its own timed loops

@@ -211,3 +211,21 @@ def test_benchmark_entries_are_checked() -> None:
             Benchmark(**kw)
     with pytest.raises(ValueError, match="says the command"):
         Benchmark("m", ("m.json",), runner="manual")
+
+
+def test_bench_lock_is_not_taken_twice_under_a_holding_parent(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import fcntl
+
+    from edgevl.bench.script import bench_lock
+
+    lock = tmp_path / "bench.lock"
+    monkeypatch.setenv("EDGEVL_BENCH_LOCK", str(lock))
+    with open(lock, "a") as parent:  # a "parent" holds the lock (flock ... run_all.py --locked)
+        fcntl.flock(parent, fcntl.LOCK_EX)
+        monkeypatch.setenv("EDGEVL_BENCH_LOCKED", "1")
+        with bench_lock() as waited:  # would block forever without the variable
+            assert waited == 0.0
+        monkeypatch.delenv("EDGEVL_BENCH_LOCKED")
+        with open(lock, "a") as other, pytest.raises(BlockingIOError):
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the lock really is held

@@ -78,9 +78,19 @@ def lock_path() -> Path:
     return Path(os.environ.get(ENV_LOCK) or DEFAULT_LOCK)
 
 
+#: set to "1" for a process whose parent already holds the bench lock (run_all does, for the
+#: scripts it runs under the lock): :func:`bench_lock` then takes nothing (a second flock from
+#: another open file would wait for the parent forever)
+ENV_LOCKED = "EDGEVL_BENCH_LOCKED"
+
+
 @contextlib.contextmanager
 def bench_lock(path: Path | None = None) -> Iterator[float]:
-    """Hold the shared bench lock (flock(2)); yields the seconds spent waiting for it."""
+    """Hold the shared bench lock (flock(2)); yields the seconds spent waiting for it. A no-op where
+    ``$EDGEVL_BENCH_LOCKED`` is 1 (a parent process holds it)."""
+    if os.environ.get(ENV_LOCKED) == "1":
+        yield 0.0
+        return
     t0 = time.monotonic()
     with open(path or lock_path(), "a+") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
