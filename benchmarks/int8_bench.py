@@ -402,6 +402,26 @@ def bench_clip(work: Path, rounds: int, threads: int) -> dict[str, Any]:
 SECTIONS = {"minilm": bench_minilm, "rec": bench_rec, "det": bench_det, "clip": bench_clip}
 
 
+def headline(sections: list[dict[str, Any]]) -> str:
+    """Per section: int8 against the fp32 bundle (and torch eager) at the median, and its accuracy."""
+    parts = []
+    for s in sections:
+        lat = s["latency"]
+        i8 = lat["int8 bundle"]["median_ms"]
+        text = f"{s['kind']}: int8 {lat['fp32 bundle']['median_ms'] / i8:.2f}x fp32 bundle"
+        if "torch eager" in lat:
+            text += f", {lat['torch eager']['median_ms'] / i8:.2f}x torch eager"
+        acc = s["accuracy"]
+        if "int8_worst_cosine" in acc:
+            text += f", worst cosine {acc['int8_worst_cosine']:.4f}"
+        elif "str_eval" in acc:
+            text += f", word accuracy {acc['str_eval']['change_points']:+.2f} pt"
+        elif "box_agreement_f1_iou0.5" in acc:
+            text += f", box agreement F1 {acc['box_agreement_f1_iou0.5']:.3f}"
+        parts.append(text)
+    return "; ".join(parts)
+
+
 def render_str(acc: dict[str, Any]) -> list[bench.Block]:
     """Word accuracy (STR protocol, OcrPipeline.read_crops) of fp32 and int8 per crop set and distortion."""
     sets = list(acc)
@@ -500,7 +520,7 @@ def main() -> int:
     stem = args.name or "int8_" + "_".join(kinds)
     command = bench.command_line(PATHS.repo) + "  (the timed loops take /tmp/edgevl-bench.lock themselves)"
     r = bench.new_result(stem, command,
-                   load_before=load_before, packages=("torch",),
+                   load_before=load_before, packages=("torch",), headline=headline(sections),
                    machine_extra={"threads": args.threads or "default"}, sections=sections, failed=failed)
     bench.write_result(r, RESULTS / stem, render)
     return 0
