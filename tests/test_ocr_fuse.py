@@ -108,10 +108,11 @@ def test_non_matching_patterns_are_left_alone() -> None:
 
 
 def test_default_bundles_hold_the_fused_graphs(tmp_path: Path) -> None:
-    bundles = ppocr.build_bundles(tmp_path / "bundles")
-    src = ppocr.rapidocr_models_dir()
-    for key, b, fname in (("det", bundles.det, ppocr.DET_FILE), ("cls", bundles.cls, ppocr.CLS_FILE),
-                          ("rec", bundles.rec, ppocr.REC_FILE)):
+    bundles = ppocr.build_bundles(tmp_path / "bundles", model="ppocrv4")
+    v4 = ppocr.MODELS["ppocrv4"]
+    src = ppocr.package_dir(v4)
+    for key, b, fname in (("det", bundles.det, v4.det_file), ("cls", bundles.cls, v4.cls_file),
+                          ("rec", bundles.rec, v4.rec_file)):
         graph = b.manifest.extra["graph"]
         assert graph["applied"] and graph["rewrite"] == ppocr.GRAPH_REWRITE
         assert graph["max_abs_diff"] < 1e-4

@@ -25,7 +25,7 @@ def _norm(s: str) -> str:
 
 @pytest.fixture(scope="module")
 def bundles(tmp_path_factory: pytest.TempPathFactory) -> OcrBundles:
-    return build_bundles(tmp_path_factory.mktemp("bundles"))
+    return build_bundles(tmp_path_factory.mktemp("bundles"), model="ppocrv4")
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +44,8 @@ def home(tmp_path: Path, bundles: OcrBundles, monkeypatch: pytest.MonkeyPatch) -
     for key in ("det", "cls", "rec"):
         (h / "bundles" / ppocr.BUNDLE_NAMES[key]).symlink_to(getattr(bundles, key).path)
     monkeypatch.setenv("EDGEVL_HOME", str(h))
-    monkeypatch.setattr(ppocr, "_DEFAULT", None)
+    monkeypatch.setattr(ppocr, "_CACHE", {})
+    monkeypatch.setattr(ppocr, "DEFAULT_MODEL", "ppocrv4")  # the CLI tests here read these bundles
     return h
 
 
@@ -52,7 +53,8 @@ def test_bundles_built_from_the_wheel_with_its_charset(bundles: OcrBundles) -> N
     assert (bundles.det.manifest.task, bundles.cls.manifest.task, bundles.rec.manifest.task) == (
         "text-detection", "text-orientation", "text-recognition")
     for b in (bundles.det, bundles.cls, bundles.rec):
-        assert b.manifest.source["package"] == "rapidocr_onnxruntime"
+        assert b.manifest.source["package"] == "rapidocr-onnxruntime"
+        assert b.manifest.source["model"] == "ppocrv4"
         assert len(b.manifest.source["sha256"]) == 64
     classes = load_charset(bundles.rec)
     out_classes = bundles.rec.model().outputs[0].shape[-1]
@@ -88,8 +90,9 @@ def test_vertical_word_read_in_both_directions(pipe: OcrPipeline, direction: str
 def test_vertical_both_policy_agrees(bundles: OcrBundles, pipe: OcrPipeline) -> None:
     both = OcrPipeline(pipe.detector, pipe.classifier, pipe.recognizer, vertical="both")
     img = render_vertical("Regenta", "up")
-    assert [_norm(ln.text) for ln in both(img)] == ["regenta"]
-    assert both.timings.reads == 2 * both.timings.boxes
+    res = both(img)
+    assert [_norm(ln.text) for ln in res] == ["regenta"]
+    assert res.timings.reads == 2 * res.timings.boxes
 
 
 def test_shelf_of_spines_left_to_right(pipe: OcrPipeline) -> None:
@@ -161,7 +164,7 @@ def test_image_forms(pipe: OcrPipeline) -> None:
     rgba = np.dstack([img, np.full(img.shape[:2], 255, np.uint8)])
     for arr in (img, grey, sixteen, rgba):
         assert [_norm(ln.text) for ln in pipe(arr)] == ["granada"]
-    assert pipe(np.full((64, 64, 3), 255, np.uint8)) == []  # blank image: no text, no error
+    assert list(pipe(np.full((64, 64, 3), 255, np.uint8))) == []  # blank image: no text, no error
     with pytest.raises(ImageError):
         pipe(np.zeros((0, 10, 3), np.uint8))
 
@@ -209,24 +212,30 @@ def test_cli_json_draw_and_crops(tmp_path: Path, home: Path, capsys: pytest.Capt
 
 def test_models_build_and_list(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "b"
-    assert main(["models", "list", "--dir", str(out), "--json"]) == 0
-    assert {r["status"] for r in json.loads(capsys.readouterr().out)["bundles"]} == {"missing"}
-    assert main(["models", "build", "--out", str(out)]) == 0
+
+    def v4() -> dict[str, object]:
+        assert main(["models", "list", "--dir", str(out), "--json"]) == 0
+        row: dict[str, object] = next(r for r in json.loads(capsys.readouterr().out)["models"]
+                                      if r["name"] == "ppocrv4")
+        return row
+
+    assert v4()["verified"] is False
+    assert v4()["problems"] == ["det: not built", "cls: not built", "rec: not built"]
+    assert main(["models", "build", "--model", "ppocrv4", "--out", str(out)]) == 0
     capsys.readouterr()
-    assert main(["models", "list", "--dir", str(out), "--json"]) == 0
-    assert {r["status"] for r in json.loads(capsys.readouterr().out)["bundles"]} == {"ok"}
+    assert v4()["verified"] is True and v4()["fused"] == ["det", "cls", "rec"]
     (out / "ppocrv4-rec" / "charset.txt").write_text("tampered\n")
-    assert main(["models", "list", "--dir", str(out), "--json"]) == 0
-    rows = {r["key"]: r["status"] for r in json.loads(capsys.readouterr().out)["bundles"]}
-    assert rows["rec"].startswith("invalid") and rows["det"] == "ok"
+    row = v4()
+    assert row["verified"] is False and len(row["problems"]) == 1  # type: ignore[arg-type]
+    assert "rec:" in row["problems"][0] and "sha256" in row["problems"][0]  # type: ignore[index]
 
 
 def test_cached_bundles_rebuilt_when_corrupt(tmp_path: Path) -> None:
     from edgevl.models.ppocr import ensure_bundles
 
-    b = ensure_bundles(tmp_path)
+    b = ensure_bundles(tmp_path, model="ppocrv4")
     (b.det.path / "model.onnx").write_bytes(b"junk")
-    b2 = ensure_bundles(tmp_path)
+    b2 = ensure_bundles(tmp_path, model="ppocrv4")
     assert b2.det.manifest.files == b.det.manifest.files
 
 

@@ -61,9 +61,9 @@ def ocr_timer(options: EngineOptions) -> tuple[StageTimer, str]:
 
     def run(img: Image) -> Mapping[str, float]:
         t0 = time.perf_counter()
-        pipe(img)
+        res = pipe(img)
         total = time.perf_counter() - t0
-        stages = _stage_dict(getattr(pipe, "timings", {}))
+        stages = _stage_dict(res.timings)
         stages["total"] = total
         return stages
 
@@ -87,7 +87,7 @@ def books_timer(options: EngineOptions, catalogue: Path | None) -> tuple[StageTi
         t1 = time.perf_counter()
         matcher.match([ln.text for ln in lines])
         t2 = time.perf_counter()
-        stages = _stage_dict(getattr(pipe, "timings", {}))
+        stages = _stage_dict(lines.timings)
         stages.pop("total", None)
         stages.update({"ocr": t1 - t0, "match": t2 - t1, "total": t2 - t0})
         return stages

