@@ -52,35 +52,34 @@ VERTICAL_RATIO = 1.5  # the pipeline's default: a crop this much taller than wid
 
 
 def rapidocr_readers() -> dict[str, Reader]:
-    from rapidocr_onnxruntime import RapidOCR
+    """RapidOCR 3.10 (the ``rapidocr`` wheel: PP-OCRv6 small rec, mobile v2.0 cls) through its public
+    call, one crop per call (``use_det=False``: the crop is the text box)."""
+    from rapidocr import RapidOCR
 
-    engine = RapidOCR()
+    engine = RapidOCR(params={"Global.log_level": "error"})
+
+    def first(out: Any) -> tuple[str, float]:
+        txts, scores = getattr(out, "txts", None) or (), getattr(out, "scores", None) or ()
+        return (str(txts[0]), float(scores[0])) if txts else ("", 0.0)
 
     def rec(crops: Sequence[np.ndarray]) -> list[tuple[str, float]]:
-        res, _ = engine.text_rec(list(crops))
-        return [(str(t), float(s)) for t, s in res]
+        return [first(engine(c, use_det=False, use_cls=False, use_rec=True)) for c in crops]
 
     def cls_rec(crops: Sequence[np.ndarray]) -> list[tuple[str, float]]:
-        out = []
-        for c in crops:
-            res, _ = engine(c, use_det=False, use_cls=True, use_rec=True)
-            out.append((str(res[0][0]), float(res[0][1])) if res else ("", 0.0))
-        return out
+        return [first(engine(c, use_det=False, use_cls=True, use_rec=True)) for c in crops]
 
     def pipeline_style(crops: Sequence[np.ndarray]) -> list[tuple[str, float]]:
         # what RapidOCR's own pipeline does with a detected box: a crop >= 1.5x taller than wide is
         # turned 90° counter-clockwise (np.rot90), then the 0/180° classifier, then the recogniser
         flat = [np.ascontiguousarray(np.rot90(c)) if c.shape[0] >= 1.5 * c.shape[1] else c for c in crops]
-        turned, _, _ = engine.text_cls(flat)
-        res, _ = engine.text_rec(turned)
-        return [(str(t), float(s)) for t, s in res]
+        return cls_rec(flat)
 
     def whole(crops: Sequence[np.ndarray]) -> list[tuple[str, float]]:
         out = []
         for c in crops:
-            res, _ = engine(c)
-            res = res or []
-            out.append((" ".join(str(r[1]) for r in res), min((float(r[2]) for r in res), default=0.0)))
+            res = engine(c)
+            txts, scores = getattr(res, "txts", None) or (), getattr(res, "scores", None) or ()
+            out.append((" ".join(str(t) for t in txts), min((float(x) for x in scores), default=0.0)))
         return out
 
     return {"rapidocr-rec": rec, "rapidocr-cls+rec": cls_rec, "rapidocr-pipeline": pipeline_style,
@@ -91,11 +90,11 @@ def _pairs(readings: Sequence[Any]) -> list[tuple[str, float]]:
     return [(str(r.text), float(r.score)) for r in readings]
 
 
-def edgevl_readers() -> tuple[dict[str, Reader], str]:
+def edgevl_readers(model: str | None = None) -> tuple[dict[str, Reader], str]:
     """edgevl's STR-mode reader and the plain recogniser; the mode string says which API was used."""
     from edgevl.tasks import ocr
 
-    rec = ocr.TextRecognizer()
+    rec = ocr.TextRecognizer(model=model)
     params = inspect.signature(rec.read).parameters
 
     def plain(crops: Sequence[np.ndarray]) -> list[tuple[str, float]]:
@@ -227,7 +226,9 @@ def render(report: dict[str, Any]) -> str:
         "metric: case-insensitive alphanumeric word accuracy (PARSeq protocol: NFKD, accents stripped, "
         f"lower-case, [0-9a-z] only); 1 - NED in brackets; one crop = {100 / report['n_per_distortion']:.1f} "
         "points of a distortion's accuracy",
-        f"edgevl mode: {report['edgevl_mode']}",
+        f"edgevl mode: {report['edgevl_mode']}; edgevl model {report.get('edgevl_model', '?')} "
+        "(`edgevl[MODEL]`: edgevl's STR mode with another model); peer: RapidOCR 3.10 (rapidocr: "
+        "PP-OCRv6 small rec, mobile v2.0 cls)",
     ]
     lines: list[bench.Block] = []
     header = ["distortion", *[n if report["results"][n].get("n", report["n_crops"]) == report["n_crops"]
@@ -284,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--distortions", default=",".join(strgen.DISTORTIONS))
     ap.add_argument("--out", type=Path, default=oc.RESULTS)
+    ap.add_argument("--edgevl-also", action="append", default=[], metavar="MODEL",
+                    help="also edgevl's STR mode with this model (reader edgevl[MODEL]); repeatable")
     ap.add_argument("--readers", default="", help="comma-separated subset of reader names (default all)")
     ap.add_argument("--rapidocr-ocr", type=int, default=0, metavar="K",
                     help="also run the whole RapidOCR()(crop) on the first K crops per distortion (it "
@@ -299,6 +302,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         ev, mode = edgevl_readers()
         readers.update(ev)
+        for extra in args.edgevl_also:
+            readers[f"edgevl[{extra}]"] = edgevl_readers(extra)[0]["edgevl"]
     except (ImportError, AttributeError) as exc:
         mode = f"edgevl TextRecognizer not available yet ({exc})"
         print(mode)
@@ -335,10 +340,17 @@ def main(argv: list[str] | None = None) -> int:
         fonts=[f.name for f in fonts],
         font_families=families,
         edgevl_mode=mode,
+        edgevl_model=_default_model(),
         results=results,
     )
     bench.write_result(report, args.out / "str_eval", render)
     return 0
+
+
+def _default_model() -> str:
+    from edgevl.models.ppocr import DEFAULT_MODEL
+
+    return DEFAULT_MODEL
 
 
 if __name__ == "__main__":
