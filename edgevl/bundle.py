@@ -248,7 +248,7 @@ class Manifest:
         else:
             for role, spec in models.items():
                 for i, t in enumerate(spec.inputs):
-                    if not t.dims:
+                    if len(t.dims) != len(t.shape):  # a scalar input has no axes to range
                         raise BundleError(f"{where}.models.{role}.inputs[{i}].dims: required in schema 2 "
                                           f"(role and min/opt/max of every axis)")
         return Manifest(

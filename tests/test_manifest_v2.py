@@ -303,3 +303,19 @@ def test_colour_order_of_text_crops_is_honoured(tmp_path: Path, task: str) -> No
         fed[color] = rec.fed[0]
     assert fed["BGR"][0, 0].max() == pytest.approx(200 / 255) and fed["BGR"][0, 2].max() == 0
     assert fed["RGB"][0, 2].max() == pytest.approx(200 / 255) and fed["RGB"][0, 0].max() == 0
+
+
+def test_a_scalar_input_needs_no_ranges(tmp_path: Path) -> None:
+    from onnx import TensorProto, helper, save
+
+    g = helper.make_graph(
+        [helper.make_node("Mul", ["x", "k"], ["y"])], "scalar",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", 2]),
+         helper.make_tensor_value_info("k", TensorProto.FLOAT, [])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["b", 2])])
+    save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "m.onnx"))
+    b = write_bundle(tmp_path / "b", name="s", task="t", models={"model": tmp_path / "m.onnx"})
+    x, k = load_bundle(b.path).model().inputs
+    assert [r.role for r in x.dims] == ["batch", "other"] and k.dims == ()
+    y = open_engine(b).run({"x": np.ones((2, 2), np.float32), "k": np.array(3, np.float32)})
+    assert y["y"].tolist() == [[3.0, 3.0], [3.0, 3.0]]
