@@ -267,7 +267,7 @@ def bench_rec(work: Path, rounds: int, threads: int) -> dict[str, Any]:
     from edgevl.models.ppocr import default_bundles
     from edgevl.tasks.ocr import OcrPipeline, TextRecognizer
 
-    _, _, rec = default_bundles()
+    _, _, rec = default_bundles("ppocrv4")  # the model this benchmark describes
     fonts = strgen.find_fonts()
     calib = work / "rec-calib"
     calib.mkdir()
@@ -315,7 +315,7 @@ def bench_det(work: Path, rounds: int, threads: int) -> dict[str, Any]:
     from edgevl.synth import render_lines
     from edgevl.tasks.ocr import TextDetector
 
-    det, _, _ = default_bundles()
+    det, _, _ = default_bundles("ppocrv4")  # the model this benchmark describes
     texts = sentences(400)
     rng = np.random.default_rng(3)
 
