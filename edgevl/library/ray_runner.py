@@ -69,14 +69,15 @@ def run_ray(photos: Sequence[str], index: CatalogueIndex, options: WorkerOptions
         cls = ray.remote(ShelfActor).options(num_cpus=num_cpus, num_gpus=num_gpus)
         pool = [cls.remote(arrays_ref, meta_ref, options) for _ in range(actors)]
         todo = list(reversed(photos))
-        inflight: dict[Any, tuple[str, int]] = {}  # ref -> (photo, actor slot)
+        inflight: dict[Any, tuple[str, int, int]] = {}  # ref -> (photo, actor slot, actor generation)
         load = [0] * actors
+        gen = [0] * actors
         finished = 0
 
         def submit(slot: int) -> None:
             p = todo.pop()
             ref = pool[slot].process.remote(p, _read_bytes(p) if send_bytes else None)
-            inflight[ref] = (p, slot)
+            inflight[ref] = (p, slot, gen[slot])
             load[slot] += 1
 
         for _ in range(window):
@@ -86,14 +87,16 @@ def run_ray(photos: Sequence[str], index: CatalogueIndex, options: WorkerOptions
         while inflight:
             ready, _ = ray.wait(list(inflight), num_returns=1)
             ref = ready[0]
-            photo, slot = inflight.pop(ref)
+            photo, slot, g = inflight.pop(ref)
             load[slot] -= 1
             try:
                 rec = ray.get(ref)
             except ray.exceptions.RayActorError as e:  # the actor died: replace it, record the photo
                 if finished == 0:
                     raise BackendError(f"the Ray actors died before finishing any photo: {e}") from e
-                pool[slot] = cls.remote(arrays_ref, meta_ref, options)
+                if g == gen[slot]:  # once per death, not once per photo it held
+                    pool[slot] = cls.remote(arrays_ref, meta_ref, options)
+                    gen[slot] += 1
                 rec = error_record(photo, f"Ray actor died: {e}")
             except ray.exceptions.RayError as e:
                 rec = error_record(photo, f"Ray task failed: {e}")
