@@ -190,3 +190,8 @@ def test_a_killed_run_resumes_with_only_the_remaining_photos(workspace: dict[str
         assert {r["title"] for r in rows if r["photo"] == p and r["status"] == "matched"} == \
             {t for t, _, _ in shelf_items(k)}
     assert summary["total"]["photos"] == len(photos) and summary["total"]["spines"] == len(rows)
+    # a third run has nothing left to do; the text summary says so
+    assert main(args) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"{len(photos)} photos, {len(rows)} spines" in text and f"{len(photos)} already done" in text
+    assert _log_photos(log) == after
