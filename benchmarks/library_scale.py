@@ -10,6 +10,8 @@ the whole set into a fresh results folder in this one process, one after the oth
 - ``local 2x1``: two worker processes, 1 thread each;
 - ``ray 2x1``: a local Ray (num_cpus=2), two actors of 1 CPU, 1 thread each.
 
+The committed result must come from a run under the bench lock (see the load averages it records).
+
 Reported per configuration: wall time including start-up, photos/s on that wall time and in the steady
 state (first to last finished photo), scaling efficiency (photos/s over workers x the 1x1 photos/s),
 the peak RSS of every worker (their ru_maxrss; memory-mapped index pages and shared libraries count in
@@ -74,9 +76,14 @@ def run_config(label: str, photos: list[str], work: Path, **kw: Any) -> dict[str
 
     out = work / label.replace(" ", "_")
     stamps: list[float] = []
+    cpu: list[float] = []
+
+    def on_record(rec: dict[str, Any]) -> None:
+        stamps.append(time.perf_counter())
+        cpu.append(float(rec["seconds"].get("cpu", 0.0)))
 
     def progress(todo: int, skipped: int) -> Any:
-        return lambda rec: stamps.append(time.perf_counter())
+        return on_record
 
     load_before = os.getloadavg()
     t0 = time.perf_counter()
@@ -90,6 +97,7 @@ def run_config(label: str, photos: list[str], work: Path, **kw: Any) -> dict[str
             "spines": s.total.spines, "matched": s.total.matched, "wall_s": round(wall, 2),
             "photos_per_s": round(s.processed / wall, 4), "steady_photos_per_s": round(steady, 4),
             "first_photo_s": round(stamps[0] - t0, 2) if stamps else None,
+            "cpu_s_per_photo": round(sum(cpu) / max(1, len(cpu)), 3),
             "worker_peak_rss_mb": peaks, "load_before": [round(x, 2) for x in load_before],
             "load_after": [round(x, 2) for x in load_after], "_out": out}
 
@@ -108,7 +116,6 @@ def main() -> int:
     from edgevl.books import load_catalogue, load_or_build
 
     load_before = bench.start()
-    os.environ.setdefault("EDGEVL_CACHE", tempfile.mkdtemp(prefix="edgevl-libscale-cache-"))
     work = Path(tempfile.mkdtemp(prefix="edgevl-libscale-"))
     try:
         photos = [str(p) for p in make_photos(work, args.quick)]
@@ -161,18 +168,22 @@ def render(doc: dict[str, Any]) -> str:
              f"{r['steady_photos_per_s']:.3f}", f"{r['steady_speedup_vs_1x1']:.2f}x",
              f"{r['scaling_efficiency']:.2f} / {r['steady_scaling_efficiency']:.2f}",
              f"{r['vs_match_books_style']:.2f}x", ", ".join(f"{x:.0f}" for x in r["worker_peak_rss_mb"]),
+             f"{r.get('cpu_s_per_photo', float('nan')):.2f}",
              f"{r['spines']} / {r['matched']} / {r['failures']}", "yes" if r["same_matches_as_1x1"] else "no",
              f"{r['load_before'][0]} / {r['load_after'][0]}"] for r in doc["rows"]]
     blocks: list[bench.Block] = [bench.Table(
         ["config", "workers", "wall s", "photos/s (wall)", "photos/s (steady)", "speedup vs 1x1 (steady)",
          "scaling efficiency (wall / steady)", "vs 1x2 = match-books (steady)", "worker peak RSS MiB",
-         "spines / matched / failures", "same matches as 1x1", "load 1-min before / after"], rows)]
+         "worker CPU s / photo", "spines / matched / failures", "same matches as 1x1",
+         "load 1-min before / after"], rows)]
     ray_rows = [r for r in doc["rows"] if "ray_init_s" in r]
     if ray_rows:
         blocks += [f"Ray start-up (`ray.init(num_cpus=2)`, outside the wall time above): "
                    f"{ray_rows[0]['ray_init_s']} s.", ""]
     blocks += ["Wall time includes starting the workers (spawned processes or actors loading the OCR "
-               "bundles and mapping the index); steady = (photos - 1) / (last - first finished photo)."]
+               "bundles and mapping the index); steady = (photos - 1) / (last - first finished photo). "
+               "Worker CPU s / photo: process CPU time (all ONNX Runtime threads) per photo, which "
+               "contention on a shared machine changes much less than wall time."]
     notes = [f"{m.get('memory_gb')} GiB; a VM shared with other engineers' jobs: see the load averages",
              f"{doc['photos']} photos (the two shelf photos and rotated/cropped/rescaled copies), catalogue "
              f"{doc['catalogue']}. WxT = worker processes (Ray actors) x ONNX Runtime threads each."]

@@ -36,13 +36,15 @@ class ShelfWorker:
         """Read (or decode ``data``), OCR and match one photo; any failure becomes an error record."""
         from edgevl.vision.io import decode_image, read_image
 
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         try:
             image = decode_image(data, photo) if data is not None else read_image(photo)
             result = self.shelf(image)
         except Exception as e:  # one bad photo is recorded with its error and never stops the run
             return error_record(photo, e, time.perf_counter() - t0)
-        return photo_record(photo, result, time.perf_counter() - t0)
+        rec = photo_record(photo, result, time.perf_counter() - t0)
+        rec["seconds"]["cpu"] = round(time.process_time() - c0, 3)  # all threads of this worker
+        return rec
 
 
 # -- process-pool entry points (module level so that spawned processes can import them) ----------------
