@@ -94,6 +94,18 @@ def test_store_refuses_another_catalogue_and_a_concurrent_run(tmp_path: Path) ->
     ResultStore(tmp_path).open({"catalogue_sha256": "abc"})  # the lock was released
 
 
+def test_an_unknown_ocr_model_fails_before_anything_is_written(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from edgevl.cli import main
+
+    cat = tmp_path / "cat.csv"
+    cat.write_text("title,author\nA,B\n")
+    out = tmp_path / "o"
+    assert main(["library", "run", str(tmp_path / "a.jpg"), "-c", str(cat), "-o", str(out),
+                 "--model", "nope"]) == 2
+    assert "unknown OCR model 'nope'" in capsys.readouterr().err and not out.exists()
+
+
 def test_photo_list_from_arguments_and_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     lst = tmp_path / "list.txt"

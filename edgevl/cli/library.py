@@ -90,6 +90,8 @@ def run_cmd(
                                 "with --ray: --num-cpus)"),
     backend: str = typer.Option("ort-cpu", "--backend",
                                 help="OCR backend: ort-cpu, ort-cuda, ort-trt, tensorrt"),
+    model: str | None = typer.Option(None, "--model", help="OCR model (as `edgevl ocr --model`; default: "
+                                     "edgevl's default)"),
     ray: bool = typer.Option(False, "--ray", help="run on Ray: a local Ray, or the cluster at --ray ADDRESS "
                              "('auto', host:port, ray://host:10001)"),
     ray_address: str | None = typer.Option(None, "--ray-address",
@@ -120,7 +122,7 @@ def run_cmd(
         raise typer.BadParameter("--workers, --threads, --actors, --num-cpus and --num-gpus must be >= 0")
     paths = read_photo_list(photos or [], from_list)
     cfg = RunConfig(catalogue=catalogue, out=out, workers=workers, threads=threads, backend=backend,
-                    cache_dir=cache_dir, columns=columns_option(title_col, author_col, tag_col),
+                    model=model, cache_dir=cache_dir, columns=columns_option(title_col, author_col, tag_col),
                     ray=ray or ray_address is not None, ray_address=ray_address,
                     actors=actors, num_cpus=num_cpus, num_gpus=num_gpus, send_bytes=not shared_fs)
     err = Console(stderr=True)

@@ -26,6 +26,7 @@ class RunConfig:
     workers: int = 0  # local processes; 0 = one per CPU core
     threads: int = 0  # ONNX Runtime threads per worker; 0 = cores / workers
     backend: str = "ort-cpu"
+    model: str | None = None  # OCR model family; None: the default
     cache_dir: Path | None = None
     columns: Columns = field(default_factory=Columns)
     ray: bool = False
@@ -69,9 +70,14 @@ def run_library(photos: Sequence[str], cfg: RunConfig,
     ``progress(todo, skipped)`` is called once before the work starts and returns a callback that
     receives each new record.
     """
+    from edgevl.models.ppocr import ocr_model
+
+    model = ocr_model(cfg.model).name  # an unknown model fails before anything is written
     cat = load_catalogue(cfg.catalogue, cfg.columns)
     store = ResultStore(cfg.out)
-    done, _ = store.open({"catalogue_sha256": cat.sha256, "catalogue": str(cfg.catalogue)})
+    # a folder holds the results of one catalogue and one OCR model: a resumed run cannot mix them
+    done, _ = store.open({"catalogue_sha256": cat.sha256, "catalogue": str(cfg.catalogue),
+                          "ocr_model": model})
     try:
         todo = [p for p in photos if p not in done]
         skipped = len(photos) - len(todo)
@@ -81,7 +87,8 @@ def run_library(photos: Sequence[str], cfg: RunConfig,
         threads = cfg.threads if cfg.threads > 0 else max(1, cpu_count() // max(1, workers))
         if cfg.ray:
             threads = cfg.threads if cfg.threads > 0 else max(1, int(cfg.num_cpus))
-        options = WorkerOptions(threads=threads, backend=cfg.backend, calibration=dict(index.calibration))
+        options = WorkerOptions(threads=threads, backend=cfg.backend, model=model,
+                                calibration=dict(index.calibration))
         records: Iterator[dict[str, Any]]
         if not todo:
             records = iter(())

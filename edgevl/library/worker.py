@@ -17,6 +17,7 @@ class WorkerOptions:
 
     threads: int = 1
     backend: str = "ort-cpu"
+    model: str | None = None  # OCR model family (None: edgevl's default)
     calibration: dict[str, Any] = field(default_factory=dict)
 
 
@@ -29,7 +30,8 @@ class ShelfWorker:
         from edgevl.books.shelf import ShelfMatcher
         from edgevl.tasks.ocr import OcrPipeline
 
-        ocr = OcrPipeline(options=EngineOptions(backend=options.backend, threads=options.threads))
+        ocr = OcrPipeline(options=EngineOptions(backend=options.backend, threads=options.threads),
+                          model=options.model)
         self.shelf = ShelfMatcher(BookMatcher(index, options.calibration or None), ocr)
 
     def process(self, photo: str, data: bytes | None = None) -> dict[str, Any]:
