@@ -1,0 +1,68 @@
+// The one implementation behind both TensorRT plugin flavours (IPluginV3 and IPluginV2DynamicExt):
+// attributes, their parsing and serialisation, shape/type rules, and the enqueue onto the C ABI.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "NvInferRuntime.h"
+#include "edgevl_kernels.h"
+
+namespace edgevl {
+
+constexpr char const* kAttentionName = "EdgevlAttention";
+constexpr char const* kAttentionVersion = "1";
+constexpr std::int32_t kMinInputs = 3;  // q, k, v: [batch, heads, seq, head_dim]
+constexpr std::int32_t kMaxInputs = 4;  // + additive fp32 bias [1|batch, 1|heads, 1|seq_q, seq_k]
+
+struct AttentionAttrs {
+  float scale{0.F};     // 0 → 1/sqrt(head_dim)
+  std::int32_t causal{0};
+
+  static constexpr std::size_t kSerialSize = sizeof(std::uint32_t) + sizeof(float) + sizeof(std::int32_t);
+  static constexpr std::uint32_t kMagic = 0x45564131U;  // "EVA1": format tag of the serialised attributes
+
+  void serialize(void* buffer) const noexcept {
+    auto* p = static_cast<char*>(buffer);
+    std::memcpy(p, &kMagic, sizeof(kMagic));
+    std::memcpy(p + sizeof(kMagic), &scale, sizeof(scale));
+    std::memcpy(p + sizeof(kMagic) + sizeof(scale), &causal, sizeof(causal));
+  }
+  // false when the buffer is not a serialised AttentionAttrs
+  bool deserialize(void const* data, std::size_t length) noexcept {
+    if (data == nullptr || length != kSerialSize) return false;
+    auto const* p = static_cast<char const*>(data);
+    std::uint32_t magic = 0;
+    std::memcpy(&magic, p, sizeof(magic));
+    if (magic != kMagic) return false;
+    std::memcpy(&scale, p + sizeof(magic), sizeof(scale));
+    std::memcpy(&causal, p + sizeof(magic) + sizeof(scale), sizeof(causal));
+    return valid();
+  }
+  bool valid() const noexcept { return scale >= 0.F && (causal == 0 || causal == 1); }
+};
+
+// Parse "scale" (float32 or float64) and "causal" (int32/int64/int8); other fields (the ONNX node's
+// num_heads, plugin_version, ...) are ignored. false on a malformed known field.
+bool parse_fields(nvinfer1::PluginFieldCollection const* fc, AttentionAttrs& out) noexcept;
+
+// The field list the creators advertise (scale: float32, causal: int32).
+nvinfer1::PluginFieldCollection const* attention_field_names() noexcept;
+
+// Output shape = q's shape; output type fp16.
+bool attention_shape_ok(std::int32_t nbInputs) noexcept;
+nvinfer1::DimsExprs attention_output_dims(nvinfer1::DimsExprs const* inputs) noexcept;
+
+// Type/format rule for position `pos` of (inputs..., output): linear fp16 q/k/v/out of rank 4, the
+// same type for q/k/v/out, fp32 rank-4 bias.
+bool attention_supports(std::int32_t pos, nvinfer1::PluginTensorDesc const* inOut, std::int32_t nbInputs) noexcept;
+
+// Launch on the C ABI; returns 0 or the kernel's status.
+std::int32_t attention_enqueue(AttentionAttrs const& attrs, nvinfer1::PluginTensorDesc const* inputDesc,
+                               std::int32_t nbInputs, void const* const* inputs, void* const* outputs,
+                               cudaStream_t stream) noexcept;
+
+void log_error(char const* msg) noexcept;
+
+}  // namespace edgevl

@@ -1,0 +1,272 @@
+// EdgevlAttention as a TensorRT plugin, in both flavours over attention_core:
+//   - IPluginV3 (IPluginV3OneCore/Build/Runtime) with IPluginCreatorV3One, for TensorRT >= 10;
+//   - IPluginV2DynamicExt with IPluginCreator, for TensorRT 8.5/8.6 (JetPack 5.1 / 6.0).
+// A build registers one creator under the name "EdgevlAttention" version "1": the V3 one, or the V2
+// one when built with EDGEVL_TRT_LEGACY_PLUGIN (CMake turns it on for TensorRT < 10). Both classes
+// are always compiled, so a missing override fails every build.
+// Entry points: getCreators (TensorRT 10 --dynamicPlugins / registry loadLibrary), getPluginCreators
+// (V2 loaders), setLoggerFinder, and static registration through REGISTER_TENSORRT_PLUGIN for a
+// ctypes.CDLL(..., RTLD_GLOBAL) load.
+#include <cstdint>
+#include <string>
+
+#include "attention_core.h"
+
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"  // IPluginV2DynamicExt is deprecated in 10.x
+#endif
+
+#define EVK_EXPORT extern "C" __attribute__((visibility("default")))
+
+using namespace nvinfer1;
+
+namespace edgevl {
+
+// ------------------------------------------------------------------------------------- IPluginV3
+
+class AttentionV3 final : public IPluginV3, public IPluginV3OneCore, public IPluginV3OneBuild, public IPluginV3OneRuntime {
+ public:
+  explicit AttentionV3(AttentionAttrs attrs) : attrs_(attrs) { refresh_fields(); }
+  AttentionV3(AttentionV3 const& o) : attrs_(o.attrs_), ns_(o.ns_) { refresh_fields(); }
+  AttentionV3& operator=(AttentionV3 const&) = delete;
+  ~AttentionV3() override = default;
+
+  // IPluginV3
+  IPluginCapability* getCapabilityInterface(PluginCapabilityType type) noexcept override {
+    switch (type) {
+      case PluginCapabilityType::kCORE: return static_cast<IPluginV3OneCore*>(this);
+      case PluginCapabilityType::kBUILD: return static_cast<IPluginV3OneBuild*>(this);
+      case PluginCapabilityType::kRUNTIME: return static_cast<IPluginV3OneRuntime*>(this);
+    }
+    return nullptr;
+  }
+  IPluginV3* clone() noexcept override { return new (std::nothrow) AttentionV3(*this); }
+
+  // core
+  AsciiChar const* getPluginName() const noexcept override { return kAttentionName; }
+  AsciiChar const* getPluginVersion() const noexcept override { return kAttentionVersion; }
+  AsciiChar const* getPluginNamespace() const noexcept override { return ns_.c_str(); }
+  void setPluginNamespace(char const* ns) noexcept { ns_ = ns == nullptr ? "" : ns; }
+
+  // build
+  int32_t getNbOutputs() const noexcept override { return 1; }
+  int32_t configurePlugin(DynamicPluginTensorDesc const* /*in*/, int32_t nbInputs, DynamicPluginTensorDesc const* /*out*/,
+                          int32_t nbOutputs) noexcept override {
+    if (!attention_shape_ok(nbInputs) || nbOutputs != 1) return -1;
+    nb_inputs_ = nbInputs;
+    return 0;
+  }
+  int32_t getOutputDataTypes(DataType* outputTypes, int32_t nbOutputs, DataType const* /*inputTypes*/,
+                             int32_t nbInputs) const noexcept override {
+    if (nbOutputs != 1 || !attention_shape_ok(nbInputs)) return -1;
+    outputTypes[0] = DataType::kHALF;
+    return 0;
+  }
+  int32_t getOutputShapes(DimsExprs const* inputs, int32_t nbInputs, DimsExprs const* /*shapeInputs*/,
+                          int32_t /*nbShapeInputs*/, DimsExprs* outputs, int32_t nbOutputs,
+                          IExprBuilder& /*exprBuilder*/) noexcept override {
+    if (nbOutputs != 1 || !attention_shape_ok(nbInputs) || inputs[0].nbDims != 4) return -1;
+    outputs[0] = attention_output_dims(inputs);
+    return 0;
+  }
+  bool supportsFormatCombination(int32_t pos, DynamicPluginTensorDesc const* inOut, int32_t nbInputs,
+                                 int32_t nbOutputs) noexcept override {
+    if (nbOutputs != 1 || !attention_shape_ok(nbInputs) || pos < 0 || pos > nbInputs) return false;
+    PluginTensorDesc descs[kMaxInputs + 1];
+    for (int32_t i = 0; i <= pos; ++i) descs[i] = inOut[i].desc;
+    return attention_supports(pos, descs, nbInputs);
+  }
+  size_t getWorkspaceSize(DynamicPluginTensorDesc const* /*inputs*/, int32_t /*nbInputs*/,
+                          DynamicPluginTensorDesc const* /*outputs*/, int32_t /*nbOutputs*/) const noexcept override {
+    return 0;  // the kernel keeps its tiles in shared memory and registers
+  }
+
+  // runtime
+  int32_t onShapeChange(PluginTensorDesc const* /*in*/, int32_t nbInputs, PluginTensorDesc const* /*out*/,
+                        int32_t nbOutputs) noexcept override {
+    if (!attention_shape_ok(nbInputs) || nbOutputs != 1) return -1;
+    nb_inputs_ = nbInputs;
+    return 0;
+  }
+  int32_t enqueue(PluginTensorDesc const* inputDesc, PluginTensorDesc const* /*outputDesc*/, void const* const* inputs,
+                  void* const* outputs, void* /*workspace*/, cudaStream_t stream) noexcept override {
+    return attention_enqueue(attrs_, inputDesc, nb_inputs_, inputs, outputs, stream);
+  }
+  IPluginV3* attachToContext(IPluginResourceContext* /*context*/) noexcept override { return clone(); }
+  PluginFieldCollection const* getFieldsToSerialize() noexcept override {
+    refresh_fields();
+    return &fc_;
+  }
+
+  void set_nb_inputs(int32_t n) noexcept { nb_inputs_ = n; }
+
+ private:
+  void refresh_fields() noexcept {
+    fields_[0] = PluginField("scale", &attrs_.scale, PluginFieldType::kFLOAT32, 1);
+    fields_[1] = PluginField("causal", &attrs_.causal, PluginFieldType::kINT32, 1);
+    fields_[2] = PluginField("num_inputs", &nb_inputs_, PluginFieldType::kINT32, 1);
+    fc_.nbFields = 3;
+    fc_.fields = fields_;
+  }
+
+  AttentionAttrs attrs_;
+  std::string ns_;
+  int32_t nb_inputs_{kMaxInputs};
+  PluginField fields_[3];
+  PluginFieldCollection fc_{};
+};
+
+class AttentionV3Creator final : public IPluginCreatorV3One {
+ public:
+  IPluginV3* createPlugin(AsciiChar const* /*name*/, PluginFieldCollection const* fc, TensorRTPhase /*phase*/) noexcept override {
+    AttentionAttrs attrs{};
+    if (!parse_fields(fc, attrs)) return nullptr;
+    auto* p = new (std::nothrow) AttentionV3(attrs);
+    if (p == nullptr) return nullptr;
+    p->setPluginNamespace(ns_.c_str());
+    int32_t n = 0;
+    bool has_n = false;
+    for (int32_t i = 0; fc != nullptr && i < fc->nbFields; ++i) {
+      if (fc->fields[i].name != nullptr && std::strcmp(fc->fields[i].name, "num_inputs") == 0 &&
+          fc->fields[i].type == PluginFieldType::kINT32 && fc->fields[i].data != nullptr) {
+        std::memcpy(&n, fc->fields[i].data, sizeof(n));
+        has_n = true;
+      }
+    }
+    if (has_n) p->set_nb_inputs(n);
+    return p;
+  }
+  PluginFieldCollection const* getFieldNames() noexcept override { return attention_field_names(); }
+  AsciiChar const* getPluginName() const noexcept override { return kAttentionName; }
+  AsciiChar const* getPluginVersion() const noexcept override { return kAttentionVersion; }
+  AsciiChar const* getPluginNamespace() const noexcept override { return ns_.c_str(); }
+
+ private:
+  std::string ns_;
+};
+
+// -------------------------------------------------------------------------- IPluginV2DynamicExt
+
+class AttentionV2 final : public IPluginV2DynamicExt {
+ public:
+  explicit AttentionV2(AttentionAttrs attrs) : attrs_(attrs) {}
+
+  AsciiChar const* getPluginType() const noexcept override { return kAttentionName; }
+  AsciiChar const* getPluginVersion() const noexcept override { return kAttentionVersion; }
+  int32_t getNbOutputs() const noexcept override { return 1; }
+  int32_t initialize() noexcept override { return 0; }
+  void terminate() noexcept override {}
+  size_t getSerializationSize() const noexcept override { return AttentionAttrs::kSerialSize; }
+  void serialize(void* buffer) const noexcept override { attrs_.serialize(buffer); }
+  void destroy() noexcept override { delete this; }
+  void setPluginNamespace(AsciiChar const* ns) noexcept override { ns_ = ns == nullptr ? "" : ns; }
+  AsciiChar const* getPluginNamespace() const noexcept override { return ns_.c_str(); }
+  DataType getOutputDataType(int32_t /*index*/, DataType const* /*inputTypes*/, int32_t /*nbInputs*/) const noexcept override {
+    return DataType::kHALF;
+  }
+  IPluginV2DynamicExt* clone() const noexcept override {
+    auto* p = new (std::nothrow) AttentionV2(attrs_);
+    if (p != nullptr) p->setPluginNamespace(ns_.c_str());
+    return p;
+  }
+  DimsExprs getOutputDimensions(int32_t /*outputIndex*/, DimsExprs const* inputs, int32_t /*nbInputs*/,
+                                IExprBuilder& /*exprBuilder*/) noexcept override {
+    return attention_output_dims(inputs);
+  }
+  bool supportsFormatCombination(int32_t pos, PluginTensorDesc const* inOut, int32_t nbInputs,
+                                 int32_t nbOutputs) noexcept override {
+    if (nbOutputs != 1 || !attention_shape_ok(nbInputs) || pos < 0 || pos > nbInputs) return false;
+    return attention_supports(pos, inOut, nbInputs);
+  }
+  void configurePlugin(DynamicPluginTensorDesc const* /*in*/, int32_t nbInputs, DynamicPluginTensorDesc const* /*out*/,
+                       int32_t /*nbOutputs*/) noexcept override {
+    nb_inputs_ = nbInputs;
+  }
+  size_t getWorkspaceSize(PluginTensorDesc const* /*inputs*/, int32_t /*nbInputs*/, PluginTensorDesc const* /*outputs*/,
+                          int32_t /*nbOutputs*/) const noexcept override {
+    return 0;
+  }
+  int32_t enqueue(PluginTensorDesc const* inputDesc, PluginTensorDesc const* /*outputDesc*/, void const* const* inputs,
+                  void* const* outputs, void* /*workspace*/, cudaStream_t stream) noexcept override {
+    return attention_enqueue(attrs_, inputDesc, nb_inputs_, inputs, outputs, stream);
+  }
+
+ private:
+  AttentionAttrs attrs_;
+  std::string ns_;
+  int32_t nb_inputs_{kMinInputs};
+};
+
+class AttentionV2Creator final : public IPluginCreator {
+ public:
+  AsciiChar const* getPluginName() const noexcept override { return kAttentionName; }
+  AsciiChar const* getPluginVersion() const noexcept override { return kAttentionVersion; }
+  PluginFieldCollection const* getFieldNames() noexcept override { return attention_field_names(); }
+  IPluginV2* createPlugin(AsciiChar const* /*name*/, PluginFieldCollection const* fc) noexcept override {
+    AttentionAttrs attrs{};
+    if (!parse_fields(fc, attrs)) return nullptr;
+    auto* p = new (std::nothrow) AttentionV2(attrs);
+    if (p != nullptr) p->setPluginNamespace(ns_.c_str());
+    return p;
+  }
+  IPluginV2* deserializePlugin(AsciiChar const* /*name*/, void const* serialData, size_t serialLength) noexcept override {
+    AttentionAttrs attrs{};
+    if (!attrs.deserialize(serialData, serialLength)) {
+      log_error("serialised plugin data is not EdgevlAttention v1");
+      return nullptr;
+    }
+    auto* p = new (std::nothrow) AttentionV2(attrs);
+    if (p != nullptr) p->setPluginNamespace(ns_.c_str());
+    return p;
+  }
+  void setPluginNamespace(AsciiChar const* ns) noexcept override { ns_ = ns == nullptr ? "" : ns; }
+  AsciiChar const* getPluginNamespace() const noexcept override { return ns_.c_str(); }
+
+ private:
+  std::string ns_;
+};
+
+}  // namespace edgevl
+
+namespace {
+nvinfer1::ILoggerFinder* g_logger_finder = nullptr;
+edgevl::AttentionV3Creator g_v3_creator;
+edgevl::AttentionV2Creator g_v2_creator;
+nvinfer1::IPluginCreatorInterface* g_v3_list[] = {&g_v3_creator};
+nvinfer1::IPluginCreator* g_v2_list[] = {&g_v2_creator};
+}  // namespace
+
+// static registration when the library is dlopen'ed (ctypes.CDLL(path, RTLD_GLOBAL), trtexec --staticPlugins)
+#if defined(EDGEVL_TRT_LEGACY_PLUGIN) && EDGEVL_TRT_LEGACY_PLUGIN
+using EdgevlAttentionCreator = edgevl::AttentionV2Creator;
+#else
+using EdgevlAttentionCreator = edgevl::AttentionV3Creator;
+#endif
+REGISTER_TENSORRT_PLUGIN(EdgevlAttentionCreator);
+
+EVK_EXPORT void setLoggerFinder(nvinfer1::ILoggerFinder* finder) { g_logger_finder = finder; }
+
+EVK_EXPORT nvinfer1::IPluginCreatorInterface* const* getCreators(int32_t& nbCreators) {
+#if defined(EDGEVL_TRT_LEGACY_PLUGIN) && EDGEVL_TRT_LEGACY_PLUGIN
+  nbCreators = 0;
+  return g_v3_list;
+#else
+  nbCreators = 1;
+  return g_v3_list;
+#endif
+}
+
+EVK_EXPORT nvinfer1::IPluginCreator* const* getPluginCreators(int32_t& nbCreators) {
+#if defined(EDGEVL_TRT_LEGACY_PLUGIN) && EDGEVL_TRT_LEGACY_PLUGIN
+  nbCreators = 1;
+  return g_v2_list;
+#else
+  nbCreators = 0;
+  return g_v2_list;
+#endif
+}
+
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
