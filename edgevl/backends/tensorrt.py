@@ -214,16 +214,13 @@ class TensorRTEngine(EngineBase):
         trt.init_libnvinfer_plugins(self._logger, "")
         gpu, cc = self._device = self._cuda.device()
         prof = dict(profile) if profile is not None else default_profile(spec.inputs, topts)
-        precision = bundle.manifest.precision
-        key = {"onnx": bundle.manifest.files[spec.file], "trt": trt.__version__, "gpu": gpu, "cc": cc,
-               "precision": precision, "profile": {k: [list(x) for x in v] for k, v in prof.items()},
-               "plugins": [Path(p).name for p in self.plugins]}
-        self.plan_path = plan_path(bundle, role, key)
-        if topts.rebuild or not self.plan_path.is_file():
-            plan = self._build(bundle.model_path(role), prof, precision, topts.workspace)
-            tmp = self.plan_path.with_suffix(".tmp")
-            tmp.write_bytes(plan)
-            tmp.replace(self.plan_path)
+        # graph (plugin-rewritten when plugins are loaded), precision (the last `edgevl engine build`),
+        # timing cache and plan cache: edgevl.trt_build
+        from edgevl.trt_build import choose, ensure_plan
+
+        choice = choose(bundle, role, plugins=self.plugins, use_plugin_graph=bool(self.plugins))
+        self.plan_path = ensure_plan(bundle, choice, trt, self._logger, gpu, cc, prof, self.plugins,
+                                     topts.workspace, topts.rebuild).plan
         self._runtime = trt.Runtime(self._logger)
         self._engine = self._runtime.deserialize_cuda_engine(self.plan_path.read_bytes())
         if self._engine is None:
@@ -246,38 +243,6 @@ class TensorRTEngine(EngineBase):
     def from_bundle(cls, bundle: Bundle, role: str = "model", options: EngineOptions | None = None,
                     profile: Profile | None = None) -> TensorRTEngine:
         return cls(bundle, role, options, profile=profile)
-
-    # ------------------------------------------------------------------ build
-
-    def _build(self, onnx_path: Path, profile: Mapping[str, Any], precision: str, workspace: int) -> bytes:
-        trt = self._trt
-        builder = trt.Builder(self._logger)
-        flags = 0
-        if _version_tuple(trt.__version__) < (10,):  # explicit batch is the only mode from TensorRT 10
-            flags = 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
-        network = builder.create_network(flags)
-        parser = trt.OnnxParser(network, self._logger)
-        if not parser.parse_from_file(str(onnx_path)):
-            errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-            raise BackendError(f"{onnx_path}: TensorRT's ONNX parser failed: {errors[:500]}")
-        config = builder.create_builder_config()
-        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace)
-        if precision in ("fp16", "int8"):
-            config.set_flag(trt.BuilderFlag.FP16)
-        if precision == "int8":
-            config.set_flag(trt.BuilderFlag.INT8)  # explicit Q/DQ in the graph: no calibrator
-        prof = builder.create_optimization_profile()
-        for i in range(network.num_inputs):
-            name = network.get_input(i).name
-            if name not in profile:
-                raise BackendError(f"{onnx_path}: no optimisation profile for input {name!r}")
-            lo, opt, hi = profile[name]
-            prof.set_shape(name, tuple(lo), tuple(opt), tuple(hi))
-        config.add_optimization_profile(prof)
-        plan = builder.build_serialized_network(network, config)
-        if plan is None:
-            raise BackendError(f"{onnx_path}: TensorRT failed to build an engine (see its log above)")
-        return bytes(memoryview(plan))
 
     # ------------------------------------------------------------------ run
 

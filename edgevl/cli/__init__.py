@@ -35,10 +35,11 @@ COMMANDS: tuple[tuple[str, str, bool, str], ...] = (
     ("bench", "bench", True,
      "Latency benchmarks: `edgevl bench BUNDLE...` (= bench run) and `edgevl bench compare A B`."),
     ("books", "books", True, "Book catalogue: build the matching index, evaluate matching on OCR segments."),
+    ("engine", "engine", True, "TensorRT engines for a bundle (see docs/kernels.md)."),
     ("library", "library", True, "Library-scale runs: many shelf photos on a process pool or a Ray cluster."),
     ("models", "models", True, "Build and list the OCR model bundles (PP-OCRv6, PP-OCRv5, PP-OCRv4)."),
 )
-MODULES = ("bench", "books", "embed", "export", "info", "library", "models", "ocr", "quantize")
+MODULES = ("bench", "books", "embed", "engine", "export", "info", "library", "models", "ocr", "quantize")
 
 _loaded: set[str] = set()
 

@@ -21,6 +21,7 @@ from edgevl.cli.app import app, emit_json
 from edgevl.errors import CalibrationError, CheckpointError, EdgevlError
 
 PRECISIONS = ("fp32", "fp16", "int8")
+TARGETS = ("onnx", "tensorrt")
 ACTIVATIONS = {"auto": None, "quickgelu": True, "gelu": False}
 
 
@@ -61,8 +62,21 @@ def export_any(
     tokenizer: Path | None = None,
     activation: str = "auto",
     dynamo: bool = False,
+    target: str = "onnx",
 ) -> Bundle:
     """What ``edgevl export`` does, callable from Python."""
+    if target not in TARGETS:
+        raise EdgevlError(f"--target {target!r}: expected one of {', '.join(TARGETS)}")
+    if target == "tensorrt":
+        if precision == "fp16":
+            raise EdgevlError("--target tensorrt rewrites fp32 or int8 graphs; export fp32 and build "
+                              "the fp16 engine with `edgevl engine build BUNDLE --precision fp16`")
+        trt = _build_side("edgevl_export.trt.bundle")
+        bundle = export_any(checkpoint, out, arch=arch, precision=precision, opset=opset,
+                            calibration=calibration, tokenizer=tokenizer, activation=activation,
+                            dynamo=dynamo)
+        rewritten: Bundle = trt.add_tensorrt_graphs(bundle)
+        return rewritten
     if precision not in PRECISIONS:
         raise EdgevlError(f"--precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
     if activation not in ACTIVATIONS:
@@ -117,6 +131,9 @@ def export_cmd(
         "auto", "--activation", help="CLIP MLP activation for plain state dicts: auto | quickgelu | gelu"
     ),
     dynamo: bool = typer.Option(False, "--dynamo", help="use torch's dynamo exporter (slower)"),
+    target: str = typer.Option(
+        "onnx", "--target", help="onnx | tensorrt (also writes graphs with the EdgevlAttention plugin op)"
+    ),
     force: bool = typer.Option(False, "--force", help="overwrite a non-empty --out"),
     as_json: bool = typer.Option(False, "--json", help="print the manifest as JSON"),
 ) -> None:
@@ -128,7 +145,7 @@ def export_cmd(
             raise EdgevlError(f"{out}: --force only replaces a bundle (a folder with manifest.json)")
         shutil.rmtree(out)
     b = export_any(checkpoint, out, arch=arch, precision=precision, opset=opset, calibration=calibration,
-                   tokenizer=tokenizer, activation=activation, dynamo=dynamo)
+                   tokenizer=tokenizer, activation=activation, dynamo=dynamo, target=target)
     m = b.manifest
     if as_json:
         emit_json({"path": str(b.path), "digest": b.digest, **m.to_dict()})
@@ -141,5 +158,9 @@ def export_cmd(
     parity: list[dict[str, Any]] = list(m.extra.get("parity", []))
     for r in parity:
         typer.echo(f"  parity {r['role']}: ONNX Runtime vs torch rel. error {r['rel_error']:.1e}")
+    trt_cfg = m.config.get("tensorrt") or {}
+    for role, rel in (trt_cfg.get("graphs") or {}).items():
+        typer.echo(f"  tensorrt {role}: {rel}, {trt_cfg['attention_nodes'][role]} EdgevlAttention nodes, "
+                   f"ORT CPU parity {trt_cfg['parity_max_abs_error'][role]:.1e}")
     for note in m.source.get("notes", []):
         typer.echo(f"  note: {note}")
