@@ -602,11 +602,14 @@ class EncoderConfig:
 
 @dataclass(frozen=True)
 class BackendConfig:
-    """Config keys any task may carry: TensorRT plugin libraries shipped in the bundle."""
+    """Config keys any task may carry: TensorRT plugin libraries shipped in the bundle, and the
+    plugin-rewritten graphs of ``edgevl export --target tensorrt`` (``tensorrt.graphs``: role →
+    file; the rest of ``tensorrt`` is the export's record: plugin, node counts, CPU parity)."""
 
     trt_plugins: tuple[str, ...] = ()
+    trt_graphs: Mapping[str, str] = field(default_factory=dict)
 
-    KEYS = ("trt_plugins",)
+    KEYS = ("trt_plugins", "tensorrt")
 
     @staticmethod
     def from_manifest(cfg: Any, where: str = "config") -> BackendConfig:
@@ -616,7 +619,16 @@ class BackendConfig:
             raise BundleError(f"{where}.trt_plugins: expected a list of file names")
         for i, x in enumerate(v):
             check_relative(x, f"{where}.trt_plugins[{i}]")
-        return BackendConfig(tuple(v))
+        graphs: dict[str, str] = {}
+        if "tensorrt" in d:
+            t = obj(d["tensorrt"], f"{where}.tensorrt")
+            g = obj(t.get("graphs", {}), f"{where}.tensorrt.graphs")
+            for role, name in g.items():
+                if not isinstance(name, str):
+                    raise BundleError(f"{where}.tensorrt.graphs.{role}: expected a file name")
+                check_relative(name, f"{where}.tensorrt.graphs.{role}")
+                graphs[str(role)] = name
+        return BackendConfig(tuple(v), graphs)
 
     def to_manifest(self) -> dict[str, Any]:
         return {"trt_plugins": list(self.trt_plugins)} if self.trt_plugins else {}
@@ -672,8 +684,9 @@ def validate_sections(task: str, roles: Iterable[str], preprocess: Mapping[str, 
 def referenced_files(task: str, config: Mapping[str, Any]) -> list[tuple[str, str]]:
     """(field, file name) of every file the config names explicitly, for the bundle's confinement
     check (a default name that is absent is the task's error when it needs the file)."""
-    plugins = BackendConfig.from_manifest(config).trt_plugins
-    out = [(f"config.trt_plugins[{i}]", p) for i, p in enumerate(plugins)]
+    backend = BackendConfig.from_manifest(config)
+    out = [(f"config.trt_plugins[{i}]", p) for i, p in enumerate(backend.trt_plugins)]
+    out += [(f"config.tensorrt.graphs.{role}", g) for role, g in backend.trt_graphs.items()]
     if task == "text-recognition" and "charset" in config:
         out.append(("config.charset", RecognizerConfig.from_manifest(config).charset))
     if task in ("clip", "text-embedding") and "tokenizer" in config:

@@ -11,6 +11,8 @@
   from each ONNX LayerNormalization are pinned to fp32, because older TensorRT loses accuracy in the
   fp16 decomposed LayerNorm); ``int8`` needs an int8 (Q/DQ) bundle: explicit quantisation, no
   calibrator, INT8 + FP16 flags.
+- Profile: the manifest's input ranges (schema 2: every axis' min/opt/max as the exporter wrote
+  it), the batch capped at ``--max-batch`` — the backend's ``default_profile``.
 - Timing cache: ``$EDGEVL_HOME/tensorrt/timing-<gpu>-sm<cc>-trt<ver>.cache``, loaded before and
   saved after every build, so rebuilds at other shapes or precisions reuse kernel timings.
 - Plan cache: the backend's ``plan_path`` (bundle ``engines/`` or the user cache), keyed by GPU,
@@ -22,7 +24,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -32,6 +33,8 @@ from typing import Any
 
 from edgevl.bundle import Bundle
 from edgevl.errors import BackendError, InputError
+from edgevl.manifest import BackendConfig
+from edgevl.paths import edgevl_home
 
 ENGINE_PRECISIONS = ("fp32", "fp16", "int8")
 LN_FP32_BELOW = (8, 6)  # TensorRT 8.6 added a native normalisation layer with fp32 accumulation
@@ -76,10 +79,8 @@ def choose(bundle: Bundle, role: str, precision: str | None = None, *, plugins: 
             "`edgevl quantize`")
     if want != "int8" and bundle.manifest.precision == "int8":
         raise InputError(f"{bundle.path}: is an int8 (Q/DQ) bundle; build it with --precision int8")
-    cfg = bundle.manifest.config.get("tensorrt")
-    rel = None
-    if use_plugin_graph and isinstance(cfg, Mapping):
-        rel = (cfg.get("graphs") or {}).get(role)
+    graphs = BackendConfig.from_manifest(bundle.manifest.config).trt_graphs
+    rel = graphs.get(role) if use_plugin_graph else None
     if rel:
         if not plugins:
             raise InputError(
@@ -106,10 +107,6 @@ def layers_to_pin_fp32(layer_names: Sequence[str], ln_nodes: Sequence[str]) -> l
 
 def pin_layernorm(trt_version: str, precision: str) -> bool:
     return precision in ("fp16", "int8") and version_tuple(trt_version) < LN_FP32_BELOW
-
-
-def edgevl_home() -> Path:
-    return Path(os.environ.get("EDGEVL_HOME", Path.home() / ".cache" / "edgevl")).expanduser()
 
 
 def timing_cache_path(gpu: str, cc: str, trt_version: str) -> Path:
@@ -224,6 +221,7 @@ def build_engines(bundle: Bundle, roles: Sequence[str] = (), precision: str | No
                   dims: Mapping[str, int] | None = None, workspace: int = 1 << 30, rebuild: bool = False,
                   use_plugin_graph: bool = True) -> list[BuildResult]:
     """``edgevl engine build``: one plan per role (all roles by default)."""
+    from edgevl.backends.base import TensorRTOptions
     from edgevl.backends.tensorrt import _Cuda, default_profile, import_tensorrt, load_plugins
 
     roles = list(roles) or list(bundle.manifest.models)
@@ -236,9 +234,10 @@ def build_engines(bundle: Bundle, roles: Sequence[str] = (), precision: str | No
     loaded = load_plugins(list(plugins))
     trt.init_libnvinfer_plugins(logger, "")
     gpu, cc = _Cuda().device()
+    topts = TensorRTOptions(max_batch=max_batch, opt_batch=opt_batch, dims=dict(dims or {}))
     out = []
     for c in choices:
-        prof = default_profile(bundle.model(c.role).inputs, bundle, max_batch, dims, opt_batch)
+        prof = default_profile(bundle.model(c.role).inputs, topts)
         res = ensure_plan(bundle, c, trt, logger, gpu, cc, prof, loaded, workspace, rebuild)
         record_default(bundle, res)
         out.append(res)

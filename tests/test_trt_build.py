@@ -110,3 +110,17 @@ def test_engine_build_cli_errors_are_one_line_exit_2(bundle: Path, tmp_path: Pat
         assert main(["engine", "build", *args]) == 2, args
         err = capsys.readouterr().err
         assert err.startswith("edgevl: error: ") and msg in err and err.count("\n") == 1, err
+
+
+def test_manifest_tensorrt_graphs_must_stay_inside_the_bundle(bundle: Path) -> None:
+    from edgevl.errors import BundleError
+
+    m = json.loads((bundle / "manifest.json").read_text())
+    m["config"]["tensorrt"] = {"graphs": {"model": "../outside.onnx"}}
+    (bundle / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(BundleError, match=r"tensorrt\.graphs\.model"):
+        load_bundle(bundle)
+    m["config"]["tensorrt"] = {"graphs": {"model": 3}}
+    (bundle / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(BundleError, match="expected a file name"):
+        load_bundle(bundle)
