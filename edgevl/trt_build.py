@@ -15,7 +15,7 @@
   it), the batch capped at ``--max-batch`` — the backend's ``default_profile``.
 - Timing cache: ``$EDGEVL_HOME/tensorrt/timing-<gpu>-sm<cc>-trt<ver>.cache``, loaded before and
   saved after every build, so rebuilds at other shapes or precisions reuse kernel timings.
-- Plan cache: the backend's ``plan_path`` (bundle ``engines/`` or the user cache), keyed by GPU,
+- Plan cache: ``plan_path`` (bundle ``engines/`` or the user cache), keyed by GPU,
   compute capability, TensorRT version, precision, profile, graph checksum and plugins. The last
   ``engine build`` per role is recorded in ``engines/<role>.default.json`` so ``edgevl bench
   --backend tensorrt`` runs that engine (its precision and graph).
@@ -23,7 +23,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -197,12 +199,30 @@ def build_serialized(trt: Any, logger: Any, onnx_path: Path, profile: Mapping[st
     return bytes(memoryview(plan))
 
 
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower() or "gpu"
+
+
+def plan_path(bundle: Bundle, role: str, key: Mapping[str, Any]) -> Path:
+    """Where the plan for ``key`` lives: in the bundle when writable, else in the user cache."""
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    name = f"{role}-{_slug(str(key['gpu']))}-sm{key['cc']}-trt{key['trt']}-{key['precision']}-{digest}.plan"
+    local = bundle.path / "engines"
+    try:
+        local.mkdir(exist_ok=True)
+        if os.access(local, os.W_OK):
+            return local / name
+    except OSError:
+        pass
+    d = edgevl_home() / "engines" / bundle.digest[:16]
+    d.mkdir(parents=True, exist_ok=True)
+    return d / name
+
+
 def ensure_plan(bundle: Bundle, choice: EngineChoice, trt: Any, logger: Any, gpu: str, cc: str,
                 profile: Mapping[str, Any], plugins: Sequence[str], workspace: int,
                 rebuild: bool = False) -> BuildResult:
     """The cached plan for ``choice`` on this GPU/TensorRT, built (with the timing cache) if needed."""
-    from edgevl.backends.tensorrt import plan_path
-
     key = plan_key(choice, gpu, cc, trt.__version__, profile, plugins)
     path = plan_path(bundle, choice.role, key)
     t0 = time.perf_counter()
@@ -214,31 +234,3 @@ def ensure_plan(bundle: Bundle, choice: EngineChoice, trt: Any, logger: Any, gpu
         tmp.write_bytes(plan)
         tmp.replace(path)
     return BuildResult(choice.role, path, choice.precision, built, time.perf_counter() - t0, choice.graph)
-
-
-def build_engines(bundle: Bundle, roles: Sequence[str] = (), precision: str | None = None, *,
-                  plugins: Sequence[Path | str] = (), max_batch: int = 32, opt_batch: int | None = None,
-                  dims: Mapping[str, int] | None = None, workspace: int = 1 << 30, rebuild: bool = False,
-                  use_plugin_graph: bool = True) -> list[BuildResult]:
-    """``edgevl engine build``: one plan per role (all roles by default)."""
-    from edgevl.backends.base import TensorRTOptions
-    from edgevl.backends.tensorrt import _Cuda, default_profile, import_tensorrt, load_plugins
-
-    roles = list(roles) or list(bundle.manifest.models)
-    choices = [choose(bundle, r, precision, plugins=plugins, use_plugin_graph=use_plugin_graph)
-               for r in roles]
-    if max_batch < 1 or (opt_batch is not None and not 1 <= opt_batch <= max_batch):
-        raise InputError(f"--max-batch {max_batch} / --opt-batch {opt_batch}: need 1 <= opt <= max")
-    trt = import_tensorrt()
-    logger = trt.Logger(trt.Logger.WARNING)
-    loaded = load_plugins(list(plugins))
-    trt.init_libnvinfer_plugins(logger, "")
-    gpu, cc = _Cuda().device()
-    topts = TensorRTOptions(max_batch=max_batch, opt_batch=opt_batch, dims=dict(dims or {}))
-    out = []
-    for c in choices:
-        prof = default_profile(bundle.model(c.role).inputs, topts)
-        res = ensure_plan(bundle, c, trt, logger, gpu, cc, prof, loaded, workspace, rebuild)
-        record_default(bundle, res)
-        out.append(res)
-    return out

@@ -12,6 +12,7 @@ import pytest
 from edgevl import trt_build as tb
 from edgevl.bundle import load_bundle, sha256_file, write_bundle
 from edgevl.cli import main
+from edgevl.cli.engine import build_engines
 from edgevl.errors import BackendError, InputError
 
 
@@ -91,7 +92,7 @@ def test_build_engines_without_tensorrt_is_a_backend_error(bundle: Path,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "tensorrt", None)
     with pytest.raises(BackendError, match="tensorrt is not installed"):
-        tb.build_engines(load_bundle(bundle))
+        build_engines(load_bundle(bundle))
 
 
 def test_engine_build_cli_errors_are_one_line_exit_2(bundle: Path, tmp_path: Path,

@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import hashlib
-import json
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -39,7 +37,7 @@ from edgevl.backends.base import Array, EngineBase, EngineOptions, TensorRTOptio
 from edgevl.bundle import Bundle, TensorSpec
 from edgevl.errors import BackendError, InputError
 from edgevl.manifest import BackendConfig
-from edgevl.paths import edgevl_home
+from edgevl.trt_build import choose, ensure_plan
 
 MIN_VERSION = (8, 5)
 Profile = Mapping[str, tuple[Sequence[int], Sequence[int], Sequence[int]]]
@@ -175,26 +173,6 @@ def default_profile(specs: Sequence[TensorSpec], options: TensorRTOptions | None
     return out
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower() or "gpu"
-
-
-def plan_path(bundle: Bundle, role: str, key: Mapping[str, Any]) -> Path:
-    """Where the plan for ``key`` lives: in the bundle when writable, else in the user cache."""
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    name = f"{role}-{_slug(str(key['gpu']))}-sm{key['cc']}-trt{key['trt']}-{key['precision']}-{digest}.plan"
-    local = bundle.path / "engines"
-    try:
-        local.mkdir(exist_ok=True)
-        if os.access(local, os.W_OK):
-            return local / name
-    except OSError:
-        pass
-    d = edgevl_home() / "engines" / bundle.digest[:16]
-    d.mkdir(parents=True, exist_ok=True)
-    return d / name
-
-
 class TensorRTEngine(EngineBase):
     """A TensorRT engine for one model of a bundle (see the module warning: never run here)."""
 
@@ -216,8 +194,6 @@ class TensorRTEngine(EngineBase):
         prof = dict(profile) if profile is not None else default_profile(spec.inputs, topts)
         # graph (plugin-rewritten when plugins are loaded), precision (the last `edgevl engine build`),
         # timing cache and plan cache: edgevl.trt_build
-        from edgevl.trt_build import choose, ensure_plan
-
         choice = choose(bundle, role, plugins=self.plugins, use_plugin_graph=bool(self.plugins))
         self.plan_path = ensure_plan(bundle, choice, trt, self._logger, gpu, cc, prof, self.plugins,
                                      topts.workspace, topts.rebuild).plan
