@@ -85,20 +85,21 @@ def _outside_cases(tmp_path: Path, secret: Path) -> dict[str, Callable[[Path], N
 def test_names_outside_the_bundle_are_refused_before_any_file_is_opened(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str) -> None:
     messages = []
-    for exists in (True, False):
-        root = tmp_path / ("with" if exists else "none")  # same length: messages are cut at 80
-        root.mkdir()
-        secret = root / "outside" / "passwd"
-        secret.parent.mkdir()
+    # one root, one secret path, the bundle built anew at the same path: the two messages can differ
+    # only if the loader tells whether the outside file exists (however long pytest's tmp path is)
+    secret = tmp_path / "outside" / "passwd"
+    secret.parent.mkdir()
+    for exists in (False, True):
         if exists:
             secret.write_text("root:x:0:0\n")
-        b = _affine(root)
-        _outside_cases(root, secret)[case](b)
+        shutil.rmtree(tmp_path / "b", ignore_errors=True)
+        b = _affine(tmp_path)
+        _outside_cases(tmp_path, secret)[case](b)
         with monkeypatch.context() as mp:
             _no_hashing(mp)
             with pytest.raises(BundleError, match="is not a relative path inside the bundle") as e:
                 load_bundle(b)
-        messages.append(str(e.value).replace(str(root), "ROOT"))
+        messages.append(str(e.value))
     # the error never tells whether something exists outside
     assert messages[0] == messages[1]
 
