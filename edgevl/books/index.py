@@ -14,19 +14,19 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
 from edgevl.books import ngrams
+from edgevl.books.calibration import Calibration
 from edgevl.books.catalogue import Catalogue, normalize, work_key
-from edgevl.errors import CatalogueError
+from edgevl.errors import CalibrationError, CatalogueError
 from edgevl.paths import edgevl_home
 
 IntArray = npt.NDArray[np.int64]
-INDEX_VERSION = 1
+INDEX_VERSION = 2  # 2: series column, calibration as {feature: weight}
 DEFAULT_N = 4
 
 
@@ -82,13 +82,15 @@ class CatalogueIndex:
     titles: list[str]  # display (first copy)
     authors: list[str]
     tags: list[str]
+    series: list[str]  # the catalogue's series field ("Andanzas   167"), "" where absent
     norm_main_title: LazyNorm
     norm_title: LazyNorm
     norm_surname: LazyNorm
     norm_author: LazyNorm
     norm_tag: LazyNorm
+    norm_series: LazyNorm
     catalogue_sha256: str
-    calibration: dict[str, Any] = field(default_factory=dict)
+    calibration: Calibration | None = None
     build_seconds: float = 0.0
     _multiplicity: npt.NDArray[np.int64] | None = field(default=None, repr=False)
     _words: dict[int, tuple[list[str], list[str], list[str]]] = field(default_factory=dict, repr=False)
@@ -181,8 +183,9 @@ class CatalogueIndex:
         tmp.replace(d / "index.npz")
         meta = {
             "version": INDEX_VERSION, "n": self.n, "catalogue_sha256": self.catalogue_sha256,
-            "calibration": self.calibration, "build_seconds": self.build_seconds,
-            "titles": self.titles, "authors": self.authors, "tags": self.tags,
+            "calibration": self.calibration.to_dict() if self.calibration else None,
+            "build_seconds": self.build_seconds,
+            "titles": self.titles, "authors": self.authors, "tags": self.tags, "series": self.series,
         }
         (d / "meta.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
         return d
@@ -201,8 +204,11 @@ class CatalogueIndex:
         vectors = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=shape)
         offsets, flat = z["row_offsets"], z["rows"]
         idx = _with_norms(int(meta["n"]), z["idf"], vectors, (offsets, flat), meta["titles"], meta["authors"],
-                          meta["tags"], meta["catalogue_sha256"])
-        idx.calibration = dict(meta.get("calibration") or {})
+                          meta["tags"], meta["series"], meta["catalogue_sha256"])
+        try:
+            idx.calibration = Calibration.from_dict(meta["calibration"]) if meta.get("calibration") else None
+        except CalibrationError as e:
+            raise CatalogueError(f"{d}: {e}; rebuild: edgevl books index --rebuild") from e
         idx.build_seconds = float(meta.get("build_seconds", 0.0))
         return idx
 
@@ -281,15 +287,17 @@ def load_shared(folder: Path | str) -> CatalogueIndex:
 
 
 def _with_norms(n: int, idf: npt.NDArray[np.float32], vectors: sp.csr_matrix, rows: tuple[IntArray, IntArray],
-                titles: list[str], authors: list[str], tags: list[str], sha: str) -> CatalogueIndex:
+                titles: list[str], authors: list[str], tags: list[str], series: list[str], sha: str
+                ) -> CatalogueIndex:
     return CatalogueIndex(
         n=n, idf=idf, vectors=vectors, row_offsets=rows[0], rows=rows[1], titles=titles, authors=authors,
-        tags=tags,
+        tags=tags, series=series,
         norm_main_title=LazyNorm(titles, main_title),
         norm_title=LazyNorm(titles),
         norm_surname=LazyNorm(authors, surname),
         norm_author=LazyNorm(authors),
         norm_tag=LazyNorm(tags),
+        norm_series=LazyNorm(series),
         catalogue_sha256=sha,
     )
 
@@ -299,17 +307,17 @@ def document_text(title: str, author: str, tag: str) -> str:
     return normalize(f"{title} {author} {tag}")
 
 
-def build_index(catalogue: Catalogue, n: int = DEFAULT_N, calibration: dict[str, Any] | None = None
+def build_index(catalogue: Catalogue, n: int = DEFAULT_N, calibration: Calibration | None = None
                 ) -> CatalogueIndex:
     """Group copies into works and vectorise them (TF-IDF over char n-grams, IDF from the works)."""
     b = catalogue.books
     return build_index_columns([x.title for x in b], [x.author for x in b], [x.tag for x in b],
-                               catalogue.sha256, n, calibration)
+                               catalogue.sha256, n, calibration, [x.series for x in b])
 
 
 def build_index_columns(titles_in: Sequence[str], authors_in: Sequence[str], tags_in: Sequence[str],
-                        sha256: str = "", n: int = DEFAULT_N, calibration: dict[str, Any] | None = None
-                        ) -> CatalogueIndex:
+                        sha256: str = "", n: int = DEFAULT_N, calibration: Calibration | None = None,
+                        series_in: Sequence[str] | None = None) -> CatalogueIndex:
     """:func:`build_index` from the catalogue's columns (row order = catalogue order); used for
     million-entry catalogues where one Python object per book would cost too much memory."""
     t0 = time.perf_counter()
@@ -320,6 +328,7 @@ def build_index_columns(titles_in: Sequence[str], authors_in: Sequence[str], tag
     titles: list[str] = []
     authors: list[str] = []
     tags: list[str] = []
+    series: list[str] = []
     for pos, (t, a, g) in enumerate(zip(titles_in, authors_in, tags_in, strict=True)):
         k = work_key(t, a)
         w = first.get(k)
@@ -328,6 +337,7 @@ def build_index_columns(titles_in: Sequence[str], authors_in: Sequence[str], tag
             titles.append(t)
             authors.append(a)
             tags.append(g)
+            series.append(series_in[pos] if series_in is not None else "")
         work_of_row[pos] = w
     del first
     rows = np.argsort(work_of_row, kind="stable").astype(np.int64)
@@ -340,11 +350,7 @@ def build_index_columns(titles_in: Sequence[str], authors_in: Sequence[str], tag
     idf = ngrams.idf_weights(counts)
     vectors = ngrams.tfidf(counts, idf, copy=False)
     del counts
-    idx = _with_norms(n, idf, vectors, (offsets, rows), titles, authors, tags, sha256)
-    if calibration is None:
-        from edgevl.books.calibration import DEFAULT_CALIBRATION
-
-        calibration = dict(DEFAULT_CALIBRATION)
+    idx = _with_norms(n, idf, vectors, (offsets, rows), titles, authors, tags, series, sha256)
     idx.calibration = calibration
     idx.build_seconds = time.perf_counter() - t0
     return idx
@@ -362,10 +368,6 @@ def load_or_build(catalogue: Catalogue, cache_dir: Path | str | None = None, n: 
         try:
             idx = CatalogueIndex.load(folder)
             if idx.catalogue_sha256 == catalogue.sha256 and len(idx) > 0:
-                if idx.calibration.get("source", "default") == "default":
-                    from edgevl.books.calibration import DEFAULT_CALIBRATION
-
-                    idx.calibration = dict(DEFAULT_CALIBRATION)  # follow the shipped default
                 return idx, folder, False
         except CatalogueError:
             pass  # stale or partial cache: rebuild below

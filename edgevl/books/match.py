@@ -1,11 +1,5 @@
-"""Stage 1 (retrieval) and the rescoring features of the book matcher.
-
-Stage 1: top-k works per OCR segment by cosine similarity of char n-gram TF-IDF vectors.
-Rescoring: for each candidate, rapidfuzz word alignment of the OCR words to the title, author and
-tag words (how much of the title/author is on the spine, how much of the OCR the candidate
-explains), tag evidence and the margin to the best other candidate. A logistic model (weights in
-the index calibration) turns the features into a match log-odds for the per-image assignment.
-"""
+"""Stage 1 of the book matcher: top-k works per OCR segment by cosine similarity of char n-gram
+TF-IDF vectors. The rescoring features of each candidate are in :mod:`edgevl.books.features`."""
 
 from __future__ import annotations
 
@@ -14,13 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
-from rapidfuzz import fuzz, process
 
 from edgevl.books.index import CatalogueIndex
-
-FEATURES = ("cos", "cos_margin", "title_cov", "author_cov", "tag", "ocr_explained", "log_len",
-            "other_tag", "no_author", "unexplained", "other_explains", "tag_exact", "tag_tokens",
-            "extra_tags", "title_x_author", "tag_x_author", "tag_x_title", "cos_x_margin", "explained_x_len")
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -95,109 +84,3 @@ def retrieve(index: CatalogueIndex, queries: list[str], k: int = 10, prune: bool
     cos = np.take_along_axis(exact, order, axis=1)
     works = np.where(cos >= 0, works, -1)
     return Candidates(works, np.maximum(cos, 0.0))
-
-
-_EMPTY = np.zeros(0, dtype=np.int64)
-
-
-def count_tags(index: CatalogueIndex, query: str) -> int:
-    """How many catalogue call numbers (of 2+ words) the OCR contains: a spine carries one label,
-    so two or more means the segment covers several books."""
-    words = query.split()
-    tags = index.tag_set
-    i = n = 0
-    while i < len(words):
-        for span in (4, 3, 2):
-            if " ".join(words[i: i + span]) in tags:
-                n += 1
-                i += span
-                break
-        else:
-            i += 1
-    return n
-
-
-def candidate_features(index: CatalogueIndex, query: str, works: IntArray, cos: FloatArray
-                       ) -> FloatArray:
-    """Feature rows (len(works) x len(FEATURES)) for one normalised query and its candidates."""
-    k = len(works)
-    out = np.zeros((k, len(FEATURES)), dtype=np.float64)
-    qwords = query.split()
-    valid = works >= 0
-    if not qwords or not valid.any():
-        return out
-    qlen = np.array([len(w) for w in qwords], dtype=np.float64)
-    # one rapidfuzz cdist per query over the union of the candidates' words (global word ids)
-    ids = [index.word_ids(int(w)) if w >= 0 else (_EMPTY, _EMPTY, _EMPTY) for w in works]
-    parts = [x[p] for p in range(3) for x in ids]  # titles of all candidates, surnames, all words
-    sizes = np.array([len(x) for x in parts], dtype=np.int64)
-    flat_global = np.concatenate(parts)
-    vocab_ids = np.unique(flat_global)
-    gwords = index.vocab_words()
-    words = [gwords[i] for i in vocab_ids.tolist()]
-    sim = process.cdist(words, qwords, scorer=fuzz.ratio, dtype=np.uint8).astype(np.float64) / 100.0
-    wlen = np.array([len(x) for x in words], dtype=np.float64)
-    flat = np.searchsorted(vocab_ids, flat_global)
-    owner = np.repeat(np.arange(3 * k), sizes)
-    word_best = sim.max(axis=1)[flat] * wlen[flat]
-    covered = np.bincount(owner, weights=word_best, minlength=3 * k)
-    lengths = np.bincount(owner, weights=wlen[flat], minlength=3 * k)
-    coverage = np.divide(covered, lengths, out=np.zeros(3 * k), where=lengths > 0)
-    tags = [index.norm_tag[w] if w >= 0 else "" for w in works]
-    tag_scores = np.array([fuzz.partial_ratio(t, query) / 100.0 if t else 0.0 for t in tags])
-    # best similarity of each OCR word to each candidate's words (k x len(qwords))
-    best_q = np.zeros((k, len(qwords)))
-    starts = np.concatenate([[0], np.cumsum(sizes)])[2 * k: 3 * k]
-    nonempty = sizes[2 * k:] > 0
-    if nonempty.any():
-        seg = sim[flat[starts[0]:]]
-        best_q[nonempty] = np.maximum.reduceat(seg, starts[nonempty] - starts[0], axis=0)
-    qsum = float(qlen.sum())
-    ncos = np.where(valid, cos, 0.0)
-    wk = np.where(valid, works, -1)
-    # pairs (r, s) of different valid candidates
-    other = valid[None, :] & valid[:, None] & (wk[None, :] != wk[:, None])
-    best_other = np.where(other, ncos[None, :], 0.0).max(axis=1)
-    tag_arr = np.array(tags, dtype=object)
-    diff_tag = other & (tag_arr[:, None] != tag_arr[None, :])
-    other_tag = np.where(diff_tag, tag_scores[None, :], 0.0).max(axis=1)
-    explained = best_q @ qlen
-    union = np.maximum(best_q[:, None, :], best_q[None, :, :]) @ qlen  # k x k
-    extra = np.where(other, union - explained[:, None], 0.0).max(axis=1)
-    out[:, 0] = ncos
-    out[:, 1] = ncos - best_other
-    out[:, 4] = tag_scores
-    out[:, 5] = explained / qsum
-    out[:, 6] = np.log1p(qsum)
-    out[:, 7] = other_tag
-    out[:, 9] = np.log1p(np.maximum(qsum - explained, 0.0))
-    # how many more OCR characters the best *other* work would explain (two books in one segment)
-    out[:, 10] = np.log1p(np.maximum(extra, 0.0))
-    padded = f" {query} "
-    qset = set(qwords)
-    for r, w in enumerate(works):
-        if w < 0:
-            continue
-        tag = tags[r]
-        if tag:
-            out[r, 11] = 1.0 if f" {tag} " in padded else 0.0
-            tw = tag.split()
-            out[r, 12] = sum(x in qset for x in tw) / len(tw)
-    out[:, 2] = coverage[:k]
-    out[:, 3] = coverage[k: 2 * k]
-    out[:, 8] = (sizes[k: 2 * k] == 0).astype(np.float64)
-    out[:, 13] = max(0, count_tags(index, query) - 1)
-    out[:, 14] = out[:, 2] * out[:, 3]
-    out[:, 15] = out[:, 4] * out[:, 3]
-    out[:, 16] = out[:, 4] * out[:, 2]
-    out[:, 17] = out[:, 0] * out[:, 1]
-    out[:, 18] = out[:, 5] * out[:, 6]
-    out[~valid] = 0.0
-    return out
-
-
-def all_features(index: CatalogueIndex, queries: list[str], cands: Candidates) -> FloatArray:
-    """Features for every query (n x k x F)."""
-    return np.stack([candidate_features(index, q, cands.works[i], cands.cos[i])
-                     for i, q in enumerate(queries)]) if queries else np.zeros((0, cands.works.shape[1],
-                                                                                 len(FEATURES)))

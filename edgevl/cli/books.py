@@ -23,6 +23,10 @@ _TITLE_COL = typer.Option("title", "--title-col", help="catalogue column holding
 _AUTHOR_COL = typer.Option("author", "--author-col", help="catalogue column holding the author")
 _TAG_COL = typer.Option("tag", "--tag-col", help="catalogue column holding the call-number tag")
 
+_MIN_CONF = typer.Option(None, "--min-confidence",
+                         help="reject a spine whose best match is less likely than this to be correct "
+                              "(a calibrated probability; default: the calibration's operating point)")
+
 
 def columns_option(title: str, author: str, tag: str) -> Columns:
     return Columns(title=title, author=author, tag=tag)
@@ -35,8 +39,9 @@ def index_cmd(
     rebuild: bool = typer.Option(False, "--rebuild", help="rebuild even when a cached index exists"),
     calibrate_on: Path | None = typer.Option(
         None, "--calibrate", help="labelled segments CSV (library-dataset format) to fit the calibration on"),
-    min_recall: float = typer.Option(0.0, "--min-recall", help="with --calibrate: pick the reject threshold "
-                                     "with the best F1 among those reaching this recall"),
+    min_recall: float = typer.Option(0.0, "--min-recall", help="with --calibrate: pick the confidence "
+                                     "threshold with the best out-of-fold F1 among those reaching "
+                                     "this recall"),
     title_col: str = _TITLE_COL,
     author_col: str = _AUTHOR_COL,
     tag_col: str = _TAG_COL,
@@ -49,14 +54,15 @@ def index_cmd(
                            "works": len(idx), "index": str(folder), "built": built,
                            "build_seconds": round(idx.build_seconds, 3)}
     if calibrate_on is not None:
-        from edgevl.books.evaluate import calibrate, read_segments
+        from edgevl.books.crossval import calibrate
+        from edgevl.books.evaluate import read_segments
 
-        matcher = BookMatcher(idx)
-        cal = calibrate(matcher, read_segments(calibrate_on), min_recall=min_recall)
-        cal["source"] = f"fitted on {calibrate_on}"
+        cal, point = calibrate(idx, read_segments(calibrate_on), min_recall=min_recall,
+                               source=f"fitted on {calibrate_on.name}")
         idx.calibration = cal
         idx.save(folder)
-        out["calibration"] = cal
+        out["calibration"] = cal.to_dict()
+        out["out_of_fold"] = point
     if as_json:
         emit_json(out)
         return
@@ -64,7 +70,10 @@ def index_cmd(
     typer.echo(f"index {'built' if built else 'loaded'}: {folder}" + (
         f" in {idx.build_seconds:.2f} s" if built else ""))
     if calibrate_on is not None:
-        typer.echo(f"calibration fitted on {calibrate_on}: reject log-odds {out['calibration']['reject']}")
+        p = out["out_of_fold"]
+        typer.echo(f"calibration fitted on {calibrate_on}: min confidence {p['min_confidence']:.3f} "
+                   f"(out of fold: recall {p['recall']:.4f}, precision {p['precision']:.4f}, "
+                   f"F1 {p['f1']:.4f})")
 
 
 @books_app.command("eval")
@@ -75,6 +84,7 @@ def eval_cmd(
     predictions_out: Path | None = typer.Option(
         None, "--predictions-out", "-o", help="write image_name, mask_id, pred_title, pred_author, score"),
     cache_dir: Path | None = _CACHE,
+    min_confidence: float | None = _MIN_CONF,
     title_col: str = _TITLE_COL,
     author_col: str = _AUTHOR_COL,
     tag_col: str = _TAG_COL,
@@ -83,7 +93,8 @@ def eval_cmd(
     """Match OCR segments (per image, one-to-one) and print recall, precision, F1 and reject rate."""
     from edgevl.books.evaluate import evaluate, read_segments, write_predictions
 
-    matcher = BookMatcher.from_catalogue(catalogue, cache_dir, columns_option(title_col, author_col, tag_col))
+    matcher = BookMatcher.from_catalogue(catalogue, cache_dir, columns_option(title_col, author_col, tag_col),
+                                         min_confidence=min_confidence)
     segs = read_segments(segments)
     preds, res = evaluate(matcher, segs)
     if predictions_out is not None:
@@ -109,6 +120,7 @@ def match_books_cmd(
     draw: Path | None = typer.Option(None, "--draw", help="write the photo with outlined spines and titles "
                                      "(several photos: OUT_<photo>.png)"),
     draw_max_side: int = typer.Option(1600, "--draw-max-side", help="downscale drawings to this longer side"),
+    min_confidence: float | None = _MIN_CONF,
     title_col: str = _TITLE_COL,
     author_col: str = _AUTHOR_COL,
     tag_col: str = _TAG_COL,
@@ -127,7 +139,8 @@ def match_books_cmd(
     from edgevl.vision.io import read_image
 
     shelf = ShelfMatcher(
-        BookMatcher.from_catalogue(catalogue, cache_dir, columns_option(title_col, author_col, tag_col)))
+        BookMatcher.from_catalogue(catalogue, cache_dir, columns_option(title_col, author_col, tag_col),
+                                   min_confidence=min_confidence))
     results: list[ShelfResult] = []
     err = Console(stderr=True)
     with Progress(console=err, transient=True, disable=len(photos) < 2) as progress:

@@ -1,0 +1,189 @@
+"""The matcher's calibration (weights by feature name, probability map, operating point), the grouped
+cross-validation and ``--min-confidence``."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgevl.books import BookMatcher, Catalogue, build_index
+from edgevl.books.calibration import (
+    Calibration,
+    default_calibration,
+    fit_probability,
+    match_logits,
+    stage_a,
+)
+from edgevl.books.crossval import Labelled, calibrate, cross_validate, grouped_folds, photo_of
+from edgevl.books.evaluate import Segment, read_segments
+from edgevl.books.features import FEATURES, all_features, call_class, language
+from edgevl.books.match import retrieve
+from edgevl.cli import main
+from edgevl.errors import CalibrationError
+from tests.test_books_matcher import make_catalogue, make_shelves
+
+
+def test_calibration_round_trips_by_feature_name_and_reads_version_1() -> None:
+    cal = Calibration({"cos": 2.0, "tag": -1.5}, 0.25, (0.1, 0.9, 0.2), 1.3, -0.2, 0.4, 7, "test")
+    back = Calibration.from_dict(json.loads(json.dumps(cal.to_dict())))
+    assert back == cal and back.features == ("cos", "tag")
+    # version 1 stored a weight list in a fixed feature order and a reject log-odds
+    v1 = Calibration.from_dict({"w": list(range(19)), "bias": 0.5, "stage2": [0, 1, 0], "reject": -1.0})
+    assert v1.weights["cos"] == 0 and v1.weights["explained_x_len"] == 18
+    assert v1.reject_logit == pytest.approx(-1.0)
+    with pytest.raises(CalibrationError, match="malformed"):
+        Calibration.from_dict({"weights": {"cos": 1.0}})
+
+
+def test_the_reject_log_odds_is_where_the_probability_reaches_min_confidence() -> None:
+    cal = Calibration({"cos": 1.0}, 0.0, (0.0, 1.0, 0.0), scale=0.7, shift=0.3, min_confidence=0.8)
+    assert float(cal.probability(cal.reject_logit)) == pytest.approx(0.8)
+    assert float(cal.probability(-math.inf)) == 0.0
+    for bad in (0.0, 1.0, 1.5, -0.1):
+        with pytest.raises(CalibrationError, match="strictly between 0 and 1"):
+            cal.with_min_confidence(bad)
+
+
+def test_weights_are_read_by_name_whatever_the_column_order() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(4, 3, len(FEATURES)))
+    cal = Calibration({"tag": 2.0, "cos": -1.0}, 0.5, (0.0, 1.0, 0.0))
+    want = 2.0 * x[..., FEATURES.index("tag")] - 1.0 * x[..., FEATURES.index("cos")] + 0.5
+    np.testing.assert_allclose(stage_a(x, cal, FEATURES), want)
+    # the same features in another order give the same scores
+    order = list(reversed(FEATURES))
+    np.testing.assert_allclose(stage_a(x[..., ::-1], cal, order), want)
+    with pytest.raises(CalibrationError, match="does not compute"):
+        bad = Calibration({"nope": 1.0}, 0.0, (0, 1, 0))
+        match_logits(x, np.zeros((4, 3), dtype=np.int64), bad, FEATURES)
+
+
+def test_a_matcher_refuses_a_calibration_with_an_unknown_feature() -> None:
+    index = build_index(Catalogue.from_records([("Title one", "Author, A", "N Aut")]))
+    with pytest.raises(CalibrationError, match="unknown_feature"):
+        BookMatcher(index, Calibration({"unknown_feature": 1.0}, 0.0, (0, 1, 0)))
+
+
+def test_shipped_calibration_only_names_features_the_matcher_computes() -> None:
+    cal = default_calibration()
+    assert set(cal.features) <= set(FEATURES) and 0 < cal.min_confidence < 1 and cal.scale > 0
+
+
+def test_platt_scaling_recovers_a_known_probability_map() -> None:
+    rng = np.random.default_rng(1)
+    z = rng.normal(scale=3.0, size=20000)
+    y = (rng.random(z.size) < 1 / (1 + np.exp(-(2.0 * z - 1.0)))).astype(np.float64)
+    a, b = fit_probability(z, y)
+    assert a == pytest.approx(2.0, abs=0.1) and b == pytest.approx(-1.0, abs=0.1)
+    with pytest.raises(CalibrationError):
+        fit_probability(z, np.ones_like(z))
+
+
+def test_grouped_folds_never_split_a_group_and_cover_everything_once() -> None:
+    groups = [f"p{i % 13}" for i in range(200)]
+    folds = grouped_folds(groups, 5, seed=3)
+    seen = np.concatenate(folds)
+    assert sorted(seen.tolist()) == list(range(200))
+    owner = {}
+    for k, fold in enumerate(folds):
+        for i in fold:
+            assert owner.setdefault(groups[i], k) == k
+    assert [f.tolist() for f in grouped_folds(groups, 5, seed=3)] == [f.tolist() for f in folds]
+    with pytest.raises(ValueError):
+        grouped_folds(["a", "b"], 5)
+    assert photo_of("20221128_104830_1.jpg") == "20221128_104830"
+
+
+def test_librarian_helpers() -> None:
+    assert language(["la", "casa", "de", "los", "espiritus", "y", "otros"]) == "es"
+    assert language(["els", "ulls", "grocs", "dels", "cocodrils"]) == "ca"
+    assert language(["the", "lord", "of", "the", "rings"]) == "en"
+    assert language(["casa", "blanca"]) == ""
+    assert [call_class(t) for t in ("796 4 sal", "n sap", "i pav", "")] == ["79", "n", "i", ""]
+
+
+def test_shelf_class_rewards_a_candidate_from_the_class_of_the_other_spines() -> None:
+    cat = Catalogue.from_records([("Atletismo basico", "Perez, Ana", "796 Per"),
+                                  ("Atletismo", "Perez, Ana", "N Per"),
+                                  ("Tenis moderno", "Lopez, Luis", "796 Lop"),
+                                  ("Futbol total", "Gil, Marta", "796 Gil")])
+    index = build_index(cat)
+    queries = ["atletismo perez", "tenis moderno lopez 796 lop", "futbol total gil 796 gil"]
+    cands = retrieve(index, queries, 4)
+    x = all_features(index, queries, cands)
+    col = FEATURES.index("shelf_class")
+    score = {index.tags[w]: x[0, r, col] for r, w in enumerate(cands.works[0]) if w >= 0}
+    assert score["796 Per"] > 0.9 and score["N Per"] == 0.0
+    # alone on its photo, a segment has no shelf evidence
+    alone = all_features(index, queries, cands, groups=[[0], [1], [2]])
+    assert np.all(alone[..., col] == 0.0)
+
+
+def _write_segments(path: Path, texts: list[list[str]], truth: list[list[int | None]],
+                    cat: Catalogue) -> None:
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["image_name", "mask_id", "ocr", "title", "author", "not_book"])
+        for g, (ts, ys) in enumerate(zip(texts, truth, strict=True)):
+            for k, (t, y) in enumerate(zip(ts, ys, strict=True)):
+                b = cat.books[y] if y is not None else None
+                w.writerow([f"2022_{g:04d}_1.jpg", k, t, b.title if b else "", b.author if b else "",
+                            "False" if b else "True"])
+
+
+@pytest.fixture(scope="module")
+def labelled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Catalogue, list[Segment], Path]:
+    rng = random.Random(11)
+    cat = make_catalogue(rng, 250)
+    texts, truth = make_shelves(rng, cat, n_images=20, per_image=8)
+    path = tmp_path_factory.mktemp("seg") / "segments.csv"
+    _write_segments(path, texts, truth, cat)
+    return cat, read_segments(path), path
+
+
+def test_out_of_fold_probabilities_are_calibrated_and_the_fit_ships_them(
+        labelled: tuple[Catalogue, list[Segment], Path]) -> None:
+    cat, segs, _ = labelled
+    index = build_index(cat)
+    cal, point = calibrate(index, segs, features=("cos", "cos_margin", "title_cov", "author_cov", "tag"))
+    assert cal.features == ("cos", "cos_margin", "title_cov", "author_cov", "tag")
+    assert point["f1"] > 0.85 and cal.min_confidence == point["min_confidence"]
+    data = Labelled.build(index, segs)
+    folds = grouped_folds([photo_of(s.image_name) for s in segs], 4)
+    cv = cross_validate(index, data, cal.features, folds)
+    p = cv.probabilities()
+    ok = np.isfinite(cv.assigned_logit)
+    # the mean predicted probability matches the observed share of correct matches
+    assert abs(p[ok].mean() - cv.assigned_correct[ok].mean()) < 0.05
+    # a stricter operating point rejects more and is never less precise on these shelves
+    loose = BookMatcher(index, cal, min_confidence=0.1).match_groups([[s.ocr for s in segs]])[0]
+    strict = BookMatcher(index, cal, min_confidence=0.95).match_groups([[s.ocr for s in segs]])[0]
+    assert sum(m.matched for m in strict) < sum(m.matched for m in loose)
+    assert all(m.score >= 0.95 for m in strict if m.matched)
+
+
+def test_cli_min_confidence(labelled: tuple[Catalogue, list[Segment], Path], tmp_path: Path,
+                            capsys: pytest.CaptureFixture[str]) -> None:
+    cat, _, seg_path = labelled
+    cat_path = tmp_path / "cat.csv"
+    with cat_path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["title", "author", "tag"])
+        for b in cat.books:
+            w.writerow([b.title, b.author, b.tag])
+    base = ["books", "eval", "--catalogue", str(cat_path), "--segments", str(seg_path), "--json",
+            "--cache-dir", str(tmp_path / "cache")]
+    assert main([*base, "--min-confidence", "0.05"]) == 0
+    loose = json.loads(capsys.readouterr().out)
+    assert main([*base, "--min-confidence", "0.99"]) == 0
+    strict = json.loads(capsys.readouterr().out)
+    assert strict["predicted"] < loose["predicted"] and strict["precision"] >= loose["precision"]
+    assert main([*base, "--min-confidence", "1.5"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("edgevl: error:") and "between 0 and 1" in err and err.count("\n") == 1
