@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import pickle
 import random
 from pathlib import Path
 
@@ -33,6 +34,7 @@ def test_calibration_round_trips_by_feature_name_and_reads_version_1() -> None:
     cal = Calibration({"cos": 2.0, "tag": -1.5}, 0.25, (0.1, 0.9, 0.2), 1.3, -0.2, 0.4, 7, "test")
     back = Calibration.from_dict(json.loads(json.dumps(cal.to_dict())))
     assert back == cal and back.features == ("cos", "tag")
+    assert pickle.loads(pickle.dumps(cal)) == cal  # worker processes receive calibrations pickled
     # version 1 stored a weight list in a fixed feature order and a reject log-odds
     v1 = Calibration.from_dict({"w": list(range(19)), "bias": 0.5, "stage2": [0, 1, 0], "reject": -1.0})
     assert v1.weights["cos"] == 0 and v1.weights["explained_x_len"] == 18

@@ -58,6 +58,10 @@ class Calibration:
             raise CalibrationError(f"calibration scale must be positive, got {self.scale}")
         logit(self.min_confidence)  # validates the range
 
+    def __reduce__(self) -> tuple[Any, tuple[dict[str, Any]]]:
+        # mapping proxies do not pickle; worker processes receive the plain dict form
+        return (Calibration.from_dict, (self.to_dict(),))
+
     @property
     def features(self) -> tuple[str, ...]:
         return tuple(self.weights)

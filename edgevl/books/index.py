@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -229,8 +230,9 @@ def index_arrays(index: CatalogueIndex) -> dict[str, npt.NDArray[Any]]:
 
 def index_meta(index: CatalogueIndex) -> dict[str, Any]:
     """The small part of the index (display strings, calibration) that goes with :func:`index_arrays`."""
-    return {"n": index.n, "catalogue_sha256": index.catalogue_sha256, "calibration": index.calibration,
-            "titles": index.titles, "authors": index.authors, "tags": index.tags}
+    return {"n": index.n, "catalogue_sha256": index.catalogue_sha256,
+            "calibration": index.calibration.to_dict() if index.calibration else None,
+            "titles": index.titles, "authors": index.authors, "tags": index.tags, "series": index.series}
 
 
 def index_from_arrays(arrays: dict[str, npt.NDArray[Any]], meta: dict[str, Any]) -> CatalogueIndex:
@@ -240,10 +242,10 @@ def index_from_arrays(arrays: dict[str, npt.NDArray[Any]], meta: dict[str, Any])
     vectors = sp.csr_matrix((arrays["data"], arrays["indices"], arrays["indptr"]), shape=shape, copy=False)
     idx = _with_norms(int(meta["n"]), arrays["idf"], vectors, (arrays["row_offsets"], arrays["rows"]),
                       list(meta["titles"]), list(meta["authors"]), list(meta["tags"]),
-                      str(meta["catalogue_sha256"]))
+                      list(meta.get("series") or [""] * len(meta["titles"])), str(meta["catalogue_sha256"]))
     idx._postings = sp.csr_matrix((arrays["post_data"], arrays["post_indices"], arrays["post_indptr"]),
                                   shape=(shape[1], shape[0]), copy=False)
-    idx.calibration = dict(meta.get("calibration") or {})
+    idx.calibration = Calibration.from_dict(meta["calibration"]) if meta.get("calibration") else None
     return idx
 
 

@@ -88,7 +88,7 @@ def run_library(photos: Sequence[str], cfg: RunConfig,
         if cfg.ray:
             threads = cfg.threads if cfg.threads > 0 else max(1, int(cfg.num_cpus))
         options = WorkerOptions(threads=threads, backend=cfg.backend, model=model,
-                                calibration=dict(index.calibration))
+                                calibration=index.calibration.to_dict() if index.calibration else {})
         records: Iterator[dict[str, Any]]
         if not todo:
             records = iter(())

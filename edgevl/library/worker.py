@@ -18,7 +18,7 @@ class WorkerOptions:
     threads: int = 1
     backend: str = "ort-cpu"
     model: str | None = None  # OCR model family (None: edgevl's default)
-    calibration: dict[str, Any] = field(default_factory=dict)
+    calibration: dict[str, Any] = field(default_factory=dict)  # Calibration.to_dict(); {} = shipped
 
 
 class ShelfWorker:
@@ -26,13 +26,15 @@ class ShelfWorker:
 
     def __init__(self, index: CatalogueIndex, options: WorkerOptions) -> None:
         from edgevl.backends import EngineOptions
+        from edgevl.books.calibration import Calibration
         from edgevl.books.matcher import BookMatcher
         from edgevl.books.shelf import ShelfMatcher
         from edgevl.tasks.ocr import OcrPipeline
 
         ocr = OcrPipeline(options=EngineOptions(backend=options.backend, threads=options.threads),
                           model=options.model)
-        self.shelf = ShelfMatcher(BookMatcher(index, options.calibration or None), ocr)
+        cal = Calibration.from_dict(options.calibration) if options.calibration else None
+        self.shelf = ShelfMatcher(BookMatcher(index, cal), ocr)
 
     def process(self, photo: str, data: bytes | None = None) -> dict[str, Any]:
         """Read (or decode ``data``), OCR and match one photo; any failure becomes an error record."""
