@@ -13,7 +13,7 @@ spines (text of two spines) are listed apart: their book or "no match" are both 
 error is listed with its reason. The shipped calibration and the version-1 calibration (19
 features, before the cross-validated selection) are run side by side, with the dev-split numbers.
 
-    flock /tmp/edgevl-bench.lock python benchmarks/books_photos.py
+    python benchmarks/books_photos.py   (accuracy only: the OCR seconds it records are not a timing)
 
 Writes benchmarks/results/books_photos.{json,md}. Needs ../shared/data/library (skips otherwise).
 """
@@ -342,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     shipped_row = rows["shipped"]["photos"]
     result = bench.new_result(
         "books_photos",
-        bench.command_line(ROOT, locked=True),
+        bench.command_line(ROOT),
         load_before=load_before,
         ocr={"pipeline": "edgevl.tasks.ocr.OcrPipeline() defaults", "photos": ocr_info},
         labels=str(args.labels.resolve().relative_to(ROOT)),
