@@ -26,9 +26,8 @@ import json
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from shapely.geometry import Polygon
 
@@ -84,8 +83,9 @@ V1 = {
 }
 
 
-@dataclass(frozen=True)
-class Label:
+class Label(NamedTuple):
+    """One hand-labelled spine outline (a NamedTuple: run_all imports this script outside sys.modules)."""
+
     photo: str
     outline: Polygon
     kind: str
