@@ -8,6 +8,7 @@ and shows up as run-to-run spread instead of a bias.
 
 from __future__ import annotations
 
+import math
 import shlex
 import sys
 import time
@@ -68,7 +69,7 @@ class BenchSettings:
             raise InputError("give --iters or --seconds, not both")
         if self.iters is not None and self.iters < 1:
             raise InputError(f"--iters {self.iters}: must be >= 1")
-        if self.seconds is not None and self.seconds <= 0:
+        if self.seconds is not None and not (math.isfinite(self.seconds) and self.seconds > 0):
             raise InputError(f"--seconds {self.seconds}: must be > 0")
         if self.warmup < 0 or self.repeats < 1 or self.threads < 0:
             raise InputError("--warmup and --threads must be >= 0, --repeats >= 1")

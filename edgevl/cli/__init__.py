@@ -1,6 +1,7 @@
 """Command line: a thin typer layer over the public API.
 
-Any :class:`edgevl.errors.EdgevlError` becomes one line on stderr and exit code 2.
+Any :class:`edgevl.errors.EdgevlError`, and any usage error (unknown option, missing argument, a
+value out of range), becomes one line on stderr, ``edgevl: error: …``, and exit code 2.
 
 Cold start: each command lives in its own module (``edgevl/cli/<module>.py``) and only the module of
 the command being run is imported, so ``edgevl ocr`` never loads the book matcher, scipy or the
@@ -52,9 +53,33 @@ def load_commands(modules: tuple[str, ...] | list[str] = MODULES) -> None:
             _loaded.add(m)
 
 
+#: the root's options that take a value (the word after them is not the command)
+_ROOT_VALUED = ("--max-image-mp",)
+
+
 def _command_word(args: list[str]) -> str | None:
-    """The first argument that is not an option: the command name (the root has no valued options)."""
-    return next((a for a in args if not a.startswith("-")), None)
+    """The first argument that is not an option or a root option's value: the command name."""
+    skip = False
+    for a in args:
+        if skip:
+            skip = False
+        elif a in _ROOT_VALUED:
+            skip = True
+        elif not a.startswith("-"):
+            return a
+    return None
+
+
+def _click_exceptions() -> Any:
+    """click's exception module: vendored inside recent typer, the click package in older ones."""
+    try:
+        return importlib.import_module("typer._click.exceptions")
+    except ImportError:  # pragma: no cover - typer < 0.16 depends on click itself
+        return importlib.import_module("click.exceptions")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(part.strip() for part in text.splitlines() if part.strip())
 
 
 def _help_app() -> Any:
@@ -82,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
 
         args = rewrite_ray_option(args)
     modules = {name: mod for name, mod, _, _ in COMMANDS}
+    cx = _click_exceptions()
     try:
         if word in modules:
             load_commands([modules[word]])
@@ -91,13 +117,25 @@ def main(argv: list[str] | None = None) -> int:
         else:
             load_commands()  # an unknown command: the full app says so
             from edgevl.cli.app import app as target
-        target(args=args, prog_name="edgevl")
-    except SystemExit as e:  # click's standalone mode exits, with 2 for usage errors
-        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-    except EdgevlError as e:
-        print(f"edgevl: error: {e}", file=sys.stderr)
+        rv = target(args=args, prog_name="edgevl", standalone_mode=False)
+    except cx.NoArgsIsHelpError as e:  # `edgevl books` alone: the help, as before
+        e.show()
         return 2
-    return 0
+    except cx.ClickException as e:  # unknown option, bad value...: one line, not typer's box
+        ctx: Any = getattr(e, "ctx", None)
+        usage = ctx is not None and isinstance(e, cx.UsageError)
+        hint = f" (see '{ctx.command_path} --help')" if usage else ""
+        print(f"edgevl: error: {_one_line(e.format_message())}{hint}", file=sys.stderr)
+        return int(e.exit_code)
+    except Exception as e:  # typer.Abort (imported lazily with typer): Ctrl-D at a prompt
+        if type(e).__name__ != "Abort":
+            raise
+        print("edgevl: aborted", file=sys.stderr)
+        return 1
+    except EdgevlError as e:
+        print(f"edgevl: error: {_one_line(str(e))}", file=sys.stderr)
+        return 2
+    return rv if isinstance(rv, int) else 0
 
 
 def run() -> None:

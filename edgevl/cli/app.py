@@ -8,6 +8,8 @@ from typing import Any
 
 import typer
 
+from edgevl.cli.checks import number_in
+
 HELP = "Edge inference for vision-language models: OCR, book matching, CLIP, export, bench."
 
 
@@ -17,8 +19,19 @@ def new_app() -> typer.Typer:
                       add_completion=False)
 
     @new.callback()
-    def _root() -> None:
+    def _root(
+        ctx: typer.Context,
+        max_image_mp: float | None = typer.Option(
+            None, "--max-image-mp", callback=number_in(0.0, lo_open=True),
+            help="refuse images over this many megapixels before decoding them (default 200)"),
+    ) -> None:
         """Edge inference for vision-language models: OCR, book matching, CLIP, export, bench."""
+        if max_image_mp is not None:
+            from edgevl.vision import io
+
+            old = io.MAX_PIXELS
+            io.MAX_PIXELS = round(max_image_mp * 1_000_000)
+            ctx.call_on_close(lambda: setattr(io, "MAX_PIXELS", old))  # main() may run again in-process
 
     return new
 

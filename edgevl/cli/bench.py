@@ -31,6 +31,7 @@ from edgevl.bench.report import (
 )
 from edgevl.bench.results import BenchRun, load_run, write_run
 from edgevl.cli.app import app, emit_json
+from edgevl.cli.checks import number_in
 from edgevl.errors import InputError
 
 
@@ -129,7 +130,8 @@ def run_cmd(
     threads: int = typer.Option(0, help="intra-op threads (0 = runtime default)"),
     warmup: int = typer.Option(5, help="untimed iterations before measuring each configuration"),
     iters: int | None = typer.Option(None, help="timed iterations per configuration"),
-    seconds: float | None = typer.Option(None, help="time budget per configuration (default 2 s)"),
+    seconds: float | None = typer.Option(None, help="time budget per configuration (default 2 s)",
+                                         callback=number_in(0.0, lo_open=True)),
     repeats: int = typer.Option(1, help="interleaved repeats per configuration (noise estimate)"),
     inputs: Path | None = typer.Option(None, help="folder of real inputs: images or .npz feed files"),
     dim: list[str] = typer.Option([], help="symbolic dim override NAME=N (seq=64, height=640, width=480)"),

@@ -138,6 +138,9 @@ def match_books_cmd(
     from edgevl.errors import ImageError
     from edgevl.vision.io import read_image
 
+    if draw is not None and draw.suffix.lower() not in (".png", ".jpg", ".jpeg", ".bmp", ".webp"):
+        # checked before anything is read or created (a folder for a drawing that cannot be written)
+        raise ImageError(f"{draw}: --draw expects an image file name ending in .png, .jpg, .bmp or .webp")
     shelf = ShelfMatcher(
         BookMatcher.from_catalogue(catalogue, cache_dir, columns_option(title_col, author_col, tag_col),
                                    min_confidence=min_confidence))

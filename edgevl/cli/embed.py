@@ -9,6 +9,7 @@ import typer
 
 from edgevl.bundle import load_bundle
 from edgevl.cli.app import app, emit_json
+from edgevl.cli.checks import plain_field
 from edgevl.errors import InputError
 from edgevl.tasks.encoders import ImageEncoder, TextEncoder
 from edgevl.tasks.zeroshot import ZeroShotClassifier, load_descriptions, load_labels, parse_labels
@@ -22,7 +23,10 @@ def embed(
     normalize: bool = typer.Option(False, "--normalize", help="L2-normalise the embeddings"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
-    """Print the embeddings of texts or images: one line per input (input, then the values)."""
+    """Print the embeddings of texts or images: one line per input (input, then the values).
+
+    In the plain form the input is escaped (\\n, \\t, \\\\) so one input is one line.
+    """
     if bool(text) == bool(image):
         raise InputError("give either --text T... or --image IMG... (one kind per call)")
     b = load_bundle(bundle)
@@ -41,7 +45,7 @@ def embed(
         })
         return
     for s, e in zip(inputs, emb, strict=True):
-        typer.echo(s.replace("\t", " ") + "\t" + " ".join(f"{v:.6g}" for v in e))
+        typer.echo(plain_field(s) + "\t" + " ".join(f"{v:.6g}" for v in e))
 
 
 @app.command()

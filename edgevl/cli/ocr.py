@@ -11,6 +11,7 @@ import typer
 
 from edgevl.backends import BACKENDS, EngineOptions
 from edgevl.cli.app import app, emit_json
+from edgevl.cli.checks import number_in
 from edgevl.errors import ImageError, InputError
 from edgevl.models.ppocr import DEFAULT_MODEL, MODELS, ocr_model
 from edgevl.tasks.ocr import OcrPipeline, Reading, TextDetector, TextLine, TextRecognizer
@@ -49,11 +50,11 @@ def ocr(
                                      help=f"OCR model: {', '.join(MODELS)} (default {DEFAULT_MODEL})"),
     threads: int = typer.Option(0, "--threads", help="intra-op threads (0 = runtime default)"),
     backend: str = typer.Option("ort-cpu", "--backend", help=f"one of {', '.join(BACKENDS)}"),
-    limit_side: int | None = typer.Option(None, "--limit-side",
+    limit_side: int | None = typer.Option(None, "--limit-side", callback=number_in(64, allow=(0,)),
                                           help="detector input: longest side in pixels "
                                           "(default 1792; 0 = full resolution, tiled: slower, reads "
                                           "more small text)"),
-    min_score: float = typer.Option(0.5, "--min-score",
+    min_score: float = typer.Option(0.5, "--min-score", callback=number_in(0.0, 1.0),
                                     help="lines whose reading confidence is below this are not listed"),
     vertical: str = typer.Option("auto", "--vertical",
                                  help="tall boxes: 'auto' (classifier decides, both if unsure), 'both'; "

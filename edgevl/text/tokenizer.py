@@ -24,6 +24,18 @@ from edgevl.manifest import MAX_SIZE, TokenizerSpec
 from edgevl.text.clean import CLEANERS
 
 Int64Array = npt.NDArray[np.int64]
+_INT64_MAX = int(np.iinfo(np.int64).max)
+
+
+def _check_text(text: str, index: int) -> None:
+    """InputError for a text that is not valid Unicode: lone surrogates are what Python makes of
+    invalid UTF-8 bytes on the command line (``surrogateescape``), and tokenizers cannot take them."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise InputError(
+            f"text {index} is not valid UTF-8 (byte {e.object[e.start:e.end].encode('utf-8', 'surrogateescape')!r} "
+            f"at position {e.start}); give UTF-8 text") from None
 
 
 @dataclass(frozen=True)
@@ -60,6 +72,8 @@ class Tokenizer:
             raise BundleError(f"{p}: not a `tokenizers` JSON file ({str(e)[:200]})") from e
         self.path = p
         self.max_length = int(max_length)
+        if not 0 <= int(pad_id) <= _INT64_MAX:
+            raise BundleError(f"{p}: pad_id {pad_id} is outside 0..{_INT64_MAX} (token ids are int64)")
         self.pad_id = int(pad_id)
         self.pad_to_max = pad_to_max
         self._tok.no_padding()
@@ -87,6 +101,8 @@ class Tokenizer:
         bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
         if bad:
             raise InputError(f"texts must be strings; items {bad[:5]} are not")
+        for i, t in enumerate(texts):
+            _check_text(t, i)
         clean = self._clean
         encs = self._tok.encode_batch([clean(t) for t in texts] if clean else list(texts))
         width = self.max_length if self.pad_to_max else max(len(e.ids) for e in encs)

@@ -6,6 +6,9 @@ RGBA and palette images are converted, not rejected.
 
 from __future__ import annotations
 
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
@@ -13,9 +16,59 @@ import numpy as np
 import numpy.typing as npt
 
 from edgevl.errors import ImageError
+from edgevl.vision.imageheader import PNG_SIGNATURE, HeaderSize, header_size, png_problem
 
 Image = npt.NDArray[np.uint8]
 MAX_PIXELS = 200_000_000  # 200 MP: far above any phone photo, below what exhausts a Jetson
+MAX_FILE_BYTES = 1 << 30  # 1 GiB: no photo file is this big
+
+
+def _file_kind(mode: int) -> str:
+    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a plain file"
+
+
+def _available_bytes() -> int:
+    import psutil
+
+    return int(psutil.virtual_memory().available)
+
+
+def check_decode_size(size: HeaderSize | None, where: str) -> None:
+    """ImageError before decoding when the header's pixel count is over :data:`MAX_PIXELS`, or the
+    decode's memory estimate (decoded pixels, the BGR copy and the float alpha composite) is over
+    the memory available now. ``size`` None (a format whose header is not parsed) passes: OpenCV's
+    own pixel limit and :func:`to_bgr8`'s check still apply after decoding."""
+    if size is None:
+        return
+    pixels = size.width * size.height
+    if pixels > MAX_PIXELS:
+        raise ImageError(f"{where}: {size.width}x{size.height} is over {MAX_PIXELS / 1e6:g} megapixels "
+                         "(edgevl --max-image-mp raises the limit); downscale it first")
+    need = size.decode_bytes()
+    avail = _available_bytes()
+    if need > avail:
+        raise ImageError(f"{where}: decoding {size.width}x{size.height} needs about {need / 2**30:.1f} GiB, "
+                         f"{avail / 2**30:.1f} GiB of memory is available")
+
+
+@contextmanager
+def _quiet_opencv() -> Iterator[None]:
+    """OpenCV's own warning lines (\"PNG input buffer is incomplete\") off while decoding: the
+    ImageError that follows is the one line the user sees."""
+    log = getattr(getattr(cv2, "utils", None), "logging", None)
+    if log is None:  # pragma: no cover - OpenCV builds without the logging module
+        yield
+        return
+    old = log.getLogLevel()
+    log.setLogLevel(log.LOG_LEVEL_ERROR)
+    try:
+        yield
+    finally:
+        log.setLogLevel(old)
 
 
 def to_bgr8(arr: npt.NDArray[np.generic], where: str = "image") -> Image:
@@ -28,7 +81,7 @@ def to_bgr8(arr: npt.NDArray[np.generic], where: str = "image") -> Image:
         raise ImageError(f"{where}: {arr.shape[2]} channels; expected 1, 3 or 4")
     if arr.shape[0] * arr.shape[1] > MAX_PIXELS:
         raise ImageError(
-            f"{where}: {arr.shape[1]}x{arr.shape[0]} is over {MAX_PIXELS // 1_000_000} megapixels; "
+            f"{where}: {arr.shape[1]}x{arr.shape[0]} is over {MAX_PIXELS / 1e6:g} megapixels; "
             "downscale it first"
         )
     a8 = _to_uint8(arr, where)
@@ -63,28 +116,56 @@ def _to_uint8(arr: npt.NDArray[np.generic], where: str) -> Image:
 
 
 def read_image(path: Path | str) -> Image:
-    """Read an image file as HxWx3 uint8 BGR; ImageError if missing, empty or not an image."""
+    """Read an image file as HxWx3 uint8 BGR; ImageError if missing, empty or not an image.
+
+    Checked before anything is decoded: the path is a regular file (a FIFO would block forever,
+    /dev/zero never ends), at most :data:`MAX_FILE_BYTES`; then :func:`decode_image`'s checks.
+    """
     p = Path(path)
-    if not p.exists():
-        raise ImageError(f"{p}: no such file")
-    if p.is_dir():
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        raise ImageError(f"{p}: no such file") from None
+    except OSError as e:
+        raise ImageError(f"{p}: cannot read ({e.strerror or e})") from None
+    if stat.S_ISDIR(st.st_mode):
         raise ImageError(f"{p}: is a directory, expected an image file")
-    return decode_image(np.fromfile(str(p), dtype=np.uint8), str(p))
+    if not stat.S_ISREG(st.st_mode):
+        raise ImageError(f"{p}: not a regular file ({_file_kind(st.st_mode)}), expected an image file")
+    if st.st_size > MAX_FILE_BYTES:
+        raise ImageError(f"{p}: {st.st_size / 2**20:.0f} MiB is over the {MAX_FILE_BYTES / 2**20:.0f} MiB "
+                         "limit for an image file")
+    try:
+        data = np.fromfile(str(p), dtype=np.uint8)
+    except OSError as e:
+        raise ImageError(f"{p}: cannot read ({e.strerror or e})") from None
+    return decode_image(data, str(p))
 
 
 def decode_image(encoded: bytes | npt.NDArray[np.uint8], where: str = "image") -> Image:
-    """Decode the bytes of an image file (as :func:`read_image` does) to HxWx3 uint8 BGR."""
+    """Decode the bytes of an image file (as :func:`read_image` does) to HxWx3 uint8 BGR.
+
+    Before decoding: a PNG's chunks are complete with valid CRCs (so libpng never prints its own
+    error line); the pixel count from the header is at most :data:`MAX_PIXELS` and the decode's
+    memory estimate fits in the available memory.
+    """
     data = np.frombuffer(encoded, dtype=np.uint8) if isinstance(encoded, bytes) else encoded
     p = where
     if data.size == 0:
         raise ImageError(f"{p}: empty file")
-    if data[:2].tobytes() == b"\xff\xd8":
+    head = data.tobytes()
+    if head.startswith(PNG_SIGNATURE):
+        problem = png_problem(head)
+        if problem:
+            raise ImageError(f"{p}: not a readable PNG ({problem})")
+    check_decode_size(header_size(head), str(p))
+    is_jpeg = head[:2] == b"\xff\xd8"
+    del head
+    with _quiet_opencv():
         # JPEG: 8-bit colour or grey, no alpha; IMREAD_COLOR applies the EXIF orientation as a
-        # photo viewer does (phones store portrait photos rotated)
-        arr = cv2.imdecode(data, cv2.IMREAD_COLOR)
-    else:
-        # PNG/TIFF/...: keep 16-bit depth and alpha so to_bgr8 can convert them properly
-        arr = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+        # photo viewer does (phones store portrait photos rotated). PNG/TIFF/...: keep 16-bit
+        # depth and alpha so to_bgr8 can convert them properly
+        arr = cv2.imdecode(data, cv2.IMREAD_COLOR if is_jpeg else cv2.IMREAD_UNCHANGED)
     if arr is None:
         raise ImageError(f"{p}: not a readable image (corrupt, truncated or unsupported format)")
     return to_bgr8(arr, str(p))
