@@ -32,6 +32,7 @@ from edgevl.backends import (
 from edgevl.bench.inputs import describe_shapes, folder_feeds, synthetic_feeds
 from edgevl.bench.jetson import JetsonRun
 from edgevl.bench.machine import load_average, machine_record, peak_rss_mb, process_gpu_memory_mb
+from edgevl.bench.memory import GiB, check_bundle_role
 from edgevl.bench.results import BenchResult, BenchRun
 from edgevl.bench.stats import summarize, thin
 from edgevl.bundle import Bundle, load_bundle
@@ -59,6 +60,7 @@ class BenchSettings:
     roles: tuple[str, ...] = ()
     keep_samples: int = 1000
     seed: int = 0
+    max_memory_gb: float | None = None  # None: 75% of the memory available (edgevl.bench.memory)
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -71,8 +73,15 @@ class BenchSettings:
             raise InputError(f"--iters {self.iters}: must be >= 1")
         if self.seconds is not None and not (math.isfinite(self.seconds) and self.seconds > 0):
             raise InputError(f"--seconds {self.seconds}: must be > 0")
+        mem = self.max_memory_gb
+        if mem is not None and not (math.isfinite(mem) and mem > 0):
+            raise InputError(f"--max-memory-gb {self.max_memory_gb}: must be a finite number > 0")
         if self.warmup < 0 or self.repeats < 1 or self.threads < 0:
             raise InputError("--warmup and --threads must be >= 0, --repeats >= 1")
+
+    @property
+    def memory_limit(self) -> int | None:
+        return None if self.max_memory_gb is None else int(self.max_memory_gb * GiB)
 
     @property
     def budget_seconds(self) -> float | None:
@@ -190,6 +199,8 @@ def bench_role(
     if why is not None:
         return [BenchResult(**_base(bundle, role, settings, b), status="unavailable", reason=why)
                 for b in batches]
+    # refuse before any input is allocated or an engine is built for an absurd batch
+    check_bundle_role(bundle, role, batches, settings.dims, settings.memory_limit)
     try:
         engine = open_engine(bundle, role, bench_options(settings))
     except BackendError as e:

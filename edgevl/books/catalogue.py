@@ -120,6 +120,21 @@ def decode_bytes(data: bytes, path: Path | str) -> tuple[str, str]:
     return text, "latin-1"
 
 
+def unbalanced_quote(text: str, path: Path | str) -> None:
+    """CatalogueError when a quoted field is never closed: a lenient CSV reader would swallow the
+    rest of the file into one field (one "book" whose title is every following row)."""
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    start = 1
+    try:
+        for _ in reader:
+            start = reader.line_num + 1
+    except csv.Error as e:
+        if "unexpected end of data" in str(e):
+            raise CatalogueError(f"{path}: unbalanced quote: the quoted field on line {start} is never "
+                                 "closed (a '\"' inside a field must be doubled, '\"\"')") from None
+        # other strict-mode complaints (a stray quote inside an unquoted field) stay tolerated
+
+
 def read_csv_rows(path: Path | str, required: Sequence[str]) -> tuple[list[dict[str, str]], str, str]:
     """Read a CSV into dict rows; check the file exists, is non-empty and has the required columns.
 
@@ -132,9 +147,14 @@ def read_csv_rows(path: Path | str, required: Sequence[str]) -> tuple[list[dict[
     if not data.strip():
         raise CatalogueError(f"{p}: empty file; expected a CSV with a header row ({', '.join(required)})")
     text, encoding = decode_bytes(data, p)
+    unbalanced_quote(text, p)
     try:
         reader = csv.DictReader(io.StringIO(text, newline=""))
         header = [h.strip() for h in (reader.fieldnames or [])]
+        dup = sorted({h for h in header if header.count(h) > 1 and h})
+        if dup:
+            raise CatalogueError(f"{p}: column name(s) {', '.join(dup)} appear more than once in the header; "
+                                 "expected each column once")
         missing = [c for c in required if c not in header]
         if missing:
             raise CatalogueError(

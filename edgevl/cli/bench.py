@@ -32,7 +32,7 @@ from edgevl.bench.report import (
 from edgevl.bench.results import BenchRun, load_run, write_run
 from edgevl.cli.app import app, emit_json
 from edgevl.cli.checks import number_in
-from edgevl.errors import InputError
+from edgevl.errors import BackendError, InputError
 
 
 class _DefaultRunGroup(TyperGroup):
@@ -136,6 +136,9 @@ def run_cmd(
     inputs: Path | None = typer.Option(None, help="folder of real inputs: images or .npz feed files"),
     dim: list[str] = typer.Option([], help="symbolic dim override NAME=N (seq=64, height=640, width=480)"),
     role: list[str] = typer.Option([], help="only these models of a bundle (default: all)"),
+    max_memory_gb: float | None = typer.Option(
+        None, "--max-memory-gb", callback=number_in(0.0, lo_open=True),
+        help="refuse a configuration whose memory estimate is over this (default: 75% of available)"),
     task: str | None = typer.Option(None, help="task mode: ocr | books, over a folder of photos"),
     catalogue: Path | None = typer.Option(None, help="--task books: the catalogue CSV to match against"),
     json_out: str | None = typer.Option(None, "--json", help="write the result file here ('-' = stdout)"),
@@ -146,6 +149,7 @@ def run_cmd(
     settings = BenchSettings(
         backend=backend, batches=parse_batches(batch), threads=threads, warmup=warmup, iters=iters,
         seconds=seconds, repeats=repeats, dims=parse_dims(dim), inputs=inputs, roles=tuple(role),
+        max_memory_gb=max_memory_gb,
     )
     if plot is not None:
         from edgevl.bench.plot import _pyplot
@@ -180,6 +184,9 @@ def run_cmd(
     except KeyboardInterrupt:
         typer.echo("edgevl bench: interrupted before anything was measured", err=True)
         raise typer.Exit(130) from None
+    if run.results and all(r.status == "unavailable" for r in run.results):
+        # the one backend asked for cannot run here: an error, not a table of dashes and exit 0
+        raise BackendError(f"--backend {backend}: {run.results[0].reason}")
     _finish(run, json_out, plot, markdown)
     if run.interrupted:
         raise typer.Exit(130)

@@ -34,6 +34,8 @@ def ctc_greedy(
     item's time axis (frames beyond it came from batch padding).
     """
     p = np.asarray(probs)
+    if p.dtype.kind not in "fiu":
+        raise InputError(f"CTC expects numeric probabilities, got dtype {p.dtype}")
     if p.ndim != 3:
         raise InputError(f"CTC expects (batch, time, classes) probabilities, got shape {p.shape}")
     b, t, c = p.shape
@@ -43,6 +45,8 @@ def ctc_greedy(
         raise InputError(f"blank index {blank} outside 0..{c - 1}")
     idx = p.argmax(axis=2)
     conf = np.take_along_axis(p, idx[:, :, None], axis=2)[:, :, 0].astype(np.float64)
+    if not np.isfinite(conf).all():  # argmax picks a NaN when a frame has one, +inf when it is the max
+        raise InputError("CTC probabilities hold NaN or infinity (the model's output is broken)")
     prev = np.concatenate([np.full((b, 1), -1, dtype=idx.dtype), idx[:, :-1]], axis=1)
     keep = (idx != blank) & (idx != prev)
     if lengths is not None:

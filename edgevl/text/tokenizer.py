@@ -33,9 +33,9 @@ def _check_text(text: str, index: int) -> None:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as e:
-        raise InputError(
-            f"text {index} is not valid UTF-8 (byte {e.object[e.start:e.end].encode('utf-8', 'surrogateescape')!r} "
-            f"at position {e.start}); give UTF-8 text") from None
+        raw = e.object[e.start : e.end].encode("utf-8", "surrogateescape")
+        raise InputError(f"text {index} is not valid UTF-8 (byte {raw!r} at position {e.start}); "
+                         "give UTF-8 text") from None
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,22 @@ Image = npt.NDArray[np.uint8]
 Floats = npt.NDArray[np.float32]
 
 
+MAX_CROP_SIDE = 32_767  # OpenCV's warp limit (SHRT_MAX); no text line is longer
+
+
+def _as_quad(points: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """(4, 2) float64 corners; InputError for another size, a non-numeric or a non-finite value."""
+    try:
+        a = np.asarray(points, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise InputError(f"a quad needs 4 (x, y) numeric corners ({e})") from None
+    if a.size != 8:
+        raise InputError(f"a quad needs 4 (x, y) corners, got shape {a.shape}")
+    if not np.isfinite(a).all():
+        raise InputError("quad corners must be finite numbers")
+    return a.reshape(4, 2)
+
+
 def order_quad(points: npt.ArrayLike) -> Quad:
     """Order four corners as top-left, top-right, bottom-right, bottom-left.
 
@@ -29,11 +45,7 @@ def order_quad(points: npt.ArrayLike) -> Quad:
     is its former left side (ties at exactly 45° go to the upper-left corner). Sorting corners by
     x then y, as many OCR tools do, crosses the quad for boxes tilted by more than a few degrees.
     """
-    p = np.asarray(points, dtype=np.float64).reshape(-1, 2)
-    if p.shape != (4, 2):
-        raise InputError(f"a quad needs 4 (x, y) corners, got shape {np.asarray(points).shape}")
-    if not np.isfinite(p).all():
-        raise InputError("quad corners must be finite numbers")
+    p = _as_quad(points)
     c = p.mean(axis=0)
     ang = np.arctan2(p[:, 1] - c[1], p[:, 0] - c[0])
     p = p[np.argsort(ang, kind="stable")]  # clockwise on screen (y points down)
@@ -49,9 +61,11 @@ def order_quad(points: npt.ArrayLike) -> Quad:
 
 def quad_size(quad: npt.ArrayLike) -> tuple[int, int]:
     """(width, height) in pixels of an ordered quad: its longer top/bottom and left/right edges."""
-    q = np.asarray(quad, dtype=np.float64).reshape(4, 2)
+    q = _as_quad(quad)
     w = max(np.hypot(*(q[1] - q[0])), np.hypot(*(q[2] - q[3])))
     h = max(np.hypot(*(q[3] - q[0])), np.hypot(*(q[2] - q[1])))
+    if not (math.isfinite(w) and math.isfinite(h)):  # finite corners whose distance overflows
+        raise InputError("quad is too large (its sides overflow)")
     return max(1, round(w)), max(1, round(h))
 
 
@@ -60,8 +74,11 @@ def crop_quad(image: Image, quad: npt.ArrayLike, *, interpolation: int = cv2.INT
 
     The top edge of the quad becomes the top row of the patch; borders are replicated.
     """
-    q = np.asarray(quad, dtype=np.float32).reshape(4, 2)
-    w, h = quad_size(q)
+    w, h = quad_size(quad)
+    if max(w, h) > MAX_CROP_SIDE:
+        raise InputError(f"quad of {float(w):.4g}x{float(h):.4g} pixels is over the "
+                         f"{MAX_CROP_SIDE}-pixel crop limit")
+    q = _as_quad(quad).astype(np.float32)
     dst = np.array([[0, 0], [w, 0], [w, h], [0, h]], dtype=np.float32)
     m = cv2.getPerspectiveTransform(q, dst)
     out = cv2.warpPerspective(image, m, (w, h), flags=interpolation, borderMode=cv2.BORDER_REPLICATE)
@@ -84,6 +101,8 @@ def fit_stride(h: int, w: int, limit: int, stride: int = 32) -> tuple[int, int, 
     """
     if h < 1 or w < 1:
         raise InputError(f"image size must be positive, got {w}x{h}")
+    if stride < 1 or limit < 1:
+        raise InputError(f"limit ({limit}) and stride ({stride}) must be positive")
     scale = min(1.0, limit / max(h, w))
     nh = max(stride, round(h * scale / stride) * stride)
     nw = max(stride, round(w * scale / stride) * stride)
@@ -133,6 +152,8 @@ def pad_batch(chws: list[Floats], width: int, value: float = 0.0) -> Floats:
 
 def tiles(h: int, w: int, size: int, overlap: int) -> list[tuple[int, int, int, int]]:
     """Overlapping windows (y0, x0, y1, x1) of at most ``size`` covering an HxW image."""
+    if overlap < 0 or size < 1:
+        raise InputError(f"tiles need a positive size and an overlap >= 0, got {size} and {overlap}")
     if size <= overlap:
         raise InputError(f"tile size {size} must exceed the overlap {overlap}")
 
