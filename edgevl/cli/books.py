@@ -11,6 +11,7 @@ from edgevl.books.catalogue import Columns, load_catalogue
 from edgevl.books.index import load_or_build
 from edgevl.books.matcher import BookMatcher
 from edgevl.cli.app import app, emit_json
+from edgevl.cli.checks import number_in
 
 books_app = typer.Typer(help="Book catalogue: build the matching index, evaluate matching on OCR segments.",
                         no_args_is_help=True)
@@ -39,7 +40,8 @@ def index_cmd(
     rebuild: bool = typer.Option(False, "--rebuild", help="rebuild even when a cached index exists"),
     calibrate_on: Path | None = typer.Option(
         None, "--calibrate", help="labelled segments CSV (library-dataset format) to fit the calibration on"),
-    min_recall: float = typer.Option(0.0, "--min-recall", help="with --calibrate: pick the confidence "
+    min_recall: float = typer.Option(0.0, "--min-recall", callback=number_in(0.0, 1.0),
+                                     help="with --calibrate: pick the confidence "
                                      "threshold with the best out-of-fold F1 among those reaching "
                                      "this recall"),
     title_col: str = _TITLE_COL,
