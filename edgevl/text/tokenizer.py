@@ -33,8 +33,12 @@ def _check_text(text: str, index: int) -> None:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as e:
-        raw = e.object[e.start : e.end].encode("utf-8", "surrogateescape")
-        raise InputError(f"text {index} is not valid UTF-8 (byte {raw!r} at position {e.start}); "
+        bad = e.object[e.start : e.end]
+        try:  # invalid UTF-8 bytes from the command line: show the byte
+            what = f"byte {bad.encode('utf-8', 'surrogateescape')!r}"
+        except UnicodeEncodeError:  # a lone surrogate from elsewhere
+            what = f"lone surrogate {ascii(bad)}"
+        raise InputError(f"text {index} is not valid UTF-8 ({what} at position {e.start}); "
                          "give UTF-8 text") from None
 
 

@@ -94,6 +94,8 @@ def db_boxes(
         pm = pm[0, 0]
     if pm.ndim != 2 or pm.size == 0:
         raise InputError(f"DB expects an HxW probability map, got shape {pm.shape}")
+    if not np.isfinite(pm).all():  # NaN is never > thresh, but would pass as a NaN box score
+        raise InputError("DB probability map holds NaN or infinity (the detector's output is broken)")
     bitmap = (pm > p.thresh).astype(np.uint8)
     if p.dilate:
         bitmap = np.asarray(cv2.dilate(bitmap, np.ones((2, 2), np.uint8)), dtype=np.uint8)

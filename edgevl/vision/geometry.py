@@ -19,6 +19,7 @@ Image = npt.NDArray[np.uint8]
 Floats = npt.NDArray[np.float32]
 
 
+MAX_COORD = 1e9  # pixels: far beyond any image, well inside float32
 MAX_CROP_SIDE = 32_767  # OpenCV's warp limit (SHRT_MAX); no text line is longer
 
 
@@ -32,6 +33,8 @@ def _as_quad(points: npt.ArrayLike) -> npt.NDArray[np.float64]:
         raise InputError(f"a quad needs 4 (x, y) corners, got shape {a.shape}")
     if not np.isfinite(a).all():
         raise InputError("quad corners must be finite numbers")
+    if np.abs(a).max() > MAX_COORD:
+        raise InputError(f"quad corners must lie within ±{MAX_COORD:g} pixels")
     return a.reshape(4, 2)
 
 

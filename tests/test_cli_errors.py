@@ -1,0 +1,175 @@
+"""Every hostile or mistaken CLI input of issue 11: exit code 2 and exactly one stderr line.
+
+One table: (id, argv, expected exit code, pattern the single stderr line must match). stderr is
+captured at the file-descriptor level (capfd), so a line printed by a C library (libpng, OpenCV's
+logger) counts too. Placeholders in argv are filled from the ``paths`` fixture.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import struct
+import sys
+import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edgevl.cli import main
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from tiny_encoders import make_text_embedding_bundle  # noqa: E402
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+@pytest.fixture(scope="module")
+def paths(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    d = tmp_path_factory.mktemp("cli")
+    te = make_text_embedding_bundle(d)
+    shelf = EXAMPLES / "shelf.png"
+    data = shelf.read_bytes()
+    (d / "trunc.png").write_bytes(data[:300])
+    crc = bytearray(data)
+    crc[100] ^= 0xFF
+    (d / "badcrc.png").write_bytes(bytes(crc))
+    # a valid PNG header declaring 100000 x 100000 pixels: refused before any decoding
+    ihdr = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0)
+    (d / "huge.png").write_bytes(b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", b"")
+                                 + _png_chunk(b"IEND", b""))
+    os.mkfifo(d / "fifo.png")
+    (d / "quote.csv").write_text('title,author\n"Moby Dick,Melville\nHamlet,Shakespeare\n', encoding="utf-8")
+    (d / "dup.csv").write_text("title,author,title\nMoby Dick,Melville,Other\n", encoding="utf-8")
+    (d / "cat.csv").write_text("title,author\nMoby Dick,Melville\nHamlet,Shakespeare\n", encoding="utf-8")
+    (d / "seg.csv").write_text("image_name,mask_id,ocr,title,author\na.jpg,1,MOBY DICK,Moby Dick,Melville\n",
+                               encoding="utf-8")
+    (d / "cal.json").write_text(json.dumps({"w": [1.0], "b": "x", "stage2": [0, 1, 0], "reject": 0}))
+    return {"te": str(te.path), "tmp": str(d), "shelf": str(shelf)}
+
+
+# id, argv, exit code, pattern of the one stderr line
+CASES: list[tuple[str, list[str], int, str]] = [
+    ("unknown-flag", ["--bogus"], 2, r"No such option: --bogus"),
+    ("unknown-flag-sub", ["ocr", "{shelf}", "--bogus"], 2, r"No such option: --bogus"),
+    ("missing-arg", ["ocr"], 2, r"Missing argument"),
+    ("bad-int", ["ocr", "{shelf}", "--limit-side", "x"], 2, r"--limit-side"),
+    ("text-invalid-utf8", ["embed", "{te}", "--text", "a\udcffb"], 2, r"not valid UTF-8 .*\\xff"),
+    ("bench-seconds-nan", ["bench", "{te}", "--seconds", "nan"], 2, r"--seconds.*finite.*nan"),
+    ("bench-seconds-inf", ["bench", "{te}", "--seconds", "inf"], 2, r"--seconds.*finite"),
+    ("bench-seconds-zero", ["bench", "{te}", "--seconds", "0"], 2, r"--seconds.*> 0"),
+    ("bench-batch-huge", ["bench", "{te}", "--batch", "99999999999"], 2,
+     r"batch 99999999999: estimated memory [\d.]+ GiB .* over the limit [\d.]+ GiB"),
+    ("bench-batch-seq", ["bench", "{te}", "--batch", "2000", "--dim", "seq=256", "--max-memory-gb", "0.001"], 2,
+     r"batch 2000: estimated memory .* over the limit 0\.00 GiB \(--max-memory-gb\)"),
+    ("bench-max-memory-nan", ["bench", "{te}", "--max-memory-gb", "nan"], 2, r"--max-memory-gb"),
+    ("bench-tensorrt-missing", ["bench", "{te}", "--backend", "tensorrt", "--iters", "1"], 2,
+     r"--backend tensorrt: tensorrt is not installed"),
+    ("bench-cuda-missing", ["bench", "{te}", "--backend", "ort-cuda", "--iters", "1"], 2,
+     r"--backend ort-cuda: CUDAExecutionProvider is not in"),
+    ("draw-extension", ["match-books", "{shelf}", "-c", "{tmp}/cat.csv", "--draw", "{tmp}/sub/d.txt"], 2,
+     r"d\.txt: --draw expects an image file name"),
+    ("image-fifo", ["ocr", "{tmp}/fifo.png"], 2, r"fifo\.png: not a regular file \(a FIFO\)"),
+    ("image-dev-zero", ["ocr", "/dev/zero"], 2, r"/dev/zero: not a regular file \(a character device\)"),
+    ("image-truncated-png", ["ocr", "{tmp}/trunc.png"], 2, r"trunc\.png: not a readable PNG \(truncated"),
+    ("image-bad-crc-png", ["ocr", "{tmp}/badcrc.png"], 2, r"badcrc\.png: not a readable PNG .*CRC"),
+    ("image-huge-header", ["ocr", "{tmp}/huge.png"], 2, r"huge\.png: 100000x100000 is over 200 megapixels"),
+    ("image-over-max-mp", ["--max-image-mp", "0.1", "ocr", "{shelf}"], 2, r"525x536 is over 0\.1 megapixels"),
+    ("ocr-limit-side-neg", ["ocr", "{shelf}", "--limit-side", "-5"], 2, r"--limit-side.*>= 64 or 0, got -5"),
+    ("ocr-limit-side-one", ["ocr", "{shelf}", "--limit-side", "1"], 2, r"--limit-side.*got 1"),
+    ("ocr-min-score-nan", ["ocr", "{shelf}", "--min-score", "nan"], 2, r"--min-score.*got nan"),
+    ("ocr-min-score-two", ["ocr", "{shelf}", "--min-score", "2"], 2, r"--min-score.*<= 1, got 2"),
+    ("min-recall-5", ["books", "index", "-c", "{tmp}/cat.csv", "--calibrate", "{tmp}/seg.csv", "--min-recall", "5",
+                      "--calibration-out", "{tmp}/c.json"], 2, r"--min-recall.*got 5"),
+    ("min-recall-neg", ["books", "index", "-c", "{tmp}/cat.csv", "--calibrate", "{tmp}/seg.csv",
+                        "--min-recall", "-3", "--calibration-out", "{tmp}/c.json"], 2, r"--min-recall.*got -3"),
+    ("calibrate-no-out", ["books", "index", "-c", "{tmp}/cat.csv", "--calibrate", "{tmp}/seg.csv",
+                          "--cache-dir", "{tmp}/cache"], 2, r"--calibrate needs --calibration-out"),
+    ("calibration-bad-file", ["books", "eval", "-c", "{tmp}/cat.csv", "-s", "{tmp}/seg.csv", "--cache-dir",
+                              "{tmp}/cache", "--calibration", "{tmp}/cal.json"], 2, r"cal\.json: field 'b'"),
+    ("catalogue-quote", ["books", "index", "-c", "{tmp}/quote.csv", "--cache-dir", "{tmp}/cache"], 2,
+     r"quote\.csv: unbalanced quote: the quoted field on line 2"),
+    ("catalogue-dup-column", ["books", "index", "-c", "{tmp}/dup.csv", "--cache-dir", "{tmp}/cache"], 2,
+     r"dup\.csv: column name\(s\) title appear more than once"),
+]
+
+
+@pytest.mark.parametrize(("argv", "code", "pattern"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_cli_error_is_one_line(argv: list[str], code: int, pattern: str, paths: dict[str, str],
+                               capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    real_find = importlib.util.find_spec  # "tensorrt missing" holds on a machine that has it too
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "tensorrt" else real_find(name, *a))
+    monkeypatch.setenv("EDGEVL_HOME", str(Path(paths["tmp"]) / "home"))
+    args = [a.format(**paths) for a in argv]
+    assert main(args) == code
+    lines = capfd.readouterr().err.splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("edgevl: error: ")
+    assert re.search(pattern, lines[0]), lines[0]
+
+
+def test_draw_extension_refused_before_creating_anything(paths: dict[str, str]) -> None:
+    out = Path(paths["tmp"]) / "fresh" / "d.txt"
+    assert main(["match-books", paths["shelf"], "-c", f"{paths['tmp']}/cat.csv", "--draw", str(out)]) == 2
+    assert not out.parent.exists()
+
+
+def test_plain_embed_output_is_one_line_per_input(paths: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["embed", paths["te"], "--text", "red\nblue", "--text", "a\tb\\c"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 2
+    assert out[0].split("\t")[0] == "red\\nblue"
+    assert out[1].split("\t")[0] == "a\\tb\\\\c"
+    assert len(out[0].split("\t")) == 2
+
+
+def test_no_arguments_still_shows_the_help(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+    cap = capsys.readouterr()
+    assert "Usage" in cap.out + cap.err and "edgevl: error" not in cap.err
+
+
+def test_calibration_goes_to_the_named_file_not_the_cache(library_dir: Path, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """A fitted calibration is written where the user says; a later plain eval still uses the default."""
+    cat, seg = library_dir / "library_books.csv", tmp_path / "seg.csv"
+    rows = (library_dir / "annotations_dev.csv").read_text(encoding="utf-8").splitlines()
+    seg.write_text("\n".join(rows[:150]) + "\n", encoding="utf-8")
+    cache, out = tmp_path / "cache", tmp_path / "fit" / "cal.json"
+    base = ["books", "eval", "-c", str(cat), "-s", str(seg), "--cache-dir", str(cache), "--json"]
+    assert main(base) == 0
+    before = json.loads(capsys.readouterr().out)
+    snapshot = {p: p.read_bytes() for p in cache.rglob("*") if p.is_file()}
+    assert main(["books", "index", "-c", str(cat), "--cache-dir", str(cache), "--calibrate", str(seg),
+                 "--min-recall", "0.99", "--calibration-out", str(out)]) == 0
+    capsys.readouterr()
+    cal = json.loads(out.read_text(encoding="utf-8"))
+    assert cal["source"] == f"fitted on {seg}" and len(cal["w"]) > 0
+    assert {p: p.read_bytes() for p in cache.rglob("*") if p.is_file()} == snapshot  # cache untouched
+    assert main(base) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert (again["f1"], again["predicted"]) == (before["f1"], before["predicted"])
+    assert main([*base, "--calibration", str(out)]) == 0
+    fitted = json.loads(capsys.readouterr().out)
+    assert fitted["segments"] == before["segments"]
+
+
+def test_opencv_warning_level_restored(paths: dict[str, str]) -> None:
+    from edgevl.errors import ImageError
+    from edgevl.vision.io import read_image
+
+    level = cv2.utils.logging.getLogLevel()
+    with pytest.raises(ImageError):
+        read_image(Path(paths["tmp"]) / "trunc.png")
+    assert cv2.utils.logging.getLogLevel() == level
+    assert read_image(paths["shelf"]).shape == (536, 525, 3)
+    assert np.asarray(read_image(paths["shelf"])).dtype == np.uint8
