@@ -23,7 +23,7 @@ import pytest
 from edgevl.cli import main
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from tiny_encoders import make_text_embedding_bundle  # noqa: E402
+from tiny_encoders import make_text_embedding_bundle
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -68,7 +68,8 @@ CASES: list[tuple[str, list[str], int, str]] = [
     ("bench-seconds-zero", ["bench", "{te}", "--seconds", "0"], 2, r"--seconds.*> 0"),
     ("bench-batch-huge", ["bench", "{te}", "--batch", "99999999999"], 2,
      r"batch 99999999999: estimated memory [\d.]+ GiB .* over the limit [\d.]+ GiB"),
-    ("bench-batch-seq", ["bench", "{te}", "--batch", "2000", "--dim", "seq=256", "--max-memory-gb", "0.001"], 2,
+    ("bench-batch-seq", ["bench", "{te}", "--batch", "2000", "--dim", "seq=256",
+                         "--max-memory-gb", "0.001"], 2,
      r"batch 2000: estimated memory .* over the limit 0\.00 GiB \(--max-memory-gb\)"),
     ("bench-max-memory-nan", ["bench", "{te}", "--max-memory-gb", "nan"], 2, r"--max-memory-gb"),
     ("bench-tensorrt-missing", ["bench", "{te}", "--backend", "tensorrt", "--iters", "1"], 2,
@@ -87,10 +88,11 @@ CASES: list[tuple[str, list[str], int, str]] = [
     ("ocr-limit-side-one", ["ocr", "{shelf}", "--limit-side", "1"], 2, r"--limit-side.*got 1"),
     ("ocr-min-score-nan", ["ocr", "{shelf}", "--min-score", "nan"], 2, r"--min-score.*got nan"),
     ("ocr-min-score-two", ["ocr", "{shelf}", "--min-score", "2"], 2, r"--min-score.*<= 1, got 2"),
-    ("min-recall-5", ["books", "index", "-c", "{tmp}/cat.csv", "--calibrate", "{tmp}/seg.csv", "--min-recall", "5",
-                      "--calibration-out", "{tmp}/c.json"], 2, r"--min-recall.*got 5"),
+    ("min-recall-5", ["books", "index", "-c", "{tmp}/cat.csv", "--calibrate", "{tmp}/seg.csv",
+                      "--min-recall", "5", "--calibration-out", "{tmp}/c.json"], 2, r"--min-recall.*got 5"),
     ("min-recall-neg", ["books", "index", "-c", "{tmp}/cat.csv", "--calibrate", "{tmp}/seg.csv",
-                        "--min-recall", "-3", "--calibration-out", "{tmp}/c.json"], 2, r"--min-recall.*got -3"),
+                        "--min-recall", "-3", "--calibration-out", "{tmp}/c.json"], 2,
+     r"--min-recall.*got -3"),
     ("calibrate-no-out", ["books", "index", "-c", "{tmp}/cat.csv", "--calibrate", "{tmp}/seg.csv",
                           "--cache-dir", "{tmp}/cache"], 2, r"--calibrate needs --calibration-out"),
     ("calibration-bad-file", ["books", "eval", "-c", "{tmp}/cat.csv", "-s", "{tmp}/seg.csv", "--cache-dir",
@@ -123,7 +125,8 @@ def test_draw_extension_refused_before_creating_anything(paths: dict[str, str]) 
     assert not out.parent.exists()
 
 
-def test_plain_embed_output_is_one_line_per_input(paths: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+def test_plain_embed_output_is_one_line_per_input(paths: dict[str, str],
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["embed", paths["te"], "--text", "red\nblue", "--text", "a\tb\\c"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 2

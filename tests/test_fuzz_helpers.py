@@ -25,7 +25,7 @@ from edgevl.vision.geometry import crop_quad, fit_stride, order_quad, quad_size,
 from edgevl.vision.imageheader import header_size, png_problem
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from tiny_encoders import make_tokenizer  # noqa: E402
+from tiny_encoders import make_tokenizer
 
 EXAMPLES = int(os.environ.get("EDGEVL_FUZZ_EXAMPLES", "1000"))
 # CI: derandomised (the same examples every run); benchmarks/fuzz.py sets EDGEVL_FUZZ_SEED and
@@ -98,7 +98,8 @@ def test_tiles_cover_the_image(h: int, w: int, size: int, overlap: int) -> None:
 
 @FUZZ
 @given(hnp.arrays(np.float32, hnp.array_shapes(min_dims=0, max_dims=4, min_side=0, max_side=12),
-                  elements=st.one_of(st.floats(0, 1, width=32), st.sampled_from([np.nan, np.inf, -1.0, 2.0]))),
+                  elements=st.one_of(st.floats(0, 1, width=32),
+                                     st.sampled_from([np.nan, np.inf, -1.0, 2.0]))),
        st.floats(0.01, 4.0))
 def test_db_boxes(prob: np.ndarray, unclip: float) -> None:
     try:
@@ -110,8 +111,9 @@ def test_db_boxes(prob: np.ndarray, unclip: float) -> None:
 
 
 @FUZZ
-@given(hnp.arrays(np.float32, hnp.array_shapes(min_dims=1, max_dims=4, min_side=0, max_side=6), elements=WILD.map(
-    lambda v: np.float32(v) if not np.isfinite(v) or abs(v) < 3e38 else np.float32(np.inf))),
+@given(hnp.arrays(np.float32, hnp.array_shapes(min_dims=1, max_dims=4, min_side=0, max_side=6),
+                  elements=WILD.map(lambda v: np.float32(v) if not np.isfinite(v) or abs(v) < 3e38
+                                    else np.float32(np.inf))),
     st.integers(-2, 6), st.one_of(st.none(), st.lists(st.integers(-3, 8), max_size=4)))
 def test_ctc_greedy(probs: np.ndarray, blank: int, lengths: list[int] | None) -> None:
     charset = ["<blank>", "a", "b", "c", "d", "e"][: probs.shape[-1]] if probs.ndim else []

@@ -37,7 +37,7 @@ def _check_text(text: str, index: int) -> None:
         try:  # invalid UTF-8 bytes from the command line: show the byte
             what = f"byte {bad.encode('utf-8', 'surrogateescape')!r}"
         except UnicodeEncodeError:  # a lone surrogate from elsewhere
-            what = f"lone surrogate {ascii(bad)}"
+            what = f"lone surrogate {bad!a}"
         raise InputError(f"text {index} is not valid UTF-8 ({what} at position {e.start}); "
                          "give UTF-8 text") from None
 
