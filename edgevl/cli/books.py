@@ -121,7 +121,8 @@ def match_books_cmd(
     csv_out: Path | None = typer.Option(None, "--csv", help="write one row per spine to this CSV"),
     draw: Path | None = typer.Option(None, "--draw", help="write the photo with outlined spines and titles "
                                      "(several photos: OUT_<photo>.png)"),
-    draw_max_side: int = typer.Option(1600, "--draw-max-side", help="downscale drawings to this longer side"),
+    draw_max_side: int = typer.Option(1600, "--draw-max-side", callback=number_in(64, 32_767),
+                                      help="downscale drawings to this longer side"),
     min_confidence: float | None = _MIN_CONF,
     title_col: str = _TITLE_COL,
     author_col: str = _AUTHOR_COL,

@@ -48,7 +48,8 @@ def ocr(
                                "(the detector is not loaded)"),
     model: str | None = typer.Option(None, "--model",
                                      help=f"OCR model: {', '.join(MODELS)} (default {DEFAULT_MODEL})"),
-    threads: int = typer.Option(0, "--threads", help="intra-op threads (0 = runtime default)"),
+    threads: int = typer.Option(0, "--threads", callback=number_in(0, 1024),
+                                help="intra-op threads (0 = runtime default)"),
     backend: str = typer.Option("ort-cpu", "--backend", help=f"one of {', '.join(BACKENDS)}"),
     limit_side: int | None = typer.Option(None, "--limit-side", callback=number_in(64, allow=(0,)),
                                           help="detector input: longest side in pixels "
