@@ -7,14 +7,18 @@ logger) counts too. Placeholders in argv are filled from the ``paths`` fixture.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import os
 import re
+import shutil
 import struct
 import sys
 import zlib
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -53,11 +57,65 @@ def paths(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     (d / "seg.csv").write_text("image_name,mask_id,ocr,title,author\na.jpg,1,MOBY DICK,Moby Dick,Melville\n",
                                encoding="utf-8")
     (d / "cal.json").write_text(json.dumps({"w": [1.0], "b": "x", "stage2": [0, 1, 0], "reject": 0}))
+    _bundle_variants(te.path, d)
     return {"te": str(te.path), "tmp": str(d), "shelf": str(shelf)}
+
+
+def _bundle_variants(src: Path, d: Path) -> None:
+    """Copies of the tiny text bundle, each with one hostile or malformed manifest (issue 11)."""
+    secret = d / "secret.txt"
+    secret.write_text("not for bundles\n")
+    sha = hashlib.sha256(secret.read_bytes()).hexdigest()
+
+    def variant(name: str, edit: Callable[[dict[str, Any]], None] | None = None,
+                text: Callable[[str], str] | None = None) -> Path:
+        b = d / f"b-{name}"
+        shutil.copytree(src, b, symlinks=True)
+        m = b / "manifest.json"
+        if edit is not None:
+            doc = json.loads(m.read_text())
+            edit(doc)
+            m.write_text(json.dumps(doc))
+        if text is not None:
+            m.write_text(text(m.read_text()))
+        return b
+
+    up = "../" * 12 + str(secret).lstrip("/")
+    variant("dotdot", lambda m: m["files"].update({up: sha}))
+    variant("absolute", lambda m: m["files"].update({str(secret): sha}))
+    variant("model-outside", lambda m: m["models"]["text"].update(file=up))
+    link = variant("symlink")
+    (link / "tokenizer.json").unlink()
+    (link / "tokenizer.json").symlink_to(secret)
+    variant("config-string", lambda m: m.update(config="max_length=8"))
+    variant("preprocess-list", lambda m: m.update(preprocess=[0.5]))
+    variant("inputs-dict", lambda m: m["models"]["text"].update(inputs={"input_ids": 1}))
+    variant("pad-id-huge", lambda m: m["config"].update(pad_id=10**30))
+    deep = "[" * 100_000 + "]" * 100_000
+    variant("deep", text=lambda t: t.replace('"extra": {}', '"extra": {"x": ' + deep + "}"))
+    corrupt = variant("corrupt-onnx")
+    onnx = corrupt / "text.onnx"
+    onnx.write_bytes(onnx.read_bytes()[:200])
+    doc = json.loads((corrupt / "manifest.json").read_text())
+    doc["files"]["text.onnx"] = hashlib.sha256(onnx.read_bytes()).hexdigest()  # checksum updated too
+    (corrupt / "manifest.json").write_text(json.dumps(doc))
 
 
 # id, argv, exit code, pattern of the one stderr line
 CASES: list[tuple[str, list[str], int, str]] = [
+    ("bundle-dotdot", ["info", "{tmp}/b-dotdot"], 2, r"is not a relative path inside the bundle"),
+    ("bundle-absolute", ["info", "{tmp}/b-absolute"], 2, r"is not a relative path inside the bundle"),
+    ("bundle-model-outside", ["embed", "{tmp}/b-model-outside", "--text", "red"], 2,
+     r"is not a relative path inside the bundle"),
+    ("bundle-symlink-out", ["embed", "{tmp}/b-symlink", "--text", "red"], 2,
+     r"tokenizer\.json.*is not a relative path inside the bundle"),
+    ("bundle-config-string", ["info", "{tmp}/b-config-string"], 2, r"\.config: expected a JSON object"),
+    ("bundle-preprocess-list", ["info", "{tmp}/b-preprocess-list"], 2,
+     r"\.preprocess: expected a JSON object"),
+    ("bundle-inputs-dict", ["info", "{tmp}/b-inputs-dict"], 2, r"models\.text\.inputs: expected a list"),
+    ("bundle-pad-id-huge", ["embed", "{tmp}/b-pad-id-huge", "--text", "red"], 2, r"pad_id"),
+    ("bundle-deep-json", ["info", "{tmp}/b-deep"], 2, r"nested"),
+    ("bundle-corrupt-onnx", ["info", "--verify", "{tmp}/b-corrupt-onnx"], 2, r"not a loadable ONNX model"),
     ("unknown-flag", ["--bogus"], 2, r"No such option: --bogus"),
     ("unknown-flag-sub", ["ocr", "{shelf}", "--bogus"], 2, r"No such option: --bogus"),
     ("missing-arg", ["ocr"], 2, r"Missing argument"),
@@ -67,10 +125,12 @@ CASES: list[tuple[str, list[str], int, str]] = [
     ("bench-seconds-inf", ["bench", "{te}", "--seconds", "inf"], 2, r"--seconds.*finite"),
     ("bench-seconds-zero", ["bench", "{te}", "--seconds", "0"], 2, r"--seconds.*> 0"),
     ("bench-batch-huge", ["bench", "{te}", "--batch", "99999999999"], 2,
-     r"batch 99999999999: estimated memory [\d.]+ GiB .* over the limit [\d.]+ GiB"),
-    ("bench-batch-seq", ["bench", "{te}", "--batch", "2000", "--dim", "seq=256",
-                         "--max-memory-gb", "0.001"], 2,
-     r"batch 2000: estimated memory .* over the limit 0\.00 GiB \(--max-memory-gb\)"),
+     r"nothing could be measured: batch 99999999999: .* outside the bundle's range 1\.\.1024"),
+    ("bench-batch-seq", ["bench", "{te}", "--batch", "2000", "--dim", "seq=256"], 2,
+     r"nothing could be measured: batch 2000: .* outside the bundle's range"),
+    ("bench-memory-limit", ["bench", "{te}", "--batch", "1024", "--dim", "seq=8",
+                            "--max-memory-gb", "1e-5"], 2,
+     r"batch 1024: estimated memory .* over the limit 0\.00 GiB \(--max-memory-gb\)"),
     ("bench-max-memory-nan", ["bench", "{te}", "--max-memory-gb", "nan"], 2, r"--max-memory-gb"),
     ("bench-tensorrt-missing", ["bench", "{te}", "--backend", "tensorrt", "--iters", "1"], 2,
      r"--backend tensorrt: tensorrt is not installed"),
@@ -181,3 +241,29 @@ def test_opencv_warning_level_restored(paths: dict[str, str]) -> None:
     assert cv2.utils.logging.getLogLevel() == level
     assert read_image(paths["shelf"]).shape == (536, 525, 3)
     assert np.asarray(read_image(paths["shelf"])).dtype == np.uint8
+
+
+def test_bundle_error_does_not_reveal_whether_an_outside_file_exists(
+        paths: dict[str, str], tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    errs = []
+    for target in ("secret.txt", "absent.txt"):  # same length: messages may cut long names
+        b = tmp_path / target
+        shutil.copytree(paths["te"], b)
+        doc = json.loads((b / "manifest.json").read_text())
+        doc["files"]["../" * 12 + str(Path(paths["tmp"]) / target).lstrip("/")] = "0" * 64
+        (b / "manifest.json").write_text(json.dumps(doc))
+        assert main(["info", str(b)]) == 2
+        errs.append(capfd.readouterr().err.replace(target, "X").replace(str(b), "B"))
+    assert errs[0] == errs[1]
+
+
+def test_bench_refuses_over_the_default_memory_limit(paths: dict[str, str], monkeypatch: pytest.MonkeyPatch,
+                                                     capfd: pytest.CaptureFixture[str]) -> None:
+    """Without --max-memory-gb the limit is 75% of the available memory (made tiny here)."""
+    import edgevl.bench.memory as memory
+
+    monkeypatch.setattr(memory, "default_limit", lambda: 4096)
+    assert main(["bench", paths["te"], "--batch", "64", "--iters", "1"]) == 2
+    err = capfd.readouterr().err.splitlines()
+    assert len(err) == 1 and "75% of the memory available now" in err[0] and "batch 64" in err[0]
+    assert main(["bench", paths["te"], "--batch", "64", "--iters", "1", "--max-memory-gb", "1"]) == 0

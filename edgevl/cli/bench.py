@@ -188,6 +188,9 @@ def run_cmd(
     if run.results and all(r.status == "unavailable" for r in run.results):
         # the one backend asked for cannot run here: an error, not a table of dashes and exit 0
         raise BackendError(f"--backend {backend}: {run.results[0].reason}")
+    if run.results and all(r.status in ("unavailable", "skipped") for r in run.results):
+        first = next(r for r in run.results if r.status == "skipped")
+        raise InputError(f"nothing could be measured: batch {first.batch}: {first.reason}")
     _finish(run, json_out, plot, markdown)
     if run.interrupted:
         raise typer.Exit(130)
