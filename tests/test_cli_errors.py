@@ -253,7 +253,8 @@ def test_bundle_error_does_not_reveal_whether_an_outside_file_exists(
         doc["files"]["../" * 12 + str(Path(paths["tmp"]) / target).lstrip("/")] = "0" * 64
         (b / "manifest.json").write_text(json.dumps(doc))
         assert main(["info", str(b)]) == 2
-        errs.append(capfd.readouterr().err.replace(target, "X").replace(str(b), "B"))
+        err = capfd.readouterr().err.replace(str(b), "B")
+        errs.append(re.sub(r"'[^']*'", "'NAME'", err))  # the refused name itself may be cut short
     assert errs[0] == errs[1]
 
 
