@@ -127,14 +127,14 @@ def main(argv: list[str] | None = None) -> int:
         hint = f" (see '{ctx.command_path} --help')" if usage else ""
         print(f"edgevl: error: {_one_line(e.format_message())}{hint}", file=sys.stderr)
         return int(e.exit_code)
-    except Exception as e:  # typer.Abort (imported lazily with typer): Ctrl-D at a prompt
+    except EdgevlError as e:
+        print(f"edgevl: error: {_one_line(str(e))}", file=sys.stderr)
+        return 2
+    except Exception as e:  # typer.Abort (typer is imported lazily): Ctrl-D at a prompt
         if type(e).__name__ != "Abort":
             raise
         print("edgevl: aborted", file=sys.stderr)
         return 1
-    except EdgevlError as e:
-        print(f"edgevl: error: {_one_line(str(e))}", file=sys.stderr)
-        return 2
     return rv if isinstance(rv, int) else 0
 
 
