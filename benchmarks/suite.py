@@ -53,7 +53,7 @@ SUITE: tuple[Benchmark, ...] = (
     Benchmark("int8_clip", _out("int8_clip", J, M), "int8_bench.py",
               ("--kinds", "clip", "--rounds", "12", "--name", "int8_clip"),
               quick=("--kinds", "clip", "--rounds", "3", "--name", "int8_clip"), lock="self"),
-    Benchmark("fuzz", _out("fuzz", J, M), "fuzz.py", ("--examples", "5000"), quick=("--examples", "50")),
+    Benchmark("fuzz", _out("fuzz", J, M), "fuzz.py", ("--examples", "2000"), quick=("--examples", "50")),
     Benchmark("books_shelves", (*_out("books_shelves", J, M), "books_shelf_one.jpg", "books_shelf_two.jpg"),
               runner="manual",
               command="edgevl match-books ../shared/data/library/shelf_one.jpg "
