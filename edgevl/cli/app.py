@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from typing import Any
 
 import typer
 
-from edgevl.cli.checks import number_in
-
 HELP = "Edge inference for vision-language models: OCR, book matching, CLIP, export, bench."
+
+
+def _megapixels(value: float | None) -> float | None:
+    """--max-image-mp: a finite number > 0 (defined here: `edgevl --help` imports no command module)."""
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise typer.BadParameter(f"expected a finite number > 0, got {value}")
+    return value
 
 
 def new_app() -> typer.Typer:
@@ -22,7 +28,7 @@ def new_app() -> typer.Typer:
     def _root(
         ctx: typer.Context,
         max_image_mp: float | None = typer.Option(
-            None, "--max-image-mp", callback=number_in(0.0, lo_open=True),
+            None, "--max-image-mp", callback=_megapixels,
             help="refuse images over this many megapixels before decoding them (default 200)"),
     ) -> None:
         """Edge inference for vision-language models: OCR, book matching, CLIP, export, bench."""
