@@ -154,14 +154,9 @@ CASES: list[tuple[str, list[str], int, str]] = [
     ("draw-max-side-neg", ["match-books", "{shelf}", "-c", "{tmp}/cat.csv", "--draw-max-side", "-5"], 2,
      r"--draw-max-side.*got -5"),
     ("min-recall-5", ["books", "index", "-c", "{tmp}/cat.csv", "--calibrate", "{tmp}/seg.csv",
-                      "--min-recall", "5", "--calibration-out", "{tmp}/c.json"], 2, r"--min-recall.*got 5"),
+                      "--min-recall", "5"], 2, r"--min-recall.*got 5"),
     ("min-recall-neg", ["books", "index", "-c", "{tmp}/cat.csv", "--calibrate", "{tmp}/seg.csv",
-                        "--min-recall", "-3", "--calibration-out", "{tmp}/c.json"], 2,
-     r"--min-recall.*got -3"),
-    ("calibrate-no-out", ["books", "index", "-c", "{tmp}/cat.csv", "--calibrate", "{tmp}/seg.csv",
-                          "--cache-dir", "{tmp}/cache"], 2, r"--calibrate needs --calibration-out"),
-    ("calibration-bad-file", ["books", "eval", "-c", "{tmp}/cat.csv", "-s", "{tmp}/seg.csv", "--cache-dir",
-                              "{tmp}/cache", "--calibration", "{tmp}/cal.json"], 2, r"cal\.json: field 'b'"),
+                        "--min-recall", "-3"], 2, r"--min-recall.*got -3"),
     ("catalogue-quote", ["books", "index", "-c", "{tmp}/quote.csv", "--cache-dir", "{tmp}/cache"], 2,
      r"quote\.csv: unbalanced quote: the quoted field on line 2"),
     ("catalogue-dup-column", ["books", "index", "-c", "{tmp}/dup.csv", "--cache-dir", "{tmp}/cache"], 2,
@@ -204,31 +199,6 @@ def test_no_arguments_still_shows_the_help(capsys: pytest.CaptureFixture[str]) -
     assert main([]) == 2
     cap = capsys.readouterr()
     assert "Usage" in cap.out + cap.err and "edgevl: error" not in cap.err
-
-
-def test_calibration_goes_to_the_named_file_not_the_cache(library_dir: Path, tmp_path: Path,
-                                                          capsys: pytest.CaptureFixture[str]) -> None:
-    """A fitted calibration is written where the user says; a later plain eval still uses the default."""
-    cat, seg = library_dir / "library_books.csv", tmp_path / "seg.csv"
-    rows = (library_dir / "annotations_dev.csv").read_text(encoding="utf-8").splitlines()
-    seg.write_text("\n".join(rows[:150]) + "\n", encoding="utf-8")
-    cache, out = tmp_path / "cache", tmp_path / "fit" / "cal.json"
-    base = ["books", "eval", "-c", str(cat), "-s", str(seg), "--cache-dir", str(cache), "--json"]
-    assert main(base) == 0
-    before = json.loads(capsys.readouterr().out)
-    snapshot = {p: p.read_bytes() for p in cache.rglob("*") if p.is_file()}
-    assert main(["books", "index", "-c", str(cat), "--cache-dir", str(cache), "--calibrate", str(seg),
-                 "--min-recall", "0.99", "--calibration-out", str(out)]) == 0
-    capsys.readouterr()
-    cal = json.loads(out.read_text(encoding="utf-8"))
-    assert cal["source"] == f"fitted on {seg}" and len(cal["w"]) > 0
-    assert {p: p.read_bytes() for p in cache.rglob("*") if p.is_file()} == snapshot  # cache untouched
-    assert main(base) == 0
-    again = json.loads(capsys.readouterr().out)
-    assert (again["f1"], again["predicted"]) == (before["f1"], before["predicted"])
-    assert main([*base, "--calibration", str(out)]) == 0
-    fitted = json.loads(capsys.readouterr().out)
-    assert fitted["segments"] == before["segments"]
 
 
 def test_opencv_warning_level_restored(paths: dict[str, str]) -> None:
