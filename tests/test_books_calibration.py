@@ -18,11 +18,12 @@ from edgevl.books.calibration import (
     Calibration,
     default_calibration,
     fit_probability,
+    load_calibration,
     match_logits,
     stage_a,
 )
 from edgevl.books.crossval import Labelled, calibrate, cross_validate, grouped_folds, photo_of
-from edgevl.books.evaluate import Segment, read_segments
+from edgevl.books.evaluate import Segment, evaluate, read_segments
 from edgevl.books.features import FEATURES, all_features, call_class, language
 from edgevl.books.match import retrieve
 from edgevl.cli import main
@@ -189,3 +190,53 @@ def test_cli_min_confidence(labelled: tuple[Catalogue, list[Segment], Path], tmp
     assert main([*base, "--min-confidence", "1.5"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("edgevl: error:") and "between 0 and 1" in err and err.count("\n") == 1
+
+
+def test_cli_calibration_goes_only_where_the_user_names_it(
+        labelled: tuple[Catalogue, list[Segment], Path], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 11: `books index --calibrate` writes the fit to --calibration-out and never into the shared
+    index cache, so a later plain `books eval` is unchanged; the fit is used only when passed."""
+    cat, _, _ = labelled
+    cat_path = tmp_path / "cat.csv"
+    with cat_path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["title", "author", "tag"])
+        for b in cat.books:
+            w.writerow([b.title, b.author, b.tag])
+    # every other segment cut to a few letters, so the fit sees wrong matches as well as right ones
+    texts, truth = make_shelves(random.Random(5), cat, n_images=20, per_image=8)
+    texts = [[t if i % 2 else t[:7] for i, t in enumerate(img)] for img in texts]
+    seg_path = tmp_path / "segments.csv"
+    _write_segments(seg_path, texts, truth, cat)
+    cache = tmp_path / "cache"
+    ev = ["books", "eval", "--catalogue", str(cat_path), "--segments", str(seg_path), "--json",
+          "--cache-dir", str(cache)]
+    assert main(ev) == 0
+    before = json.loads(capsys.readouterr().out)
+    cached = {p: p.read_bytes() for p in cache.rglob("*") if p.is_file()}
+
+    idx = ["books", "index", "--catalogue", str(cat_path), "--cache-dir", str(cache),
+           "--calibrate", str(seg_path)]
+    assert main([*idx, "--min-recall", "0.99"]) == 2  # no --calibration-out: refused, nothing fitted
+    err = capsys.readouterr().err
+    assert err.startswith("edgevl: error:") and "--calibration-out" in err and err.count("\n") == 1
+    out = tmp_path / "mine" / "cal.json"
+    assert main([*idx, "--min-recall", "0.99", "--calibration-out", str(out), "--json"]) == 0
+    capsys.readouterr()
+    fitted = load_calibration(out)
+    assert seg_path.name in fitted.source and fitted.to_dict() != default_calibration().to_dict()
+    # the shared cache is byte for byte what it was, and plain eval gives the same numbers
+    assert {p: p.read_bytes() for p in cache.rglob("*") if p.is_file()} == cached
+    assert main(ev) == 0
+    after = json.loads(capsys.readouterr().out)
+    metrics = ("predicted", "recall", "precision", "f1", "reject_rate")
+    assert [after[k] for k in metrics] == [before[k] for k in metrics]
+    # passed explicitly, the fit is what the matcher uses
+    assert main([*ev, "--calibration", str(out)]) == 0
+    with_fit = json.loads(capsys.readouterr().out)
+    _, direct = evaluate(BookMatcher(build_index(cat), fitted), read_segments(seg_path))
+    assert [with_fit[k] for k in metrics] == [direct[k] for k in metrics]
+    out.write_text("[1, 2]")
+    assert main([*ev, "--calibration", str(out)]) == 2
+    assert capsys.readouterr().err.startswith("edgevl: error:")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
@@ -112,7 +113,8 @@ def _columns(cal: Calibration, feature_names: Sequence[str]) -> list[int]:
     unknown = [f for f in cal.features if f not in pos]
     if unknown:
         raise CalibrationError(f"calibration uses feature(s) {', '.join(unknown)} that this matcher does not "
-                               "compute; refit it (`edgevl books index --calibrate`) or rebuild the index")
+                               "compute; refit it (`edgevl books index --calibrate ... --calibration-out`) "
+                               "or rebuild the index")
     return [pos[f] for f in cal.features]
 
 
@@ -211,3 +213,24 @@ def default_calibration() -> Calibration:
 
     text = resources.files("edgevl").joinpath("data", SHIPPED).read_text(encoding="utf-8")
     return Calibration.from_dict(json.loads(text))
+
+
+def save_calibration(cal: Calibration, path: Path) -> None:
+    """Write ``cal`` as JSON to a path the user named (never into the shared index cache)."""
+    import json
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(cal.to_dict(), indent=2) + "\n", encoding="utf-8")
+
+
+def load_calibration(path: Path) -> Calibration:
+    """A calibration written by :func:`save_calibration`; CalibrationError when it is not one."""
+    import json
+
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise CalibrationError(f"{path}: cannot read a matcher calibration ({type(e).__name__}: {e})") from e
+    if not isinstance(d, dict):
+        raise CalibrationError(f"{path}: a matcher calibration is a JSON object")
+    return Calibration.from_dict(d)

@@ -80,9 +80,10 @@ class BookMatcher:
     @classmethod
     def from_catalogue(cls, path: Path | str, cache_dir: Path | str | None = None,
                        columns: Columns | None = None, rebuild: bool = False,
-                       min_confidence: float | None = None) -> BookMatcher:
+                       min_confidence: float | None = None,
+                       calibration: Calibration | None = None) -> BookMatcher:
         index, _, _ = load_or_build(load_catalogue(path, columns), cache_dir, rebuild=rebuild)
-        return cls(index, min_confidence=min_confidence)
+        return cls(index, calibration=calibration, min_confidence=min_confidence)
 
     def candidates(self, texts: Sequence[str], groups: Sequence[Sequence[int]] | None = None
                    ) -> tuple[list[str], Candidates, np.ndarray]:

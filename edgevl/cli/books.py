@@ -7,11 +7,13 @@ from typing import Any
 
 import typer
 
+from edgevl.books.calibration import Calibration, load_calibration, save_calibration
 from edgevl.books.catalogue import Columns, load_catalogue
 from edgevl.books.index import load_or_build
 from edgevl.books.matcher import BookMatcher
 from edgevl.cli.app import app, emit_json
 from edgevl.cli.checks import number_in
+from edgevl.errors import InputError
 
 books_app = typer.Typer(help="Book catalogue: build the matching index, evaluate matching on OCR segments.",
                         no_args_is_help=True)
@@ -24,9 +26,17 @@ _TITLE_COL = typer.Option("title", "--title-col", help="catalogue column holding
 _AUTHOR_COL = typer.Option("author", "--author-col", help="catalogue column holding the author")
 _TAG_COL = typer.Option("tag", "--tag-col", help="catalogue column holding the call-number tag")
 
+_CALIBRATION = typer.Option(None, "--calibration",
+                             help="matcher calibration JSON written by `books index --calibrate "
+                                  "--calibration-out` (default: the shipped calibration)")
 _MIN_CONF = typer.Option(None, "--min-confidence",
                          help="reject a spine whose best match is less likely than this to be correct "
                               "(a calibrated probability; default: the calibration's operating point)")
+
+
+def _calibration(path: Path | None) -> Calibration | None:
+    """The calibration a user passed with ``--calibration`` (None: the matcher's default)."""
+    return None if path is None else load_calibration(path)
 
 
 def columns_option(title: str, author: str, tag: str) -> Columns:
@@ -44,12 +54,22 @@ def index_cmd(
                                      help="with --calibrate: pick the confidence "
                                      "threshold with the best out-of-fold F1 among those reaching "
                                      "this recall"),
+    calibration_out: Path | None = typer.Option(
+        None, "--calibration-out", help="with --calibrate: write the fitted calibration JSON here (required; "
+        "the shared index cache is never changed; use it with --calibration)"),
     title_col: str = _TITLE_COL,
     author_col: str = _AUTHOR_COL,
     tag_col: str = _TAG_COL,
     as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
 ) -> None:
     """Build (or load) the n-gram index of a catalogue and save it, keyed by the catalogue's sha256."""
+    if calibrate_on is not None and calibration_out is None:
+        # a fitted calibration never goes silently into the shared cache, where every later run would use it
+        raise InputError("--calibrate needs --calibration-out PATH (the fitted calibration is written there, "
+                         "never into the shared index cache; pass it to books eval / match-books with "
+                         "--calibration)")
+    if calibration_out is not None and calibrate_on is None:
+        raise InputError("--calibration-out is only used with --calibrate SEGMENTS")
     cat = load_catalogue(catalogue, columns_option(title_col, author_col, tag_col))
     idx, folder, built = load_or_build(cat, cache_dir, rebuild=rebuild)
     out: dict[str, Any] = {"catalogue": str(catalogue), "encoding": cat.encoding, "books": len(cat),
@@ -61,9 +81,9 @@ def index_cmd(
 
         cal, point = calibrate(idx, read_segments(calibrate_on), min_recall=min_recall,
                                source=f"fitted on {calibrate_on.name}")
-        idx.calibration = cal
-        idx.save(folder)
-        out["calibration"] = cal.to_dict()
+        assert calibration_out is not None
+        save_calibration(cal, calibration_out)
+        out["calibration"] = str(calibration_out)
         out["out_of_fold"] = point
     if as_json:
         emit_json(out)
@@ -75,7 +95,7 @@ def index_cmd(
         p = out["out_of_fold"]
         typer.echo(f"calibration fitted on {calibrate_on}: min confidence {p['min_confidence']:.3f} "
                    f"(out of fold: recall {p['recall']:.4f}, precision {p['precision']:.4f}, "
-                   f"F1 {p['f1']:.4f})")
+                   f"F1 {p['f1']:.4f}), written to {calibration_out}")
 
 
 @books_app.command("eval")
@@ -86,6 +106,7 @@ def eval_cmd(
     predictions_out: Path | None = typer.Option(
         None, "--predictions-out", "-o", help="write image_name, mask_id, pred_title, pred_author, score"),
     cache_dir: Path | None = _CACHE,
+    calibration: Path | None = _CALIBRATION,
     min_confidence: float | None = _MIN_CONF,
     title_col: str = _TITLE_COL,
     author_col: str = _AUTHOR_COL,
@@ -96,7 +117,8 @@ def eval_cmd(
     from edgevl.books.evaluate import evaluate, read_segments, write_predictions
 
     matcher = BookMatcher.from_catalogue(catalogue, cache_dir, columns_option(title_col, author_col, tag_col),
-                                         min_confidence=min_confidence)
+                                         min_confidence=min_confidence,
+                                         calibration=_calibration(calibration))
     segs = read_segments(segments)
     preds, res = evaluate(matcher, segs)
     if predictions_out is not None:
@@ -123,6 +145,7 @@ def match_books_cmd(
                                      "(several photos: OUT_<photo>.png)"),
     draw_max_side: int = typer.Option(1600, "--draw-max-side", callback=number_in(64, 32_767),
                                       help="downscale drawings to this longer side"),
+    calibration: Path | None = _CALIBRATION,
     min_confidence: float | None = _MIN_CONF,
     title_col: str = _TITLE_COL,
     author_col: str = _AUTHOR_COL,
@@ -146,7 +169,8 @@ def match_books_cmd(
         raise ImageError(f"{draw}: --draw expects an image file name ending in .png, .jpg, .bmp or .webp")
     shelf = ShelfMatcher(
         BookMatcher.from_catalogue(catalogue, cache_dir, columns_option(title_col, author_col, tag_col),
-                                   min_confidence=min_confidence))
+                                   min_confidence=min_confidence,
+                                   calibration=_calibration(calibration)))
     results: list[ShelfResult] = []
     err = Console(stderr=True)
     with Progress(console=err, transient=True, disable=len(photos) < 2) as progress:
