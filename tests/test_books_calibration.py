@@ -171,15 +171,19 @@ def test_out_of_fold_probabilities_are_calibrated_and_the_fit_ships_them(
     assert all(m.score >= 0.95 for m in strict if m.matched)
 
 
-def test_cli_min_confidence(labelled: tuple[Catalogue, list[Segment], Path], tmp_path: Path,
-                            capsys: pytest.CaptureFixture[str]) -> None:
-    cat, _, seg_path = labelled
-    cat_path = tmp_path / "cat.csv"
-    with cat_path.open("w", newline="", encoding="utf-8") as f:
+def _write_catalogue(cat: Catalogue, path: Path) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(["title", "author", "tag"])
         for b in cat.books:
             w.writerow([b.title, b.author, b.tag])
+    return path
+
+
+def test_cli_min_confidence(labelled: tuple[Catalogue, list[Segment], Path], tmp_path: Path,
+                            capsys: pytest.CaptureFixture[str]) -> None:
+    cat, _, seg_path = labelled
+    cat_path = _write_catalogue(cat, tmp_path / "cat.csv")
     base = ["books", "eval", "--catalogue", str(cat_path), "--segments", str(seg_path), "--json",
             "--cache-dir", str(tmp_path / "cache")]
     assert main([*base, "--min-confidence", "0.05"]) == 0
@@ -198,12 +202,7 @@ def test_cli_calibration_goes_only_where_the_user_names_it(
     """Issue 11: `books index --calibrate` writes the fit to --calibration-out and never into the shared
     index cache, so a later plain `books eval` is unchanged; the fit is used only when passed."""
     cat, _, _ = labelled
-    cat_path = tmp_path / "cat.csv"
-    with cat_path.open("w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["title", "author", "tag"])
-        for b in cat.books:
-            w.writerow([b.title, b.author, b.tag])
+    cat_path = _write_catalogue(cat, tmp_path / "cat.csv")
     # every other segment cut to a few letters, so the fit sees wrong matches as well as right ones
     texts, truth = make_shelves(random.Random(5), cat, n_images=20, per_image=8)
     texts = [[t if i % 2 else t[:7] for i, t in enumerate(img)] for img in texts]

@@ -134,9 +134,7 @@ class TextDetector:
         self.limit_side = int(limit_side if limit_side is not None else pre.limit_side)
         self.tile_size = int(tile_size if tile_size is not None else pre.tile.size)
         self.tile_overlap, self.tile_above = pre.tile.overlap, pre.tile.above
-        self.params = params or DBParams(
-            thresh=cfg.thresh, box_thresh=cfg.box_thresh, unclip_ratio=cfg.unclip_ratio,
-            max_candidates=cfg.max_candidates, min_size=cfg.min_size, dilate=cfg.dilate)
+        self.params = params or cfg
         self.small_side = 256
         self.margin = 32
         self._input = _input_name(self.engine)

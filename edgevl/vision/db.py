@@ -7,29 +7,21 @@ mapped back to the original image's pixels. Pure numpy/OpenCV; no model needed t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import cv2
 import numpy as np
 import numpy.typing as npt
 import pyclipper
 
 from edgevl.errors import InputError
+from edgevl.manifest import DetectorConfig
 from edgevl.vision.geometry import order_quad
 
 Floats = npt.NDArray[np.float32]
 
 
-@dataclass(frozen=True)
-class DBParams:
-    """Thresholds of the DB post-processing (the detector bundle's config)."""
-
-    thresh: float = 0.3
-    box_thresh: float = 0.5
-    unclip_ratio: float = 1.6
-    max_candidates: int = 1000
-    min_size: float = 3.0
-    dilate: bool = True
+#: Thresholds of the DB post-processing: the detector bundle's typed ``config`` section itself, so the
+#: defaults live in one place (edgevl.manifest imports nothing heavy).
+DBParams = DetectorConfig
 
 
 def _min_rect(points: npt.ArrayLike) -> tuple[Floats, float]:
