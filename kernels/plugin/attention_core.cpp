@@ -11,6 +11,14 @@ nvinfer1::PluginField g_fields[2] = {
     nvinfer1::PluginField("causal", nullptr, nvinfer1::PluginFieldType::kINT32, 1),
 };
 nvinfer1::PluginFieldCollection g_collection{2, g_fields};
+nvinfer1::PluginField g_int8_fields[5] = {
+    nvinfer1::PluginField("scale", nullptr, nvinfer1::PluginFieldType::kFLOAT32, 1),
+    nvinfer1::PluginField("causal", nullptr, nvinfer1::PluginFieldType::kINT32, 1),
+    nvinfer1::PluginField("q_scale", nullptr, nvinfer1::PluginFieldType::kFLOAT32, 1),
+    nvinfer1::PluginField("k_scale", nullptr, nvinfer1::PluginFieldType::kFLOAT32, 1),
+    nvinfer1::PluginField("v_scale", nullptr, nvinfer1::PluginFieldType::kFLOAT32, 1),
+};
+nvinfer1::PluginFieldCollection g_int8_collection{5, g_int8_fields};
 
 bool read_float(nvinfer1::PluginField const& f, float& out) noexcept {
   if (f.data == nullptr || f.length < 1) return false;
@@ -43,7 +51,7 @@ bool read_int(nvinfer1::PluginField const& f, std::int32_t& out) noexcept {
 }
 }  // namespace
 
-void log_error(char const* msg) noexcept { std::fprintf(stderr, "[EdgevlAttention] %s\n", msg); }
+void log_error(char const* msg) noexcept { std::fprintf(stderr, "[edgevl_trt_plugin] %s\n", msg); }
 
 bool parse_fields(nvinfer1::PluginFieldCollection const* fc, AttentionAttrs& out) noexcept {
   AttentionAttrs a{};
@@ -72,7 +80,33 @@ bool parse_fields(nvinfer1::PluginFieldCollection const* fc, AttentionAttrs& out
   return true;
 }
 
+bool parse_fields(nvinfer1::PluginFieldCollection const* fc, Int8AttentionAttrs& out) noexcept {
+  Int8AttentionAttrs a{};
+  if (!parse_fields(fc, a.base)) return false;
+  if (fc != nullptr) {
+    for (std::int32_t i = 0; i < fc->nbFields; ++i) {
+      nvinfer1::PluginField const& f = fc->fields[i];
+      if (f.name == nullptr) continue;
+      float* dst = std::strcmp(f.name, "q_scale") == 0   ? &a.q_scale
+                   : std::strcmp(f.name, "k_scale") == 0 ? &a.k_scale
+                   : std::strcmp(f.name, "v_scale") == 0 ? &a.v_scale
+                                                         : nullptr;
+      if (dst != nullptr && !read_float(f, *dst)) {
+        log_error("fields 'q_scale', 'k_scale', 'v_scale' must be floats");
+        return false;
+      }
+    }
+  }
+  if (!a.valid()) {
+    log_error("EdgevlAttentionInt8 needs q_scale, k_scale and v_scale, each finite and > 0");
+    return false;
+  }
+  out = a;
+  return true;
+}
+
 nvinfer1::PluginFieldCollection const* attention_field_names() noexcept { return &g_collection; }
+nvinfer1::PluginFieldCollection const* attention_int8_field_names() noexcept { return &g_int8_collection; }
 
 bool attention_shape_ok(std::int32_t nbInputs) noexcept { return nbInputs >= kMinInputs && nbInputs <= kMaxInputs; }
 
@@ -85,12 +119,22 @@ bool attention_supports(std::int32_t pos, nvinfer1::PluginTensorDesc const* inOu
   return d.type == nvinfer1::DataType::kHALF;  // q, k, v, out
 }
 
-std::int32_t attention_enqueue(AttentionAttrs const& attrs, nvinfer1::PluginTensorDesc const* inputDesc,
-                               std::int32_t nbInputs, void const* const* inputs, void* const* outputs,
-                               cudaStream_t stream) noexcept {
+bool attention_int8_supports(std::int32_t pos, nvinfer1::PluginTensorDesc const* inOut,
+                             std::int32_t nbInputs) noexcept {
+  nvinfer1::PluginTensorDesc const& d = inOut[pos];
+  if (d.format != nvinfer1::TensorFormat::kLINEAR || d.dims.nbDims != 4) return false;
+  if (pos == 3 && nbInputs == 4) return d.type == nvinfer1::DataType::kFLOAT;  // bias
+  if (pos == nbInputs) return d.type == nvinfer1::DataType::kHALF;             // out
+  return d.type == nvinfer1::DataType::kINT8;                                  // q, k, v
+}
+
+namespace {
+// evk_attention_params from the tensor descriptors (q/k/v/out dense [batch, heads, seq, head_dim]);
+// false when the bias does not match seq_k
+bool fill_params(AttentionAttrs const& attrs, nvinfer1::PluginTensorDesc const* inputDesc, std::int32_t nbInputs,
+                 void const* const* inputs, void* const* outputs, evk_attention_params& p) noexcept {
   nvinfer1::Dims const& q = inputDesc[0].dims;
   nvinfer1::Dims const& k = inputDesc[1].dims;
-  evk_attention_params p{};
   p.q = inputs[0];
   p.k = inputs[1];
   p.v = inputs[2];
@@ -113,14 +157,36 @@ std::int32_t attention_enqueue(AttentionAttrs const& attrs, nvinfer1::PluginTens
   p.causal = attrs.causal;
   if (nbInputs == 4) {
     nvinfer1::Dims const& b = inputDesc[3].dims;
-    if (b.d[3] != p.seq_k) return EVK_ERR_SHAPE;
+    if (b.d[3] != p.seq_k) return false;
     p.bias = static_cast<float const*>(inputs[3]);
     p.bias_stride[2] = b.d[2] == 1 ? 0 : b.d[3];
     p.bias_stride[1] = b.d[1] == 1 ? 0 : b.d[2] * b.d[3];
     p.bias_stride[0] = b.d[0] == 1 ? 0 : b.d[1] * b.d[2] * b.d[3];
   }
+  return true;
+}
+}  // namespace
+
+std::int32_t attention_enqueue(AttentionAttrs const& attrs, nvinfer1::PluginTensorDesc const* inputDesc,
+                               std::int32_t nbInputs, void const* const* inputs, void* const* outputs,
+                               cudaStream_t stream) noexcept {
+  evk_attention_params p{};
+  if (!fill_params(attrs, inputDesc, nbInputs, inputs, outputs, p)) return EVK_ERR_SHAPE;
   const int st = evk_attention_fp16(&p, stream);
   if (st != EVK_OK) log_error("kernel launch failed (unsupported head_dim / sequence length or CUDA error)");
+  return st;
+}
+
+std::int32_t attention_enqueue(Int8AttentionAttrs const& attrs, nvinfer1::PluginTensorDesc const* inputDesc,
+                               std::int32_t nbInputs, void const* const* inputs, void* const* outputs,
+                               cudaStream_t stream) noexcept {
+  evk_attention_params p{};
+  if (!fill_params(attrs.base, inputDesc, nbInputs, inputs, outputs, p)) return EVK_ERR_SHAPE;
+  p.q_scale = attrs.q_scale;
+  p.k_scale = attrs.k_scale;
+  p.v_scale = attrs.v_scale;
+  const int st = evk_attention_int8(&p, stream);
+  if (st != EVK_OK) log_error("int8 kernel launch failed (unsupported head_dim / sequence length or CUDA error)");
   return st;
 }
 

@@ -1,9 +1,11 @@
-// EdgevlAttention as a TensorRT plugin, in both flavours over attention_core:
+// EdgevlAttention (fp16) and EdgevlAttentionInt8 (int8 q/k/v fed by Q/DQ scales, fp16 out) as
+// TensorRT plugins, in both flavours over attention_core:
 //   - IPluginV3 (IPluginV3OneCore/Build/Runtime) with IPluginCreatorV3One, for TensorRT >= 10;
 //   - IPluginV2DynamicExt with IPluginCreator, for TensorRT 8.5/8.6 (JetPack 5.1 / 6.0).
-// A build registers one creator under the name "EdgevlAttention" version "1": the V3 one, or the V2
-// one when built with EDGEVL_TRT_LEGACY_PLUGIN (CMake turns it on for TensorRT < 10). Both classes
-// are always compiled, so a missing override fails every build.
+// The classes are templates over a Kind (name, attributes, field list, type rule), so both plugins
+// share one implementation. A build registers one creator per plugin, version "1": the V3 ones, or
+// the V2 ones when built with EDGEVL_TRT_LEGACY_PLUGIN (CMake turns it on for TensorRT < 10). Both
+// flavours are always compiled (explicitly instantiated), so a missing override fails every build.
 // Entry points: getCreators (TensorRT 10 --dynamicPlugins / registry loadLibrary), getPluginCreators
 // (V2 loaders), setLoggerFinder, and static registration through REGISTER_TENSORRT_PLUGIN for a
 // ctypes.CDLL(..., RTLD_GLOBAL) load.
@@ -23,11 +25,46 @@ using namespace nvinfer1;
 
 namespace edgevl {
 
+// The per-plugin pieces; everything else is shared.
+struct Fp16Kind {
+  using Attrs = AttentionAttrs;
+  static constexpr char const* kName = kAttentionName;
+  static PluginFieldCollection const* fields() noexcept { return attention_field_names(); }
+  static bool supports(int32_t pos, PluginTensorDesc const* inOut, int32_t nbInputs) noexcept {
+    return attention_supports(pos, inOut, nbInputs);
+  }
+  // the serialised V3 fields (the creator parses them back with parse_fields)
+  static int32_t serial_fields(Attrs& a, PluginField* out) noexcept {
+    out[0] = PluginField("scale", &a.scale, PluginFieldType::kFLOAT32, 1);
+    out[1] = PluginField("causal", &a.causal, PluginFieldType::kINT32, 1);
+    return 2;
+  }
+};
+
+struct Int8Kind {
+  using Attrs = Int8AttentionAttrs;
+  static constexpr char const* kName = kAttentionInt8Name;
+  static PluginFieldCollection const* fields() noexcept { return attention_int8_field_names(); }
+  static bool supports(int32_t pos, PluginTensorDesc const* inOut, int32_t nbInputs) noexcept {
+    return attention_int8_supports(pos, inOut, nbInputs);
+  }
+  static int32_t serial_fields(Attrs& a, PluginField* out) noexcept {
+    int32_t n = Fp16Kind::serial_fields(a.base, out);
+    out[n++] = PluginField("q_scale", &a.q_scale, PluginFieldType::kFLOAT32, 1);
+    out[n++] = PluginField("k_scale", &a.k_scale, PluginFieldType::kFLOAT32, 1);
+    out[n++] = PluginField("v_scale", &a.v_scale, PluginFieldType::kFLOAT32, 1);
+    return n;
+  }
+};
+constexpr int32_t kMaxSerialFields = 6;  // Int8Kind's 5 + num_inputs
+
 // ------------------------------------------------------------------------------------- IPluginV3
 
+template <class Kind>
 class AttentionV3 final : public IPluginV3, public IPluginV3OneCore, public IPluginV3OneBuild, public IPluginV3OneRuntime {
  public:
-  explicit AttentionV3(AttentionAttrs attrs) : attrs_(attrs) { refresh_fields(); }
+  using Attrs = typename Kind::Attrs;
+  explicit AttentionV3(Attrs attrs) : attrs_(attrs) { refresh_fields(); }
   AttentionV3(AttentionV3 const& o) : attrs_(o.attrs_), ns_(o.ns_) { refresh_fields(); }
   AttentionV3& operator=(AttentionV3 const&) = delete;
   ~AttentionV3() override = default;
@@ -44,7 +81,7 @@ class AttentionV3 final : public IPluginV3, public IPluginV3OneCore, public IPlu
   IPluginV3* clone() noexcept override { return new (std::nothrow) AttentionV3(*this); }
 
   // core
-  AsciiChar const* getPluginName() const noexcept override { return kAttentionName; }
+  AsciiChar const* getPluginName() const noexcept override { return Kind::kName; }
   AsciiChar const* getPluginVersion() const noexcept override { return kAttentionVersion; }
   AsciiChar const* getPluginNamespace() const noexcept override { return ns_.c_str(); }
   void setPluginNamespace(char const* ns) noexcept { ns_ = ns == nullptr ? "" : ns; }
@@ -75,7 +112,7 @@ class AttentionV3 final : public IPluginV3, public IPluginV3OneCore, public IPlu
     if (nbOutputs != 1 || !attention_shape_ok(nbInputs) || pos < 0 || pos > nbInputs) return false;
     PluginTensorDesc descs[kMaxInputs + 1];
     for (int32_t i = 0; i <= pos; ++i) descs[i] = inOut[i].desc;
-    return attention_supports(pos, descs, nbInputs);
+    return Kind::supports(pos, descs, nbInputs);
   }
   size_t getWorkspaceSize(DynamicPluginTensorDesc const* /*inputs*/, int32_t /*nbInputs*/,
                           DynamicPluginTensorDesc const* /*outputs*/, int32_t /*nbOutputs*/) const noexcept override {
@@ -103,26 +140,26 @@ class AttentionV3 final : public IPluginV3, public IPluginV3OneCore, public IPlu
 
  private:
   void refresh_fields() noexcept {
-    fields_[0] = PluginField("scale", &attrs_.scale, PluginFieldType::kFLOAT32, 1);
-    fields_[1] = PluginField("causal", &attrs_.causal, PluginFieldType::kINT32, 1);
-    fields_[2] = PluginField("num_inputs", &nb_inputs_, PluginFieldType::kINT32, 1);
-    fc_.nbFields = 3;
+    int32_t n = Kind::serial_fields(attrs_, fields_);
+    fields_[n++] = PluginField("num_inputs", &nb_inputs_, PluginFieldType::kINT32, 1);
+    fc_.nbFields = n;
     fc_.fields = fields_;
   }
 
-  AttentionAttrs attrs_;
+  Attrs attrs_;
   std::string ns_;
   int32_t nb_inputs_{kMaxInputs};
-  PluginField fields_[3];
+  PluginField fields_[kMaxSerialFields];
   PluginFieldCollection fc_{};
 };
 
+template <class Kind>
 class AttentionV3Creator final : public IPluginCreatorV3One {
  public:
   IPluginV3* createPlugin(AsciiChar const* /*name*/, PluginFieldCollection const* fc, TensorRTPhase /*phase*/) noexcept override {
-    AttentionAttrs attrs{};
+    typename Kind::Attrs attrs{};
     if (!parse_fields(fc, attrs)) return nullptr;
-    auto* p = new (std::nothrow) AttentionV3(attrs);
+    auto* p = new (std::nothrow) AttentionV3<Kind>(attrs);
     if (p == nullptr) return nullptr;
     p->setPluginNamespace(ns_.c_str());
     int32_t n = 0;
@@ -137,8 +174,8 @@ class AttentionV3Creator final : public IPluginCreatorV3One {
     if (has_n) p->set_nb_inputs(n);
     return p;
   }
-  PluginFieldCollection const* getFieldNames() noexcept override { return attention_field_names(); }
-  AsciiChar const* getPluginName() const noexcept override { return kAttentionName; }
+  PluginFieldCollection const* getFieldNames() noexcept override { return Kind::fields(); }
+  AsciiChar const* getPluginName() const noexcept override { return Kind::kName; }
   AsciiChar const* getPluginVersion() const noexcept override { return kAttentionVersion; }
   AsciiChar const* getPluginNamespace() const noexcept override { return ns_.c_str(); }
 
@@ -148,16 +185,18 @@ class AttentionV3Creator final : public IPluginCreatorV3One {
 
 // -------------------------------------------------------------------------- IPluginV2DynamicExt
 
+template <class Kind>
 class AttentionV2 final : public IPluginV2DynamicExt {
  public:
-  explicit AttentionV2(AttentionAttrs attrs) : attrs_(attrs) {}
+  using Attrs = typename Kind::Attrs;
+  explicit AttentionV2(Attrs attrs) : attrs_(attrs) {}
 
-  AsciiChar const* getPluginType() const noexcept override { return kAttentionName; }
+  AsciiChar const* getPluginType() const noexcept override { return Kind::kName; }
   AsciiChar const* getPluginVersion() const noexcept override { return kAttentionVersion; }
   int32_t getNbOutputs() const noexcept override { return 1; }
   int32_t initialize() noexcept override { return 0; }
   void terminate() noexcept override {}
-  size_t getSerializationSize() const noexcept override { return AttentionAttrs::kSerialSize; }
+  size_t getSerializationSize() const noexcept override { return Attrs::kSerialSize; }
   void serialize(void* buffer) const noexcept override { attrs_.serialize(buffer); }
   void destroy() noexcept override { delete this; }
   void setPluginNamespace(AsciiChar const* ns) noexcept override { ns_ = ns == nullptr ? "" : ns; }
@@ -166,7 +205,7 @@ class AttentionV2 final : public IPluginV2DynamicExt {
     return DataType::kHALF;
   }
   IPluginV2DynamicExt* clone() const noexcept override {
-    auto* p = new (std::nothrow) AttentionV2(attrs_);
+    auto* p = new (std::nothrow) AttentionV2<Kind>(attrs_);
     if (p != nullptr) p->setPluginNamespace(ns_.c_str());
     return p;
   }
@@ -177,7 +216,7 @@ class AttentionV2 final : public IPluginV2DynamicExt {
   bool supportsFormatCombination(int32_t pos, PluginTensorDesc const* inOut, int32_t nbInputs,
                                  int32_t nbOutputs) noexcept override {
     if (nbOutputs != 1 || !attention_shape_ok(nbInputs) || pos < 0 || pos > nbInputs) return false;
-    return attention_supports(pos, inOut, nbInputs);
+    return Kind::supports(pos, inOut, nbInputs);
   }
   void configurePlugin(DynamicPluginTensorDesc const* /*in*/, int32_t nbInputs, DynamicPluginTensorDesc const* /*out*/,
                        int32_t /*nbOutputs*/) noexcept override {
@@ -193,30 +232,31 @@ class AttentionV2 final : public IPluginV2DynamicExt {
   }
 
  private:
-  AttentionAttrs attrs_;
+  Attrs attrs_;
   std::string ns_;
   int32_t nb_inputs_{kMinInputs};
 };
 
+template <class Kind>
 class AttentionV2Creator final : public IPluginCreator {
  public:
-  AsciiChar const* getPluginName() const noexcept override { return kAttentionName; }
+  AsciiChar const* getPluginName() const noexcept override { return Kind::kName; }
   AsciiChar const* getPluginVersion() const noexcept override { return kAttentionVersion; }
-  PluginFieldCollection const* getFieldNames() noexcept override { return attention_field_names(); }
+  PluginFieldCollection const* getFieldNames() noexcept override { return Kind::fields(); }
   IPluginV2* createPlugin(AsciiChar const* /*name*/, PluginFieldCollection const* fc) noexcept override {
-    AttentionAttrs attrs{};
+    typename Kind::Attrs attrs{};
     if (!parse_fields(fc, attrs)) return nullptr;
-    auto* p = new (std::nothrow) AttentionV2(attrs);
+    auto* p = new (std::nothrow) AttentionV2<Kind>(attrs);
     if (p != nullptr) p->setPluginNamespace(ns_.c_str());
     return p;
   }
   IPluginV2* deserializePlugin(AsciiChar const* /*name*/, void const* serialData, size_t serialLength) noexcept override {
-    AttentionAttrs attrs{};
+    typename Kind::Attrs attrs{};
     if (!attrs.deserialize(serialData, serialLength)) {
-      log_error("serialised plugin data is not EdgevlAttention v1");
+      log_error("serialised plugin data is not this plugin's version 1 attributes");
       return nullptr;
     }
-    auto* p = new (std::nothrow) AttentionV2(attrs);
+    auto* p = new (std::nothrow) AttentionV2<Kind>(attrs);
     if (p != nullptr) p->setPluginNamespace(ns_.c_str());
     return p;
   }
@@ -227,23 +267,39 @@ class AttentionV2Creator final : public IPluginCreator {
   std::string ns_;
 };
 
+// every class of both flavours for both kinds, so a missing override fails to compile in any build
+template class AttentionV3<Fp16Kind>;
+template class AttentionV3<Int8Kind>;
+template class AttentionV3Creator<Fp16Kind>;
+template class AttentionV3Creator<Int8Kind>;
+template class AttentionV2<Fp16Kind>;
+template class AttentionV2<Int8Kind>;
+template class AttentionV2Creator<Fp16Kind>;
+template class AttentionV2Creator<Int8Kind>;
+
 }  // namespace edgevl
 
 namespace {
 nvinfer1::ILoggerFinder* g_logger_finder = nullptr;
-edgevl::AttentionV3Creator g_v3_creator;
-edgevl::AttentionV2Creator g_v2_creator;
-nvinfer1::IPluginCreatorInterface* g_v3_list[] = {&g_v3_creator};
-nvinfer1::IPluginCreator* g_v2_list[] = {&g_v2_creator};
+edgevl::AttentionV3Creator<edgevl::Fp16Kind> g_v3_creator;
+edgevl::AttentionV3Creator<edgevl::Int8Kind> g_v3_int8_creator;
+edgevl::AttentionV2Creator<edgevl::Fp16Kind> g_v2_creator;
+edgevl::AttentionV2Creator<edgevl::Int8Kind> g_v2_int8_creator;
+nvinfer1::IPluginCreatorInterface* g_v3_list[] = {&g_v3_creator, &g_v3_int8_creator};
+nvinfer1::IPluginCreator* g_v2_list[] = {&g_v2_creator, &g_v2_int8_creator};
+constexpr int32_t kNbCreators = 2;
 }  // namespace
 
 // static registration when the library is dlopen'ed (ctypes.CDLL(path, RTLD_GLOBAL), trtexec --staticPlugins)
 #if defined(EDGEVL_TRT_LEGACY_PLUGIN) && EDGEVL_TRT_LEGACY_PLUGIN
-using EdgevlAttentionCreator = edgevl::AttentionV2Creator;
+using EdgevlAttentionCreator = edgevl::AttentionV2Creator<edgevl::Fp16Kind>;
+using EdgevlAttentionInt8Creator = edgevl::AttentionV2Creator<edgevl::Int8Kind>;
 #else
-using EdgevlAttentionCreator = edgevl::AttentionV3Creator;
+using EdgevlAttentionCreator = edgevl::AttentionV3Creator<edgevl::Fp16Kind>;
+using EdgevlAttentionInt8Creator = edgevl::AttentionV3Creator<edgevl::Int8Kind>;
 #endif
 REGISTER_TENSORRT_PLUGIN(EdgevlAttentionCreator);
+REGISTER_TENSORRT_PLUGIN(EdgevlAttentionInt8Creator);
 
 EVK_EXPORT void setLoggerFinder(nvinfer1::ILoggerFinder* finder) { g_logger_finder = finder; }
 
@@ -252,14 +308,14 @@ EVK_EXPORT nvinfer1::IPluginCreatorInterface* const* getCreators(int32_t& nbCrea
   nbCreators = 0;
   return g_v3_list;
 #else
-  nbCreators = 1;
+  nbCreators = kNbCreators;
   return g_v3_list;
 #endif
 }
 
 EVK_EXPORT nvinfer1::IPluginCreator* const* getPluginCreators(int32_t& nbCreators) {
 #if defined(EDGEVL_TRT_LEGACY_PLUGIN) && EDGEVL_TRT_LEGACY_PLUGIN
-  nbCreators = 1;
+  nbCreators = kNbCreators;
   return g_v2_list;
 #else
   nbCreators = 0;

@@ -8,7 +8,9 @@
    device code for sm_72 (Xavier, which CUDA 13 dropped) and sm_87 (Orin), with the same report check.
 3. The TensorRT plugin library compiles and links as a shared library against the TensorRT 10.3
    headers in ../shared/third_party (skipped, with a message, when that folder is missing), with
-   only getPluginRegistry/getLogger-style TensorRT entry points left undefined; and the plugin host
+   only getPluginRegistry/getLogger-style TensorRT entry points left undefined; the host self-test
+   (tools/plugin_selftest.cpp: creator lists, field parsing, serialisation round trips, type rules,
+   parameters handed to the kernels) builds and passes for both plugin flavours; and the plugin host
    code compiles for aarch64 with g++-aarch64-linux-gnu (skipped with a message when absent).
 
 Usage: python kernels/tools/compile_check.py [--only nvcc,nvrtc,plugin] [--out DIR]
@@ -226,6 +228,29 @@ def unversioned_undefined(nm_output: str) -> set[str]:
     return out
 
 
+PLUGIN_NAMES = ("EdgevlAttention", "EdgevlAttentionInt8")
+SELFTEST = KERNELS / "tools" / "plugin_selftest.cpp"
+
+
+def plugin_flags(cuda_inc: Path, plugin_dir: Path | None = None) -> list[str]:
+    """g++ flags for the plugin sources: warnings as errors, TensorRT and CUDA headers as system headers."""
+    return ["-std=c++17", "-O2", "-fPIC", "-Wall", "-Wextra", "-Werror", "-fvisibility=hidden",
+            f"-I{KERNELS / 'include'}", f"-I{plugin_dir or KERNELS / 'plugin'}",
+            "-isystem", str(TRT_INCLUDE), "-isystem", str(cuda_inc)]
+
+
+def run_selftest(out: Path, cuda_inc: Path, variant: str, defs: list[str],
+                 source: Path = SELFTEST) -> tuple[bool, str]:
+    """Build and run the host self-test of the plugin logic; (passed, its output or the compile error)."""
+    exe = out / f"plugin_selftest.{variant}"
+    flags = [f for f in plugin_flags(cuda_inc) if f not in ("-fPIC", "-fvisibility=hidden")]
+    proc = subprocess.run(["g++", *flags, *defs, str(source), "-o", str(exe)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        return False, f"self-test did not compile\n{proc.stderr[-4000:]}"
+    run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60)
+    return run.returncode == 0, run.stdout
+
+
 def check_plugin(out: Path) -> list[str]:
     if not TRT_INCLUDE.is_dir():
         print(f"plugin: SKIPPED, {TRT_INCLUDE} not found (TensorRT 10.3 headers live in "
@@ -240,9 +265,7 @@ def check_plugin(out: Path) -> list[str]:
     cuda_inc = home / "include"
     problems: list[str] = []
     objs: list[str] = []
-    flags = ["-std=c++17", "-O2", "-fPIC", "-Wall", "-Wextra", "-Werror", "-fvisibility=hidden",
-             f"-I{KERNELS / 'include'}", f"-I{KERNELS / 'plugin'}",
-             "-isystem", str(TRT_INCLUDE), "-isystem", str(cuda_inc)]
+    flags = plugin_flags(cuda_inc)
     for variant, defs in (("v3", []), ("legacy", ["-DEDGEVL_TRT_LEGACY_PLUGIN=1"])):
         vobjs = []
         for src in plugin_sources():
@@ -283,6 +306,13 @@ def check_plugin(out: Path) -> list[str]:
         for sym in ("getPluginCreators", "getCreators", "setLoggerFinder"):
             if not re.search(rf"\b{sym}\b", exported):
                 problems.append(f"plugin ({variant}): {sym} is not exported")
+        ok, log = run_selftest(out, cuda_inc, variant, defs)
+        listed = set(re.findall(r"^creator (\S+) v1$", log, re.M))
+        print(f"plugin ({variant}): self-test {'passed' if ok else 'FAILED'}, creators {sorted(listed)}")
+        if not ok:
+            problems.append(f"plugin ({variant}): self-test failed\n{log[-4000:]}")
+        elif listed != set(PLUGIN_NAMES):
+            problems.append(f"plugin ({variant}): creators {sorted(listed)}, want {sorted(PLUGIN_NAMES)}")
         objs += vobjs
     cross = shutil.which("aarch64-linux-gnu-g++")
     if cross is None:

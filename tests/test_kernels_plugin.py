@@ -1,0 +1,110 @@
+"""The TensorRT plugin library's host logic, checked without a GPU or libnvinfer.
+
+kernels/tools/plugin_selftest.cpp is built against the public TensorRT 10.3 headers (../shared/third_party;
+these tests skip where that folder is missing, as on a fresh clone) and run: creator lists of both flavours,
+field parsing, serialisation round trips, type/format rules and the parameters handed to the kernels. The
+mutation tests show the self-test and the compile both fail when the plugin code is wrong.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TOOL = ROOT / "kernels" / "tools" / "compile_check.py"
+
+
+def _load() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("compile_check_plugin", TOOL)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["compile_check_plugin"] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+cc = _load()
+CUDA_HOME = cc.cuda_home()
+pytestmark = pytest.mark.skipif(
+    not cc.TRT_INCLUDE.is_dir() or shutil.which("g++") is None or CUDA_HOME is None,
+    reason="needs ../shared/third_party/tensorrt-10.3/include, g++ and the CUDA headers",
+)
+VARIANTS = {"v3": [], "legacy": ["-DEDGEVL_TRT_LEGACY_PLUGIN=1"]}
+
+
+def _copy_tree(tmp: Path) -> Path:
+    """kernels/plugin and the self-test under tmp/kernels, for mutating."""
+    dst = tmp / "kernels"
+    shutil.copytree(ROOT / "kernels" / "plugin", dst / "plugin")
+    (dst / "tools").mkdir()
+    shutil.copy(cc.SELFTEST, dst / "tools" / cc.SELFTEST.name)
+    return dst
+
+
+def _mutate(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert text.count(old) == 1, f"mutation anchor not found once in {path.name}: {old!r}"
+    path.write_text(text.replace(old, new))
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_selftest_passes_and_both_plugins_are_registered(variant: str, tmp_path: Path) -> None:
+    assert CUDA_HOME is not None
+    ok, log = cc.run_selftest(tmp_path, CUDA_HOME / "include", variant, VARIANTS[variant])
+    assert ok, log
+    assert re.findall(r"^creator (\S+) v1$", log, re.M) == ["EdgevlAttention", "EdgevlAttentionInt8"]
+    assert "plugin self-test: passed (0 failed)" in log
+
+
+MUTATIONS = {
+    # the int8 plugin accepting fp16 q/k/v
+    "type rule": ("attention_core.cpp", "return d.type == nvinfer1::DataType::kINT8;",
+                  "return d.type == nvinfer1::DataType::kHALF;", "V3 int8 accepts int8 q/k/v"),
+    # deserialise reading v_scale's bytes into k_scale
+    "serialisation": ("attention_core.h", "std::memcpy(&k_scale, p + 16", "std::memcpy(&k_scale, p + 20",
+                      "V2 int8 serialise -> deserialise -> serialise"),
+    # a Q/DQ scale that is not passed to the kernel
+    "enqueue": ("attention_core.cpp", "p.v_scale = attrs.v_scale;", "p.v_scale = 1.F;",
+                "V3 int8 enqueue passes scales"),
+    # an absent scale accepted (0 would make every output 0)
+    "required scale": ("attention_core.h", "ok(k_scale) && ok(v_scale);", "ok(k_scale);",
+                       "missing v_scale is rejected"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MUTATIONS))
+def test_selftest_fails_on_a_broken_plugin(name: str, tmp_path: Path) -> None:
+    assert CUDA_HOME is not None
+    file, old, new, failure = MUTATIONS[name]
+    tree = _copy_tree(tmp_path)
+    _mutate(tree / "plugin" / file, old, new)
+    ok, log = cc.run_selftest(tmp_path, CUDA_HOME / "include", "v3", [],
+                              source=tree / "tools" / cc.SELFTEST.name)
+    assert not ok
+    assert f"FAIL {failure}" in log, log
+
+
+def test_a_missing_override_fails_the_compile(tmp_path: Path) -> None:
+    assert CUDA_HOME is not None
+    tree = _copy_tree(tmp_path)
+    src = tree / "plugin" / "attention_plugin.cpp"
+    cmd = ["g++", *cc.plugin_flags(CUDA_HOME / "include", tree / "plugin"), "-fsyntax-only", str(src)]
+    control = subprocess.run(cmd, capture_output=True, text=True)
+    assert control.returncode == 0, control.stderr[-2000:]
+    # drop the IPluginV2DynamicExt getWorkspaceSize override
+    text = src.read_text()
+    start = text.index("  size_t getWorkspaceSize(PluginTensorDesc const*")
+    end = text.index("  }\n", start) + 4
+    assert "return 0;" in text[start:end]
+    src.write_text(text[:start] + text[end:])
+    broken = subprocess.run(cmd, capture_output=True, text=True)
+    assert broken.returncode != 0
+    assert "abstract" in broken.stderr
