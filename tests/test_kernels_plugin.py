@@ -60,7 +60,9 @@ def test_selftest_passes_and_both_plugins_are_registered(variant: str, tmp_path:
     assert CUDA_HOME is not None
     ok, log = cc.run_selftest(tmp_path, CUDA_HOME / "include", variant, VARIANTS[variant])
     assert ok, log
-    assert re.findall(r"^creator (\S+) v1$", log, re.M) == ["EdgevlAttention", "EdgevlAttentionInt8"]
+    assert re.findall(r"^creator (\S+) v1$", log, re.M) == [
+        "EdgevlAttention", "EdgevlAttentionInt8", "EdgevlQuantizeRows", "EdgevlLayerNormQuantize",
+        "EdgevlDequantizeRows"]
     assert "plugin self-test: passed (0 failed)" in log
 
 
@@ -77,6 +79,16 @@ MUTATIONS = {
     # an absent scale accepted (0 would make every output 0)
     "required scale": ("attention_core.h", "ok(k_scale) && ok(v_scale);", "ok(k_scale);",
                        "missing v_scale is rejected"),
+    # LayerNorm + quantise dropping the eps field
+    "eps": ("row_ops_core.cpp", "attrs.eps, q, cols, scale, stream);", "1e-5F, q, cols, scale, stream);",
+            "LN+quantise enqueue: fp32 kernel"),
+    # quantise taking every input as fp32
+    "quantise dtype": ("row_ops_core.cpp", "? evk_quantize_rows_f16(inputs[0],",
+                       "? evk_quantize_rows_f32(static_cast<float const*>(inputs[0]),",
+                       "quantise enqueue: fp16 kernel"),
+    # dequantise ignoring out_fp16 in its type rule
+    "dequantise type": ("row_ops_core.cpp", "d.type == (attrs.out_fp16 != 0 ?",
+                        "d.type == (attrs.out_fp16 == 2 ?", "dequantise accepts int8 q, fp32 scale, fp16 out"),
 }
 
 

@@ -19,6 +19,7 @@ nvinfer1::PluginField g_int8_fields[5] = {
     nvinfer1::PluginField("v_scale", nullptr, nvinfer1::PluginFieldType::kFLOAT32, 1),
 };
 nvinfer1::PluginFieldCollection g_int8_collection{5, g_int8_fields};
+}  // namespace
 
 bool read_float(nvinfer1::PluginField const& f, float& out) noexcept {
   if (f.data == nullptr || f.length < 1) return false;
@@ -49,7 +50,6 @@ bool read_int(nvinfer1::PluginField const& f, std::int32_t& out) noexcept {
     default: return false;
   }
 }
-}  // namespace
 
 void log_error(char const* msg) noexcept { std::fprintf(stderr, "[edgevl_trt_plugin] %s\n", msg); }
 

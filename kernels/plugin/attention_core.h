@@ -117,4 +117,8 @@ std::int32_t attention_enqueue(Int8AttentionAttrs const& attrs, nvinfer1::Plugin
 
 void log_error(char const* msg) noexcept;
 
+// A float field (float32 or float64) / an integer field (int32, int64 or int8); false otherwise.
+bool read_float(nvinfer1::PluginField const& f, float& out) noexcept;
+bool read_int(nvinfer1::PluginField const& f, std::int32_t& out) noexcept;
+
 }  // namespace edgevl

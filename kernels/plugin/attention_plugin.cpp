@@ -13,6 +13,7 @@
 #include <string>
 
 #include "attention_core.h"
+#include "row_ops_core.h"
 
 #if defined(__GNUC__)
 #pragma GCC diagnostic push
@@ -25,12 +26,34 @@ using namespace nvinfer1;
 
 namespace edgevl {
 
-// The per-plugin pieces; everything else is shared.
-struct Fp16Kind {
+// The per-plugin pieces; everything else is shared. A Kind gives: Attrs (parse_fields, serialize,
+// deserialize, kSerialSize), kName, kMinIn/kMaxIn/kOutputs, fields(), serial_fields(), supports(),
+// output_dims(), output_type(), enqueue().
+struct AttentionKindBase {
+  static constexpr int32_t kMinIn = kMinInputs;
+  static constexpr int32_t kMaxIn = kMaxInputs;
+  static constexpr int32_t kOutputs = 1;
+  static bool output_dims(DimsExprs const* in, int32_t /*nbIn*/, DimsExprs* out, IExprBuilder& /*b*/) noexcept {
+    if (in[0].nbDims != 4) return false;
+    out[0] = attention_output_dims(in);
+    return true;
+  }
+  template <class A>
+  static DataType output_type(A const& /*attrs*/, int32_t /*index*/, DataType const* /*in*/) noexcept {
+    return DataType::kHALF;
+  }
+  template <class A>
+  static int32_t enqueue(A const& attrs, PluginTensorDesc const* in, int32_t nbIn, void const* const* inputs,
+                         void* const* outputs, cudaStream_t stream) noexcept {
+    return attention_enqueue(attrs, in, nbIn, inputs, outputs, stream);
+  }
+};
+
+struct Fp16Kind : AttentionKindBase {
   using Attrs = AttentionAttrs;
   static constexpr char const* kName = kAttentionName;
   static PluginFieldCollection const* fields() noexcept { return attention_field_names(); }
-  static bool supports(int32_t pos, PluginTensorDesc const* inOut, int32_t nbInputs) noexcept {
+  static bool supports(Attrs const& /*a*/, int32_t pos, PluginTensorDesc const* inOut, int32_t nbInputs) noexcept {
     return attention_supports(pos, inOut, nbInputs);
   }
   // the serialised V3 fields (the creator parses them back with parse_fields)
@@ -41,11 +64,11 @@ struct Fp16Kind {
   }
 };
 
-struct Int8Kind {
+struct Int8Kind : AttentionKindBase {
   using Attrs = Int8AttentionAttrs;
   static constexpr char const* kName = kAttentionInt8Name;
   static PluginFieldCollection const* fields() noexcept { return attention_int8_field_names(); }
-  static bool supports(int32_t pos, PluginTensorDesc const* inOut, int32_t nbInputs) noexcept {
+  static bool supports(Attrs const& /*a*/, int32_t pos, PluginTensorDesc const* inOut, int32_t nbInputs) noexcept {
     return attention_int8_supports(pos, inOut, nbInputs);
   }
   static int32_t serial_fields(Attrs& a, PluginField* out) noexcept {
@@ -56,7 +79,94 @@ struct Int8Kind {
     return n;
   }
 };
+
+// x [..., cols] -> (q int8 [..., cols], scale fp32 [..., 1])
+struct QuantizeKind {
+  using Attrs = QuantizeAttrs;
+  static constexpr char const* kName = kQuantizeName;
+  static constexpr int32_t kMinIn = 1;
+  static constexpr int32_t kMaxIn = 1;
+  static constexpr int32_t kOutputs = 2;
+  static PluginFieldCollection const* fields() noexcept { return quantize_field_names(); }
+  static bool supports(Attrs const& /*a*/, int32_t pos, PluginTensorDesc const* inOut, int32_t /*nbIn*/) noexcept {
+    return quantize_supports(pos, inOut);
+  }
+  static int32_t serial_fields(Attrs& /*a*/, PluginField* /*out*/) noexcept { return 0; }
+  static bool output_dims(DimsExprs const* in, int32_t /*nbIn*/, DimsExprs* out, IExprBuilder& b) noexcept {
+    return row_quantize_output_dims(in[0], out, b);
+  }
+  static DataType output_type(Attrs const& /*a*/, int32_t index, DataType const* /*in*/) noexcept {
+    return index == 0 ? DataType::kINT8 : DataType::kFLOAT;
+  }
+  static int32_t enqueue(Attrs const& /*a*/, PluginTensorDesc const* in, int32_t /*nbIn*/, void const* const* inputs,
+                         void* const* outputs, cudaStream_t stream) noexcept {
+    return quantize_enqueue(in, inputs, outputs, stream);
+  }
+};
+
+// x [..., cols], gamma [cols], beta [cols] -> (q int8 [..., cols], scale fp32 [..., 1])
+struct LayerNormQuantizeKind {
+  using Attrs = LayerNormQuantizeAttrs;
+  static constexpr char const* kName = kLayerNormQuantizeName;
+  static constexpr int32_t kMinIn = 3;
+  static constexpr int32_t kMaxIn = 3;
+  static constexpr int32_t kOutputs = 2;
+  static PluginFieldCollection const* fields() noexcept { return layernorm_quantize_field_names(); }
+  static bool supports(Attrs const& /*a*/, int32_t pos, PluginTensorDesc const* inOut, int32_t /*nbIn*/) noexcept {
+    return layernorm_quantize_supports(pos, inOut);
+  }
+  static int32_t serial_fields(Attrs& a, PluginField* out) noexcept {
+    out[0] = PluginField("eps", &a.eps, PluginFieldType::kFLOAT32, 1);
+    return 1;
+  }
+  static bool output_dims(DimsExprs const* in, int32_t /*nbIn*/, DimsExprs* out, IExprBuilder& b) noexcept {
+    return row_quantize_output_dims(in[0], out, b);
+  }
+  static DataType output_type(Attrs const& /*a*/, int32_t index, DataType const* /*in*/) noexcept {
+    return index == 0 ? DataType::kINT8 : DataType::kFLOAT;
+  }
+  static int32_t enqueue(Attrs const& a, PluginTensorDesc const* in, int32_t /*nbIn*/, void const* const* inputs,
+                         void* const* outputs, cudaStream_t stream) noexcept {
+    return layernorm_quantize_enqueue(a, in, inputs, outputs, stream);
+  }
+};
+
+// q int8 [..., cols], scale fp32 [..., 1] -> out fp32 or fp16 (field out_fp16) [..., cols]
+struct DequantizeKind {
+  using Attrs = DequantizeAttrs;
+  static constexpr char const* kName = kDequantizeName;
+  static constexpr int32_t kMinIn = 2;
+  static constexpr int32_t kMaxIn = 2;
+  static constexpr int32_t kOutputs = 1;
+  static PluginFieldCollection const* fields() noexcept { return dequantize_field_names(); }
+  static bool supports(Attrs const& a, int32_t pos, PluginTensorDesc const* inOut, int32_t /*nbIn*/) noexcept {
+    return dequantize_supports(a, pos, inOut);
+  }
+  static int32_t serial_fields(Attrs& a, PluginField* out) noexcept {
+    out[0] = PluginField("out_fp16", &a.out_fp16, PluginFieldType::kINT32, 1);
+    return 1;
+  }
+  static bool output_dims(DimsExprs const* in, int32_t /*nbIn*/, DimsExprs* out, IExprBuilder& /*b*/) noexcept {
+    if (in[0].nbDims < 2) return false;
+    out[0] = in[0];
+    return true;
+  }
+  static DataType output_type(Attrs const& a, int32_t /*index*/, DataType const* /*in*/) noexcept {
+    return a.out_fp16 != 0 ? DataType::kHALF : DataType::kFLOAT;
+  }
+  static int32_t enqueue(Attrs const& a, PluginTensorDesc const* in, int32_t /*nbIn*/, void const* const* inputs,
+                         void* const* outputs, cudaStream_t stream) noexcept {
+    return dequantize_enqueue(a, in, inputs, outputs, stream);
+  }
+};
+
 constexpr int32_t kMaxSerialFields = 6;  // Int8Kind's 5 + num_inputs
+constexpr int32_t kMaxIO = 8;            // inputs + outputs of any Kind
+
+template <class Kind>
+bool io_ok(int32_t nbInputs, int32_t nbOutputs) noexcept {
+  return nbInputs >= Kind::kMinIn && nbInputs <= Kind::kMaxIn && nbOutputs == Kind::kOutputs;
+}
 
 // ------------------------------------------------------------------------------------- IPluginV3
 
@@ -87,32 +197,31 @@ class AttentionV3 final : public IPluginV3, public IPluginV3OneCore, public IPlu
   void setPluginNamespace(char const* ns) noexcept { ns_ = ns == nullptr ? "" : ns; }
 
   // build
-  int32_t getNbOutputs() const noexcept override { return 1; }
+  int32_t getNbOutputs() const noexcept override { return Kind::kOutputs; }
   int32_t configurePlugin(DynamicPluginTensorDesc const* /*in*/, int32_t nbInputs, DynamicPluginTensorDesc const* /*out*/,
                           int32_t nbOutputs) noexcept override {
-    if (!attention_shape_ok(nbInputs) || nbOutputs != 1) return -1;
+    if (!io_ok<Kind>(nbInputs, nbOutputs)) return -1;
     nb_inputs_ = nbInputs;
     return 0;
   }
-  int32_t getOutputDataTypes(DataType* outputTypes, int32_t nbOutputs, DataType const* /*inputTypes*/,
+  int32_t getOutputDataTypes(DataType* outputTypes, int32_t nbOutputs, DataType const* inputTypes,
                              int32_t nbInputs) const noexcept override {
-    if (nbOutputs != 1 || !attention_shape_ok(nbInputs)) return -1;
-    outputTypes[0] = DataType::kHALF;
+    if (!io_ok<Kind>(nbInputs, nbOutputs)) return -1;
+    for (int32_t i = 0; i < nbOutputs; ++i) outputTypes[i] = Kind::output_type(attrs_, i, inputTypes);
     return 0;
   }
   int32_t getOutputShapes(DimsExprs const* inputs, int32_t nbInputs, DimsExprs const* /*shapeInputs*/,
                           int32_t /*nbShapeInputs*/, DimsExprs* outputs, int32_t nbOutputs,
-                          IExprBuilder& /*exprBuilder*/) noexcept override {
-    if (nbOutputs != 1 || !attention_shape_ok(nbInputs) || inputs[0].nbDims != 4) return -1;
-    outputs[0] = attention_output_dims(inputs);
-    return 0;
+                          IExprBuilder& exprBuilder) noexcept override {
+    if (!io_ok<Kind>(nbInputs, nbOutputs)) return -1;
+    return Kind::output_dims(inputs, nbInputs, outputs, exprBuilder) ? 0 : -1;
   }
   bool supportsFormatCombination(int32_t pos, DynamicPluginTensorDesc const* inOut, int32_t nbInputs,
                                  int32_t nbOutputs) noexcept override {
-    if (nbOutputs != 1 || !attention_shape_ok(nbInputs) || pos < 0 || pos > nbInputs) return false;
-    PluginTensorDesc descs[kMaxInputs + 1];
+    if (!io_ok<Kind>(nbInputs, nbOutputs) || pos < 0 || pos >= nbInputs + nbOutputs) return false;
+    PluginTensorDesc descs[kMaxIO];
     for (int32_t i = 0; i <= pos; ++i) descs[i] = inOut[i].desc;
-    return Kind::supports(pos, descs, nbInputs);
+    return Kind::supports(attrs_, pos, descs, nbInputs);
   }
   size_t getWorkspaceSize(DynamicPluginTensorDesc const* /*inputs*/, int32_t /*nbInputs*/,
                           DynamicPluginTensorDesc const* /*outputs*/, int32_t /*nbOutputs*/) const noexcept override {
@@ -122,13 +231,13 @@ class AttentionV3 final : public IPluginV3, public IPluginV3OneCore, public IPlu
   // runtime
   int32_t onShapeChange(PluginTensorDesc const* /*in*/, int32_t nbInputs, PluginTensorDesc const* /*out*/,
                         int32_t nbOutputs) noexcept override {
-    if (!attention_shape_ok(nbInputs) || nbOutputs != 1) return -1;
+    if (!io_ok<Kind>(nbInputs, nbOutputs)) return -1;
     nb_inputs_ = nbInputs;
     return 0;
   }
   int32_t enqueue(PluginTensorDesc const* inputDesc, PluginTensorDesc const* /*outputDesc*/, void const* const* inputs,
                   void* const* outputs, void* /*workspace*/, cudaStream_t stream) noexcept override {
-    return attention_enqueue(attrs_, inputDesc, nb_inputs_, inputs, outputs, stream);
+    return Kind::enqueue(attrs_, inputDesc, nb_inputs_, inputs, outputs, stream);
   }
   IPluginV3* attachToContext(IPluginResourceContext* /*context*/) noexcept override { return clone(); }
   PluginFieldCollection const* getFieldsToSerialize() noexcept override {
@@ -148,7 +257,7 @@ class AttentionV3 final : public IPluginV3, public IPluginV3OneCore, public IPlu
 
   Attrs attrs_;
   std::string ns_;
-  int32_t nb_inputs_{kMaxInputs};
+  int32_t nb_inputs_{Kind::kMaxIn};
   PluginField fields_[kMaxSerialFields];
   PluginFieldCollection fc_{};
 };
@@ -193,7 +302,7 @@ class AttentionV2 final : public IPluginV2DynamicExt {
 
   AsciiChar const* getPluginType() const noexcept override { return Kind::kName; }
   AsciiChar const* getPluginVersion() const noexcept override { return kAttentionVersion; }
-  int32_t getNbOutputs() const noexcept override { return 1; }
+  int32_t getNbOutputs() const noexcept override { return Kind::kOutputs; }
   int32_t initialize() noexcept override { return 0; }
   void terminate() noexcept override {}
   size_t getSerializationSize() const noexcept override { return Attrs::kSerialSize; }
@@ -201,22 +310,26 @@ class AttentionV2 final : public IPluginV2DynamicExt {
   void destroy() noexcept override { delete this; }
   void setPluginNamespace(AsciiChar const* ns) noexcept override { ns_ = ns == nullptr ? "" : ns; }
   AsciiChar const* getPluginNamespace() const noexcept override { return ns_.c_str(); }
-  DataType getOutputDataType(int32_t /*index*/, DataType const* /*inputTypes*/, int32_t /*nbInputs*/) const noexcept override {
-    return DataType::kHALF;
+  DataType getOutputDataType(int32_t index, DataType const* inputTypes, int32_t /*nbInputs*/) const noexcept override {
+    return Kind::output_type(attrs_, index, inputTypes);
   }
   IPluginV2DynamicExt* clone() const noexcept override {
     auto* p = new (std::nothrow) AttentionV2<Kind>(attrs_);
     if (p != nullptr) p->setPluginNamespace(ns_.c_str());
     return p;
   }
-  DimsExprs getOutputDimensions(int32_t /*outputIndex*/, DimsExprs const* inputs, int32_t /*nbInputs*/,
-                                IExprBuilder& /*exprBuilder*/) noexcept override {
-    return attention_output_dims(inputs);
+  DimsExprs getOutputDimensions(int32_t outputIndex, DimsExprs const* inputs, int32_t nbInputs,
+                                IExprBuilder& exprBuilder) noexcept override {
+    DimsExprs out[Kind::kOutputs]{};
+    if (outputIndex < 0 || outputIndex >= Kind::kOutputs || !Kind::output_dims(inputs, nbInputs, out, exprBuilder)) {
+      return DimsExprs{};  // nbDims 0: TensorRT reports the failure
+    }
+    return out[outputIndex];
   }
   bool supportsFormatCombination(int32_t pos, PluginTensorDesc const* inOut, int32_t nbInputs,
                                  int32_t nbOutputs) noexcept override {
-    if (nbOutputs != 1 || !attention_shape_ok(nbInputs) || pos < 0 || pos > nbInputs) return false;
-    return Kind::supports(pos, inOut, nbInputs);
+    if (!io_ok<Kind>(nbInputs, nbOutputs) || pos < 0 || pos >= nbInputs + nbOutputs) return false;
+    return Kind::supports(attrs_, pos, inOut, nbInputs);
   }
   void configurePlugin(DynamicPluginTensorDesc const* /*in*/, int32_t nbInputs, DynamicPluginTensorDesc const* /*out*/,
                        int32_t /*nbOutputs*/) noexcept override {
@@ -228,13 +341,13 @@ class AttentionV2 final : public IPluginV2DynamicExt {
   }
   int32_t enqueue(PluginTensorDesc const* inputDesc, PluginTensorDesc const* /*outputDesc*/, void const* const* inputs,
                   void* const* outputs, void* /*workspace*/, cudaStream_t stream) noexcept override {
-    return attention_enqueue(attrs_, inputDesc, nb_inputs_, inputs, outputs, stream);
+    return Kind::enqueue(attrs_, inputDesc, nb_inputs_, inputs, outputs, stream);
   }
 
  private:
   Attrs attrs_;
   std::string ns_;
-  int32_t nb_inputs_{kMinInputs};
+  int32_t nb_inputs_{Kind::kMinIn};
 };
 
 template <class Kind>
@@ -276,6 +389,15 @@ template class AttentionV2<Fp16Kind>;
 template class AttentionV2<Int8Kind>;
 template class AttentionV2Creator<Fp16Kind>;
 template class AttentionV2Creator<Int8Kind>;
+#define EVK_INSTANTIATE(K) \
+  template class AttentionV3<K>; \
+  template class AttentionV3Creator<K>; \
+  template class AttentionV2<K>; \
+  template class AttentionV2Creator<K>;
+EVK_INSTANTIATE(QuantizeKind)
+EVK_INSTANTIATE(LayerNormQuantizeKind)
+EVK_INSTANTIATE(DequantizeKind)
+#undef EVK_INSTANTIATE
 
 }  // namespace edgevl
 
@@ -285,21 +407,38 @@ edgevl::AttentionV3Creator<edgevl::Fp16Kind> g_v3_creator;
 edgevl::AttentionV3Creator<edgevl::Int8Kind> g_v3_int8_creator;
 edgevl::AttentionV2Creator<edgevl::Fp16Kind> g_v2_creator;
 edgevl::AttentionV2Creator<edgevl::Int8Kind> g_v2_int8_creator;
-nvinfer1::IPluginCreatorInterface* g_v3_list[] = {&g_v3_creator, &g_v3_int8_creator};
-nvinfer1::IPluginCreator* g_v2_list[] = {&g_v2_creator, &g_v2_int8_creator};
-constexpr int32_t kNbCreators = 2;
+edgevl::AttentionV3Creator<edgevl::QuantizeKind> g_v3_q_creator;
+edgevl::AttentionV2Creator<edgevl::QuantizeKind> g_v2_q_creator;
+edgevl::AttentionV3Creator<edgevl::LayerNormQuantizeKind> g_v3_lnq_creator;
+edgevl::AttentionV2Creator<edgevl::LayerNormQuantizeKind> g_v2_lnq_creator;
+edgevl::AttentionV3Creator<edgevl::DequantizeKind> g_v3_dq_creator;
+edgevl::AttentionV2Creator<edgevl::DequantizeKind> g_v2_dq_creator;
+nvinfer1::IPluginCreatorInterface* g_v3_list[] = {&g_v3_creator, &g_v3_int8_creator, &g_v3_q_creator,
+                                                  &g_v3_lnq_creator, &g_v3_dq_creator};
+nvinfer1::IPluginCreator* g_v2_list[] = {&g_v2_creator, &g_v2_int8_creator, &g_v2_q_creator, &g_v2_lnq_creator,
+                                         &g_v2_dq_creator};
+constexpr int32_t kNbCreators = 5;
 }  // namespace
 
 // static registration when the library is dlopen'ed (ctypes.CDLL(path, RTLD_GLOBAL), trtexec --staticPlugins)
 #if defined(EDGEVL_TRT_LEGACY_PLUGIN) && EDGEVL_TRT_LEGACY_PLUGIN
 using EdgevlAttentionCreator = edgevl::AttentionV2Creator<edgevl::Fp16Kind>;
 using EdgevlAttentionInt8Creator = edgevl::AttentionV2Creator<edgevl::Int8Kind>;
+using EdgevlQuantizeRowsCreator = edgevl::AttentionV2Creator<edgevl::QuantizeKind>;
+using EdgevlLayerNormQuantizeCreator = edgevl::AttentionV2Creator<edgevl::LayerNormQuantizeKind>;
+using EdgevlDequantizeRowsCreator = edgevl::AttentionV2Creator<edgevl::DequantizeKind>;
 #else
 using EdgevlAttentionCreator = edgevl::AttentionV3Creator<edgevl::Fp16Kind>;
 using EdgevlAttentionInt8Creator = edgevl::AttentionV3Creator<edgevl::Int8Kind>;
+using EdgevlQuantizeRowsCreator = edgevl::AttentionV3Creator<edgevl::QuantizeKind>;
+using EdgevlLayerNormQuantizeCreator = edgevl::AttentionV3Creator<edgevl::LayerNormQuantizeKind>;
+using EdgevlDequantizeRowsCreator = edgevl::AttentionV3Creator<edgevl::DequantizeKind>;
 #endif
 REGISTER_TENSORRT_PLUGIN(EdgevlAttentionCreator);
 REGISTER_TENSORRT_PLUGIN(EdgevlAttentionInt8Creator);
+REGISTER_TENSORRT_PLUGIN(EdgevlQuantizeRowsCreator);
+REGISTER_TENSORRT_PLUGIN(EdgevlLayerNormQuantizeCreator);
+REGISTER_TENSORRT_PLUGIN(EdgevlDequantizeRowsCreator);
 
 EVK_EXPORT void setLoggerFinder(nvinfer1::ILoggerFinder* finder) { g_logger_finder = finder; }
 

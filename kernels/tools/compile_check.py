@@ -228,7 +228,8 @@ def unversioned_undefined(nm_output: str) -> set[str]:
     return out
 
 
-PLUGIN_NAMES = ("EdgevlAttention", "EdgevlAttentionInt8")
+PLUGIN_NAMES = ("EdgevlAttention", "EdgevlAttentionInt8", "EdgevlQuantizeRows", "EdgevlLayerNormQuantize",
+                "EdgevlDequantizeRows")
 SELFTEST = KERNELS / "tools" / "plugin_selftest.cpp"
 
 

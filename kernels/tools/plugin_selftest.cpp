@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "../plugin/attention_core.cpp"
+#include "../plugin/row_ops_core.cpp"
 #include "../plugin/attention_plugin.cpp"
 
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"  // the V2 flavour is tested too
@@ -65,6 +66,42 @@ extern "C" int evk_attention_fp16(const evk_attention_params* p, void*) {
   g_last_kernel = "fp16";
   return 0;
 }
+struct RowCall {
+  std::string kernel;
+  int32_t rows{0}, cols{0};
+  float eps{0.F};
+};
+RowCall g_row;
+extern "C" int evk_quantize_rows_f32(const float*, int64_t, int32_t rows, int32_t cols, int8_t*, int64_t, float*,
+                                     void*) {
+  g_row = {"quantize_f32", rows, cols, 0.F};
+  return 0;
+}
+extern "C" int evk_quantize_rows_f16(const void*, int64_t, int32_t rows, int32_t cols, int8_t*, int64_t, float*,
+                                     void*) {
+  g_row = {"quantize_f16", rows, cols, 0.F};
+  return 0;
+}
+extern "C" int evk_layernorm_quantize_f16(const void*, int64_t, int32_t rows, int32_t cols, const float*,
+                                          const float*, float eps, int8_t*, int64_t, float*, void*) {
+  g_row = {"lnq_f16", rows, cols, eps};
+  return 0;
+}
+extern "C" int evk_layernorm_quantize_f32(const float*, int64_t, int32_t rows, int32_t cols, const float*,
+                                          const float*, float eps, int8_t*, int64_t, float*, void*) {
+  g_row = {"lnq_f32", rows, cols, eps};
+  return 0;
+}
+extern "C" int evk_dequantize_rows_f32(const int8_t*, int64_t, int32_t rows, int32_t cols, const float*, float*,
+                                       int64_t, void*) {
+  g_row = {"dequantize_f32", rows, cols, 0.F};
+  return 0;
+}
+extern "C" int evk_dequantize_rows_f16(const int8_t*, int64_t, int32_t rows, int32_t cols, const float*, void*,
+                                       int64_t, void*) {
+  g_row = {"dequantize_f16", rows, cols, 0.F};
+  return 0;
+}
 extern "C" int evk_attention_int8(const evk_attention_params* p, void*) {
   g_last = *p;
   g_last_kernel = "int8";
@@ -82,21 +119,17 @@ int main() {
   IPluginCreator* const* v2 = getPluginCreators(n2);
 #if defined(EDGEVL_TRT_LEGACY_PLUGIN) && EDGEVL_TRT_LEGACY_PLUGIN
   (void)v3;
-  expect(n3 == 0 && n2 == 2, "legacy build lists 0 V3 and 2 V2 creators");
+  expect(n3 == 0 && n2 == 5, "legacy build lists 0 V3 and 5 V2 creators");
   for (int32_t i = 0; i < n2; ++i) std::printf("creator %s v%s\n", v2[i]->getPluginName(), v2[i]->getPluginVersion());
-  expect(n2 == 2 && std::strcmp(v2[0]->getPluginName(), "EdgevlAttention") == 0 &&
-             std::strcmp(v2[1]->getPluginName(), "EdgevlAttentionInt8") == 0,
-         "V2 creator names");
+  expect(n2 == 5, "V2 creator count");
 #else
   (void)v2;
-  expect(n3 == 2 && n2 == 0, "V3 build lists 2 V3 and 0 V2 creators");
+  expect(n3 == 5 && n2 == 0, "V3 build lists 5 V3 and 0 V2 creators");
   for (int32_t i = 0; i < n3; ++i) {
     auto const* c = static_cast<IPluginCreatorV3One const*>(v3[i]);
     std::printf("creator %s v%s\n", c->getPluginName(), c->getPluginVersion());
   }
-  expect(n3 == 2 && std::strcmp(static_cast<IPluginCreatorV3One*>(v3[0])->getPluginName(), "EdgevlAttention") == 0 &&
-             std::strcmp(static_cast<IPluginCreatorV3One*>(v3[1])->getPluginName(), "EdgevlAttentionInt8") == 0,
-         "V3 creator names");
+  expect(n3 == 5, "V3 creator count");
 #endif
 
   // field parsing: float64/float32 scales, int64 causal; the Q/DQ scales are required, finite, > 0
@@ -244,6 +277,159 @@ int main() {
     expect(d2->enqueue(io, io + 3, ins, outs, nullptr, nullptr) == 0 && g_last_kernel == "fp16",
            "V2 fp16 enqueue calls evk_attention_fp16");
     f2->destroy();
+  }
+
+  // ---- the per-row int8 plugins
+  using edgevl::DequantizeKind;
+  using edgevl::LayerNormQuantizeKind;
+  using edgevl::QuantizeKind;
+  double eps64 = 1e-6;
+  float eps_bad = 0.F;
+  Fields lnf{{PluginField("eps", &eps64, PluginFieldType::kFLOAT64, 1)}};
+  auto lnfc = lnf.fc();
+  Fields lnbad{{PluginField("eps", &eps_bad, PluginFieldType::kFLOAT32, 1)}};
+  auto lnbadfc = lnbad.fc();
+  edgevl::AttentionV3Creator<LayerNormQuantizeKind> ln3;
+  edgevl::AttentionV2Creator<LayerNormQuantizeKind> ln2;
+  expect(ln3.createPlugin("x", &lnbadfc, TensorRTPhase::kBUILD) == nullptr, "LN+quantise refuses eps 0");
+  IPluginV3* l3 = ln3.createPlugin("x", &lnfc, TensorRTPhase::kBUILD);
+  expect(l3 != nullptr, "V3 LN+quantise createPlugin");
+  if (l3 != nullptr) {
+    auto* rt = static_cast<IPluginV3OneRuntime*>(l3->getCapabilityInterface(PluginCapabilityType::kRUNTIME));
+    auto* build = static_cast<IPluginV3OneBuild*>(l3->getCapabilityInterface(PluginCapabilityType::kBUILD));
+    PluginFieldCollection const* ser = rt->getFieldsToSerialize();
+    expect(field_float(ser, "eps") == 1e-6F, "V3 LN+quantise serialises eps");
+    expect(build->getNbOutputs() == 2, "LN+quantise has 2 outputs");
+    DataType in_t[3] = {DataType::kHALF, DataType::kFLOAT, DataType::kFLOAT};
+    DataType out_t[2] = {DataType::kHALF, DataType::kHALF};
+    expect(build->getOutputDataTypes(out_t, 2, in_t, 3) == 0 && out_t[0] == DataType::kINT8 &&
+               out_t[1] == DataType::kFLOAT,
+           "LN+quantise outputs int8 q and fp32 scale");
+    DynamicPluginTensorDesc io[5]{};
+    io[0].desc = desc(DataType::kHALF, 2, 77, 1, 512);
+    io[0].desc.dims.nbDims = 3;
+    io[0].desc.dims.d[2] = 512;
+    io[1].desc = desc(DataType::kFLOAT, 512, 0, 0, 0);
+    io[1].desc.dims.nbDims = 1;
+    io[2].desc = io[1].desc;
+    io[3].desc = io[0].desc;
+    io[3].desc.type = DataType::kINT8;
+    io[4].desc = io[0].desc;
+    io[4].desc.type = DataType::kFLOAT;
+    io[4].desc.dims.d[2] = 1;
+    bool all = true;
+    for (int32_t pos = 0; pos < 5; ++pos) all = all && build->supportsFormatCombination(pos, io, 3, 2);
+    expect(all, "LN+quantise accepts fp16 x, fp32 gamma/beta, int8 q, fp32 scale");
+    io[1].desc.type = DataType::kHALF;
+    expect(!build->supportsFormatCombination(1, io, 3, 2), "LN+quantise refuses fp16 gamma");
+    io[3].desc.type = DataType::kHALF;
+    expect(!build->supportsFormatCombination(3, io, 3, 2), "LN+quantise refuses fp16 q");
+    io[0].desc.type = DataType::kINT8;
+    expect(!build->supportsFormatCombination(0, io, 3, 2), "LN+quantise refuses int8 x");
+    PluginTensorDesc in[3] = {desc(DataType::kFLOAT, 2, 77, 1, 512), desc(DataType::kFLOAT, 512, 0, 0, 0),
+                              desc(DataType::kFLOAT, 512, 0, 0, 0)};
+    in[0].dims.nbDims = 3;
+    in[0].dims.d[2] = 512;
+    in[1].dims.nbDims = 1;
+    in[2].dims.nbDims = 1;
+    int8_t buf = 0;
+    void const* ins[3] = {&buf, &buf, &buf};
+    void* outs[2] = {&buf, &buf};
+    expect(rt->enqueue(in, in, ins, outs, nullptr, nullptr) == 0 && g_row.kernel == "lnq_f32" && g_row.rows == 154 &&
+               g_row.cols == 512 && g_row.eps == 1e-6F,
+           "LN+quantise enqueue: fp32 kernel, rows = 2*77, cols 512, eps");
+    in[1].dims.d[0] = 256;
+    expect(rt->enqueue(in, in, ins, outs, nullptr, nullptr) != 0, "LN+quantise refuses gamma of the wrong length");
+    delete l3;
+  }
+  IPluginV2* l2 = ln2.createPlugin("x", &lnfc);
+  expect(l2 != nullptr, "V2 LN+quantise createPlugin");
+  if (l2 != nullptr) {
+    auto* d = static_cast<IPluginV2DynamicExt*>(l2);
+    std::vector<char> bytes(d->getSerializationSize());
+    d->serialize(bytes.data());
+    IPluginV2* r = ln2.deserializePlugin("x", bytes.data(), bytes.size());
+    expect(r != nullptr && bytes.size() == 8, "V2 LN+quantise deserialises its 8 bytes");
+    if (r != nullptr) {
+      std::vector<char> again(static_cast<IPluginV2DynamicExt*>(r)->getSerializationSize());
+      static_cast<IPluginV2DynamicExt*>(r)->serialize(again.data());
+      expect(again == bytes, "V2 LN+quantise serialise -> deserialise -> serialise is the identity");
+      r->destroy();
+    }
+    l2->destroy();
+  }
+
+  edgevl::AttentionV2Creator<QuantizeKind> q2c;
+  IPluginV2* qp = q2c.createPlugin("x", nullptr);
+  expect(qp != nullptr && qp->getNbOutputs() == 2, "V2 quantise createPlugin, 2 outputs");
+  if (qp != nullptr) {
+    auto* d = static_cast<IPluginV2DynamicExt*>(qp);
+    PluginTensorDesc io[3] = {desc(DataType::kHALF, 3, 4, 5, 6), desc(DataType::kINT8, 3, 4, 5, 6),
+                              desc(DataType::kFLOAT, 3, 4, 5, 1)};
+    expect(d->supportsFormatCombination(0, io, 1, 2) && d->supportsFormatCombination(1, io, 1, 2) &&
+               d->supportsFormatCombination(2, io, 1, 2),
+           "quantise accepts fp16 x, int8 q, fp32 scale");
+    io[2].type = DataType::kHALF;
+    expect(!d->supportsFormatCombination(2, io, 1, 2), "quantise refuses fp16 scale");
+    DataType in_t[1] = {DataType::kHALF};
+    expect(d->getOutputDataType(0, in_t, 1) == DataType::kINT8 && d->getOutputDataType(1, in_t, 1) == DataType::kFLOAT,
+           "quantise output types");
+    int8_t buf = 0;
+    void const* ins[1] = {&buf};
+    void* outs[2] = {&buf, &buf};
+    d->configurePlugin(nullptr, 1, nullptr, 2);
+    expect(d->enqueue(io, io + 1, ins, outs, nullptr, nullptr) == 0 && g_row.kernel == "quantize_f16" &&
+               g_row.rows == 60 && g_row.cols == 6,
+           "quantise enqueue: fp16 kernel, rows 3*4*5, cols 6");
+    std::vector<char> bytes(d->getSerializationSize());
+    d->serialize(bytes.data());
+    expect(bytes.size() == 4 && q2c.deserializePlugin("x", bytes.data(), 4) != nullptr, "V2 quantise round trip");
+    expect(ln2.deserializePlugin("x", bytes.data(), bytes.size()) == nullptr, "LN+quantise refuses quantise bytes");
+    qp->destroy();
+  }
+
+  int32_t one = 1, two = 2;
+  Fields dqf{{PluginField("out_fp16", &one, PluginFieldType::kINT32, 1)}};
+  auto dqfc = dqf.fc();
+  Fields dqbad{{PluginField("out_fp16", &two, PluginFieldType::kINT32, 1)}};
+  auto dqbadfc = dqbad.fc();
+  edgevl::AttentionV3Creator<DequantizeKind> dq3;
+  expect(dq3.createPlugin("x", &dqbadfc, TensorRTPhase::kBUILD) == nullptr, "dequantise refuses out_fp16 2");
+  IPluginV3* dq = dq3.createPlugin("x", &dqfc, TensorRTPhase::kBUILD);
+  expect(dq != nullptr, "V3 dequantise createPlugin");
+  if (dq != nullptr) {
+    auto* build = static_cast<IPluginV3OneBuild*>(dq->getCapabilityInterface(PluginCapabilityType::kBUILD));
+    auto* rt = static_cast<IPluginV3OneRuntime*>(dq->getCapabilityInterface(PluginCapabilityType::kRUNTIME));
+    DataType in_t[2] = {DataType::kINT8, DataType::kFLOAT};
+    DataType out_t = DataType::kFLOAT;
+    expect(build->getOutputDataTypes(&out_t, 1, in_t, 2) == 0 && out_t == DataType::kHALF, "dequantise out_fp16 -> fp16");
+    DynamicPluginTensorDesc io[3]{};
+    io[0].desc = desc(DataType::kINT8, 1, 2, 3, 8);
+    io[1].desc = desc(DataType::kFLOAT, 1, 2, 3, 1);
+    io[2].desc = desc(DataType::kHALF, 1, 2, 3, 8);
+    expect(build->supportsFormatCombination(0, io, 2, 1) && build->supportsFormatCombination(1, io, 2, 1) &&
+               build->supportsFormatCombination(2, io, 2, 1),
+           "dequantise accepts int8 q, fp32 scale, fp16 out");
+    io[2].desc.type = DataType::kFLOAT;
+    expect(!build->supportsFormatCombination(2, io, 2, 1), "dequantise (out_fp16) refuses fp32 out");
+    PluginTensorDesc in[2] = {io[0].desc, io[1].desc};
+    int8_t buf = 0;
+    void const* ins[2] = {&buf, &buf};
+    void* outs[1] = {&buf};
+    expect(rt->enqueue(in, in, ins, outs, nullptr, nullptr) == 0 && g_row.kernel == "dequantize_f16" &&
+               g_row.rows == 6 && g_row.cols == 8,
+           "dequantise enqueue: fp16 kernel, rows 6, cols 8");
+    PluginFieldCollection const* ser = rt->getFieldsToSerialize();
+    IPluginV3* back = dq3.createPlugin("x", ser, TensorRTPhase::kRUNTIME);
+    expect(back != nullptr, "V3 dequantise recreated from its serialised fields");
+    if (back != nullptr) {
+      auto* b2 = static_cast<IPluginV3OneBuild*>(back->getCapabilityInterface(PluginCapabilityType::kBUILD));
+      out_t = DataType::kFLOAT;
+      expect(b2->getOutputDataTypes(&out_t, 1, in_t, 2) == 0 && out_t == DataType::kHALF,
+             "V3 dequantise keeps out_fp16 through serialisation");
+      delete back;
+    }
+    delete dq;
   }
 
   std::printf("plugin self-test: %s (%d failed)\n", g_failures == 0 ? "passed" : "FAILED", g_failures);
