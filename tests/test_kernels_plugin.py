@@ -88,7 +88,8 @@ MUTATIONS = {
                        "quantise enqueue: fp16 kernel"),
     # dequantise ignoring out_fp16 in its type rule
     "dequantise type": ("row_ops_core.cpp", "d.type == (attrs.out_fp16 != 0 ?",
-                        "d.type == (attrs.out_fp16 == 2 ?", "dequantise accepts int8 q, fp32 scale, fp16 out"),
+                        "d.type == (attrs.out_fp16 == 2 ?",
+                        "dequantise accepts int8 q, fp32 scale, fp16 out"),
 }
 
 
