@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
 
 LIBRARY_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "library"
+
+
+def load_script(path: Path, name: str) -> ModuleType:
+    """Import a script that is not in a package (benchmarks/, kernels/, scripts/) as module ``name``
+    (registered in sys.modules, so its dataclasses and pickles can find it)."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
 
 
 @pytest.fixture(scope="session")

@@ -3,29 +3,17 @@ have aarch64 wheels. The real check (pip against the index) runs in .ci/run."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from collections.abc import Sequence
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+from conftest import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _load() -> ModuleType:
-    path = ROOT / "scripts/check_aarch64_wheels.py"
-    spec = importlib.util.spec_from_file_location("check_aarch64_wheels", path)
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-cw = _load()
+cw = load_script(ROOT / "scripts/check_aarch64_wheels.py", "check_aarch64_wheels")
 
 PYPROJECT = """
 [project]

@@ -4,14 +4,13 @@
 from __future__ import annotations
 
 import ctypes
-import importlib.util
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+from conftest import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 FIELDS = ["q", "k", "v", "out", "q_stride", "k_stride", "v_stride", "o_stride", "batch", "heads", "seq_q",
@@ -22,12 +21,7 @@ FIELDS = ["q", "k", "v", "out", "q_stride", "k_stride", "v_stride", "o_stride", 
 @pytest.fixture(scope="module")
 def check_gpu() -> ModuleType:
     pytest.importorskip("torch")
-    spec = importlib.util.spec_from_file_location("check_gpu", ROOT / "kernels" / "check_gpu.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["check_gpu"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(ROOT / "kernels" / "check_gpu.py", "check_gpu")
 
 
 def test_ctypes_params_match_the_c_header(check_gpu: ModuleType, tmp_path: Path) -> None:

@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+from conftest import load_script
 
 TOOL = Path(__file__).resolve().parents[1] / "kernels" / "tools" / "compile_check.py"
 
 
 @pytest.fixture(scope="module")
 def cc() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("compile_check", TOOL)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["compile_check"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(TOOL, "compile_check")
 
 
 NVCC_LOG = """\

@@ -8,30 +8,19 @@ mutation tests show the self-test and the compile both fail when the plugin code
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+from conftest import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 TOOL = ROOT / "kernels" / "tools" / "compile_check.py"
 
 
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("compile_check_plugin", TOOL)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["compile_check_plugin"] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-cc = _load()
+cc = load_script(TOOL, "compile_check_plugin")
 CUDA_HOME = cc.cuda_home()
 pytestmark = pytest.mark.skipif(
     not cc.TRT_INCLUDE.is_dir() or shutil.which("g++") is None or CUDA_HOME is None,
