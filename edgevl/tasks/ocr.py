@@ -12,7 +12,7 @@ import math
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, overload
+from typing import Any, TypeVar, overload
 
 import cv2
 import numpy as np
@@ -336,8 +336,31 @@ class _Clock:
     extra: dict[str, float] = field(default_factory=dict)
 
 
+T = TypeVar("T")
+
+
+class _TupleSequence(Sequence[T]):
+    """Sequence behaviour of a result over one of its tuple fields (named by :meth:`_items`)."""
+
+    def _items(self) -> tuple[T, ...]:
+        raise NotImplementedError
+
+    @overload
+    def __getitem__(self, i: int) -> T: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[T]: ...
+    def __getitem__(self, i: int | slice) -> T | Sequence[T]:
+        return self._items()[i]
+
+    def __len__(self) -> int:
+        return len(self._items())
+
+    def __iter__(self) -> Iterator[T]:
+        return iter(self._items())
+
+
 @dataclass(frozen=True)
-class OcrResult(Sequence[TextLine]):
+class OcrResult(_TupleSequence[TextLine]):
     """What :class:`OcrPipeline` read in one photo: the lines in reading order, and its timings.
 
     It is a sequence of :class:`TextLine` (``for line in result``, ``len(result)``)."""
@@ -345,42 +368,22 @@ class OcrResult(Sequence[TextLine]):
     lines: tuple[TextLine, ...]
     timings: Timings
 
-    @overload
-    def __getitem__(self, i: int) -> TextLine: ...
-    @overload
-    def __getitem__(self, i: slice) -> Sequence[TextLine]: ...
-    def __getitem__(self, i: int | slice) -> TextLine | Sequence[TextLine]:
-        return self.lines[i]
-
-    def __len__(self) -> int:
-        return len(self.lines)
-
-    def __iter__(self) -> Iterator[TextLine]:
-        return iter(self.lines)
+    def _items(self) -> tuple[TextLine, ...]:
+        return self.lines
 
     def to_dict(self) -> dict[str, Any]:
         return {"lines": [ln.to_dict() for ln in self.lines], "timings": self.timings.to_dict()}
 
 
 @dataclass(frozen=True)
-class CropsResult(Sequence[Reading]):
+class CropsResult(_TupleSequence[Reading]):
     """What :meth:`OcrPipeline.read_crops` read: one :class:`Reading` per crop, and its timings."""
 
     readings: tuple[Reading, ...]
     timings: Timings
 
-    @overload
-    def __getitem__(self, i: int) -> Reading: ...
-    @overload
-    def __getitem__(self, i: slice) -> Sequence[Reading]: ...
-    def __getitem__(self, i: int | slice) -> Reading | Sequence[Reading]:
-        return self.readings[i]
-
-    def __len__(self) -> int:
-        return len(self.readings)
-
-    def __iter__(self) -> Iterator[Reading]:
-        return iter(self.readings)
+    def _items(self) -> tuple[Reading, ...]:
+        return self.readings
 
 
 def reading_order(quads: Floats) -> list[int]:
