@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from edgevl.backends import Array
-from edgevl.bundle import Bundle, Dim, TensorSpec
+from edgevl.bundle import Bundle, TensorSpec
 from edgevl.errors import BundleError, InputError
 from edgevl.manifest import GENERIC_RANGES, EncoderConfig, TokenizerSpec
 from edgevl.manifest import dim_role as _dim_role
@@ -243,7 +243,3 @@ def folder_feeds(
 
 def describe_shapes(feeds: Mapping[str, Array]) -> dict[str, list[int]]:
     return {k: [int(d) for d in v.shape] for k, v in feeds.items()}
-
-
-def dims_summary(shape: Sequence[Dim]) -> str:
-    return "x".join(str(d) for d in shape)
