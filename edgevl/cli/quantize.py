@@ -31,6 +31,13 @@ def quantize(
     min_box_agreement: float = typer.Option(0.95, "--min-box-agreement", help="detector box F1 vs fp32"),
     smooth_alpha: float = typer.Option(0.9, "--smooth-alpha", help="SmoothQuant strength (0 = off)"),
     max_float: float = typer.Option(0.5, "--max-float", help="largest share of nodes the sweep keeps float"),
+    outlier_ratio: float = typer.Option(0.0, "--outlier-ratio", help=(
+        "compute in float the input channels of a down-projection MatMul (e.g. a transformer's FFN output) "
+        "whose calibrated range is at least this many times the median channel's, beside the int8 MatMul "
+        "(6 for sentence encoders such as all-MiniLM-L6-v2; 0 = off; needs --smooth-alpha)")),
+    keep_float: list[str] = typer.Option([], "--keep-float", help=(
+        "node-name pattern (shell-style, e.g. '*/attn/out/MatMul') kept in float whatever the guard says; "
+        "repeatable; a pattern that matches no node is an error")),
     as_json: bool = typer.Option(False, "--json", help="print the quantisation report as JSON"),
 ) -> None:
     """Quantise a bundle to int8 QDQ ONNX, keeping sensitive nodes in float until the guard passes."""
@@ -50,7 +57,8 @@ def quantize(
                             min_box_agreement=min_box_agreement)
     log = (lambda _m: None) if as_json else (lambda m: typer.echo(m, err=True))
     b = quantize_bundle(bundle, calibration, out, method=method, samples=samples, holdout=holdout,
-                        guard=guard, smooth_alpha=smooth_alpha or None, max_float_fraction=max_float, log=log)
+                        guard=guard, smooth_alpha=smooth_alpha or None, max_float_fraction=max_float,
+                        outlier_ratio=outlier_ratio or None, keep_float=tuple(keep_float), log=log)
     report = dict(b.manifest.extra["quantization"])
     if as_json:
         emit_json({"bundle": str(b.path), "precision": b.manifest.precision, "quantization": report})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from .guard import GuardResult, GuardThresholds
 from .kinds import Kind, make_kind
 from .ortcheck import describe as describe_fusion
 from .ortcheck import ort_cpu_fusion
+from .outliers import split_outliers
 from .qdq import (
     METHODS,
     WEIGHT_OPS,
@@ -64,9 +66,15 @@ def _evaluate(kind: Kind, role: str, path: Path, options: EngineOptions) -> Guar
     return kind.evaluate({role: OrtEngine(path, options)})
 
 
+def matching_nodes(nodes: Sequence[str], patterns: Sequence[str]) -> list[str]:
+    """The ``nodes`` whose name matches one of the shell-style ``patterns`` (``fnmatch``, case-sensitive)."""
+    return [n for n in nodes if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
+
+
 def _quantize_role(kind: Kind, role: str, work: Path, method: str, op_types: Sequence[str],
                    max_float: float, smooth_alpha: float | None, options: EngineOptions,
-                   log: Log) -> tuple[Path, dict[str, Any]]:
+                   log: Log, keep_float: Sequence[str] = (),
+                   outlier_ratio: float | None = None) -> tuple[Path, dict[str, Any]]:
     src = kind.bundle.model_path(role)
     prep = work / f"{role}.prep.onnx"
     pre: dict[str, Any] = prepare(src, prep)
@@ -82,17 +90,30 @@ def _quantize_role(kind: Kind, role: str, work: Path, method: str, op_types: Seq
         fmodel, info = smooth_checked(fmodel, reader.feeds, smooth_alpha)
         pre["smoothquant"] = {"alpha": smooth_alpha, **info}
         onnx.save(fmodel, str(prep))
-    nodes = weight_nodes(fmodel, op_types)
+    float_parts: list[str] = []
+    if smooth_alpha and outlier_ratio:  # the split rides on SmoothQuant's Mul (see outliers.py)
+        split = split_outliers(fmodel, reader.feeds, outlier_ratio)
+        float_parts = split["float_matmuls"]
+        pre["outliers"] = {"ratio": outlier_ratio, "matmuls": split["matmuls"], "channels": split["channels"]}
+        onnx.save(fmodel, str(prep))
+    nodes = [n for n in weight_nodes(fmodel, op_types) if n not in float_parts]
     if not nodes:
         raise QuantizationError(f"{src}: no {'/'.join(op_types)} node with a constant weight to quantise")
+    forced = matching_nodes(nodes, keep_float)  # the user's: float from the start, whatever the guard says
+    free = [n for n in nodes if n not in forced]
+    if keep_float and not free:
+        raise QuantizationError(f"{src}: --keep-float {list(keep_float)} matches all {len(nodes)} "
+                                "quantisable nodes; nothing would be int8")
     cache = work / f"{role}.ranges.json"
     out = work / f"{role}.int8.onnx"
     t0 = time.perf_counter()
-    log(f"[{role}] calibrating ({method}, {len(reader.feeds)} batches) and quantising {len(nodes)} nodes")
-    qmodel = quantize(prep, out, reader, nodes=nodes, method=method, cache=cache, op_types=op_types)
-    attempts = [Attempt("all", 0, _evaluate(kind, role, out, options))]
+    log(f"[{role}] calibrating ({method}, {len(reader.feeds)} batches) and quantising {len(free)} nodes"
+        + (f" ({len(forced)} kept float by keep_float)" if forced else ""))
+    qmodel = quantize(prep, out, reader, nodes=nodes, exclude=forced, method=method, cache=cache,
+                      op_types=op_types)
+    attempts = [Attempt("all", len(forced), _evaluate(kind, role, out, options))]
     log(f"[{role}] all quantised: {attempts[-1].to_dict()}")
-    excluded: list[str] = []
+    excluded: list[str] = list(forced)
     sensitivity: dict[str, float] = {}
     if not attempts[-1].result.passed:
         trial = work / f"{role}.trial.onnx"
@@ -101,25 +122,25 @@ def _quantize_role(kind: Kind, role: str, work: Path, method: str, op_types: Seq
             onnx.save(bypass(qmodel, fmodel, names), str(trial))
             return _evaluate(kind, role, trial, options)
 
-        log(f"[{role}] guard failed; sensitivity sweep over {len(nodes)} nodes (each kept in float alone)")
-        for n in nodes:
-            sensitivity[n] = with_float([n]).margin
-        ranked = sorted(nodes, key=lambda n: -sensitivity[n])
-        limit = max(1, int(len(nodes) * max_float))
+        log(f"[{role}] guard failed; sensitivity sweep over {len(free)} nodes (each kept in float alone)")
+        for n in free:
+            sensitivity[n] = with_float([*forced, n]).margin
+        ranked = sorted(free, key=lambda n: -sensitivity[n])
+        limit = max(1, int(len(nodes) * max_float) - len(forced))
         passed_at = None
-        for k in _steps(limit):
-            res = with_float(ranked[:k])
-            attempts.append(Attempt("sweep", k, res))
+        for k in _steps(min(limit, len(free))):
+            res = with_float([*forced, *ranked[:k]])
+            attempts.append(Attempt("sweep", len(forced) + k, res))
             log(f"[{role}] {k} most sensitive kept in float: {attempts[-1].to_dict()}")
             if not res.passed:
                 continue
             # confirm with ORT's own quantiser (nodes_to_exclude) on the same calibrated ranges
-            qmodel_k = quantize(prep, out, reader, nodes=nodes, exclude=ranked[:k], method=method,
+            qmodel_k = quantize(prep, out, reader, nodes=nodes, exclude=[*forced, *ranked[:k]], method=method,
                                 cache=cache, op_types=op_types)
             final = _evaluate(kind, role, out, options)
-            attempts.append(Attempt("requantised", k, final))
+            attempts.append(Attempt("requantised", len(forced) + k, final))
             if final.passed:
-                passed_at, excluded, qmodel = k, ranked[:k], qmodel_k
+                passed_at, excluded, qmodel = k, [*forced, *ranked[:k]], qmodel_k
                 break
         if passed_at is None:
             tried = "; ".join(f"{a.stage} {a.kept_float} in float: margin {a.result.margin:+.4f}"
@@ -140,6 +161,7 @@ def _quantize_role(kind: Kind, role: str, work: Path, method: str, op_types: Seq
         "candidates": len(nodes),
         "quantized": len([n for n in nodes if n in qn]),
         "kept_float": excluded,
+        "kept_float_by_user": forced,
         "ops_quantized": sorted({v["op"] for v in qn.values()}),
         "seconds": round(time.perf_counter() - t0, 1),
         "attempts": [a.to_dict() for a in attempts],
@@ -155,6 +177,7 @@ def quantize_bundle(bundle_dir: Path | str, calibration: Path | str, out_dir: Pa
                     method: str = "minmax", samples: int = 128, holdout: int = 64,
                     guard: GuardThresholds | None = None, op_types: Sequence[str] = WEIGHT_OPS,
                     max_float_fraction: float = 0.5, smooth_alpha: float | None = 0.9,
+                    keep_float: Sequence[str] = (), outlier_ratio: float | None = None,
                     options: EngineOptions | None = None,
                     log: Log | None = None) -> Bundle:
     """Static post-training int8 quantisation of a bundle to QDQ ONNX, behind an accuracy guard.
@@ -167,10 +190,20 @@ def quantize_bundle(bundle_dir: Path | str, calibration: Path | str, out_dir: Pa
     ``max_float_fraction`` of them) until it passes; otherwise :class:`QuantizationError` and
     nothing is written. The report is in ``manifest.extra["quantization"]``. ``smooth_alpha``:
     SmoothQuant strength applied to MatMul inputs before calibration (None or 0: off).
+    ``outlier_ratio``: input channels of a SmoothQuant'ed down-projection (e.g. BERT's FFN output
+    MatMul) whose calibrated max |x| is at least this many times the median channel's are computed
+    in float beside the int8 MatMul (see ``outliers.py``; None or 0: off; needs ``smooth_alpha``).
+    ``keep_float``: shell-style patterns (``fnmatch``) of node names kept in float whatever the
+    guard says (e.g. ``*/attn/out/MatMul``), for nodes whose inputs range wider on the texts or
+    images the bundle will meet than on any calibration data at hand; a pattern that matches no
+    node of any quantised role is an error (a typo would otherwise go unnoticed).
     """
     say: Log = log or (lambda _m: None)
     if method not in METHODS:
         raise QuantizationError(f"calibration method {method!r} not in {METHODS}")
+    if outlier_ratio is not None and outlier_ratio != 0 and outlier_ratio <= 1:
+        raise QuantizationError(f"outlier_ratio {outlier_ratio} must be > 1 (or 0/None: off): it is a "
+                                "multiple of the median channel's range")
     if samples < 1 or holdout < 1:
         raise QuantizationError(f"samples ({samples}) and holdout ({holdout}) must be >= 1")
     src = load_bundle(bundle_dir)
@@ -190,8 +223,14 @@ def quantize_bundle(bundle_dir: Path | str, calibration: Path | str, out_dir: Pa
         int8: dict[str, OrtEngine] = {}
         for role in kind.roles:
             models[role], roles[role] = _quantize_role(kind, role, work, method, op_types,
-                                                       max_float_fraction, smooth_alpha, opts, say)
+                                                       max_float_fraction, smooth_alpha, opts, say,
+                                                       keep_float, outlier_ratio)
             int8[role] = OrtEngine(models[role], opts)
+        unmatched = [p for p in keep_float
+                     if not any(fnmatch.fnmatchcase(n, p) for r in roles.values() for n in r["kept_float"])]
+        if unmatched:
+            raise QuantizationError(f"{src.path}: keep_float pattern(s) {unmatched} match no quantisable "
+                                    f"node of {list(kind.roles)}; no bundle was written")
         final = kind.evaluate(int8)
         if not final.passed:  # roles that pass alone can still fail together (CLIP zero-shot)
             raise QuantizationError(f"{src.path}: the int8 roles {list(kind.roles)} pass alone but not "
@@ -205,6 +244,8 @@ def quantize_bundle(bundle_dir: Path | str, calibration: Path | str, out_dir: Pa
             "method": method,
             "op_types": list(op_types),
             "smooth_alpha": smooth_alpha,
+            "keep_float": list(keep_float),
+            "outlier_ratio": outlier_ratio if smooth_alpha else None,
             "onnxruntime": onnxruntime.__version__,
             "data": {"path": Path(calibration).name, **kind.describe()},
             "thresholds": thresholds.to_dict(),
