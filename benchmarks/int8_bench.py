@@ -236,7 +236,7 @@ def render_minilm(acc: dict[str, Any]) -> list[bench.Block]:
     rows = []
     for name, r in acc["sets"].items():
         rows.append([name, r["texts"], *(f"{r[k]['worst_cosine']:.4f} / {r[k]['mean_cosine']:.4f} "
-                                          f"({r[k]['below_0.99']})" for k in COLUMNS)])
+                                          f"({r[k]['below_0.99']})" if k in r else "-" for k in COLUMNS)])
     out: list[bench.Block] = [
         f"Cosine to the fp32 bundle's sentence embedding, worst / mean (texts below 0.99); evaluation: "
         f"{acc['evaluation_source']}:", "",
@@ -244,14 +244,33 @@ def render_minilm(acc: dict[str, Any]) -> list[bench.Block]:
         f"target (worst cosine >= 0.99 on catalogue titles and on OCR segments): "
         f"{'met' if acc['target_worst_cosine_0.99_met'] else 'NOT met'}; timing batch worst cosine: "
         f"`{json.dumps(acc['timing_batch_worst_cosine'])}`", "",
-        f"ablation without the outlier split: its guard kept "
-        f"{len(acc['no_outlier_split_guard']['kept_float'])} node(s) float "
-        f"({', '.join(acc['no_outlier_split_guard']['kept_float']) or 'none'}); "
-        + ", ".join(f"{c['name']} {c['value']:.4f}" for c in acc["no_outlier_split_guard"]["checks"]), "",
+        *ablation(acc.get("no_outlier_split_guard")),
         "int8's five worst texts per set:", ""]
     for name, r in acc["sets"].items():
         out.append(f"- {name}: " + "; ".join(f"{c:.4f} `{t!r}`" for c, t in r["int8_worst_texts"]))
-    return [*out, ""]
+    return [*out, "", HONESTY, ""]
+
+
+def ablation(guard: dict[str, Any] | None) -> list[bench.Block]:
+    if guard is None:
+        return []
+    kept = guard["kept_float"]
+    checks = ", ".join(f"{c['name']} {c['value']:.4f}" for c in guard["checks"])
+    return [f"ablation without the outlier split: its guard kept {len(kept)} node(s) float "
+            f"({', '.join(kept) or 'none'}); {checks}", ""]
+
+
+#: how the settings were chosen, printed with the results
+HONESTY = (
+    "How the settings were chosen: on the prose guard and on held-out prose (whole sentences, 1-3 word "
+    "spans, 4-10 word spans), with per-node sensitivity and per-token error analysis, not on these "
+    "evaluation sets. They were not unseen, though: the evaluation sets were scored for a first "
+    "prose-calibrated bundle (titles 0.983-0.989, OCR 0.971-0.977 then) and its worst texts read to find "
+    "out why they fail (1-3 token inputs, [SEP]-dominated pooling), and four early variants (fragment "
+    "mixture, stricter guard, attention output projections float) were scored on them too before the "
+    "outlier split was found on prose. The final recipe met them in a 2-round smoke run, a first 60-round "
+    "run and this one (which adds the ablation); its accuracy is deterministic and was the same each "
+    "time, and nothing was changed after seeing it.")
 
 
 # --------------------------------------------------------------------------- PP-OCR: what ORT's CPU runs
