@@ -18,7 +18,7 @@ def _out(name: str, *suffixes: str) -> tuple[str, ...]:
 
 
 #: files in benchmarks/ that are not benchmarks (imported by them, or generators)
-HELPERS = ("ocr_common.py", "strgen.py", "suite.py", "run_all.py")
+HELPERS = ("ocr_common.py", "strgen.py", "suite.py", "run_all.py", "stdlib_prose.py")
 
 SUITE: tuple[Benchmark, ...] = (
     Benchmark("ocr_vs_rapidocr", _out("ocr_vs_rapidocr", J, M), "ocr_vs_rapidocr.py", ("--runs", "5"),
