@@ -22,9 +22,18 @@ from edgevl.books.calibration import (
     match_logits,
     stage_a,
 )
+from edgevl.books.catalogue import normalize
 from edgevl.books.crossval import Labelled, calibrate, cross_validate, grouped_folds, photo_of
 from edgevl.books.evaluate import Segment, evaluate, read_segments
-from edgevl.books.features import FEATURES, all_features, call_class, language
+from edgevl.books.features import (
+    FEATURES,
+    all_features,
+    call_class,
+    class_number,
+    count_labels,
+    flipped_readings,
+    language,
+)
 from edgevl.books.match import retrieve
 from edgevl.cli import main
 from edgevl.errors import CalibrationError
@@ -128,6 +137,74 @@ def test_shelf_class_rewards_a_candidate_from_the_class_of_the_other_spines() ->
     assert np.all(alone[..., col] == 0.0)
 
 
+def test_a_label_read_upside_down_is_turned_back() -> None:
+    # 91(026)(55) on a sticker mounted the other way round, as a commercial OCR read it
+    assert flipped_readings(normalize("lonelu planet Iran EXI (55) (920) 16")) == ["91 026 55"]
+    # 91(026)(43.7): the letters are rotated digits (L = 7, E = 3, D = 4, T = 1)
+    assert flipped_readings(normalize("lonely planet PRAGA (L*ED)(920)T6")) == ["91 026 43 7"]
+    # ordinary words are not rotatable runs; a run needs a digit and four glyphs
+    assert flipped_readings(normalize("el poder del record")) == []
+    assert flipped_readings(normalize("TOMO 2")) == []
+    numbers = [class_number(t) for t in ("91 026 43 7 di d", "n sap", "5 boa", "")]
+    assert numbers == ["91 026 43 7", "", "", ""]
+
+
+def test_tag_flipped_marks_only_the_candidate_whose_class_number_the_rotated_label_gives() -> None:
+    cat = Catalogue.from_records([("Iran", "Vives, Toni", "91(026)(55) Viv"),
+                                  ("Iran", "Burke, Andrew", "91(026)(56) Bur")])
+    index = build_index(cat)
+    queries = [normalize("53 IRAN AIA(SS)(920)I6")]
+    cands = retrieve(index, queries, 2)
+    x = all_features(index, queries, cands)
+    col = FEATURES.index("tag_flipped")
+    score = {index.tags[w]: x[0, r, col] for r, w in enumerate(cands.works[0]) if w >= 0}
+    assert score == {"91(026)(55) Viv": 1.0, "91(026)(56) Bur": 0.0}
+
+
+def test_labels_extra_counts_call_number_labels_beyond_the_first() -> None:
+    assert count_labels(normalize("LA DOBLE JORNADA 331 Hoc VIVIR Y TRABAJAR MEJOR 331 Tel")) == 2
+    assert count_labels(normalize("Tu lado del sofa PATRICIA BENITO P 834 Fue P 834 Ben")) == 2
+    assert count_labels(normalize("Alaman facil ESPASA 442 Pin")) == 1
+    assert count_labels(normalize("Historia de la literatura 1917")) == 0
+
+
+def test_shelf_unlabelled_and_rival_reads_more() -> None:
+    cat = Catalogue.from_records([("Manual de ganchillo", "Hazell, Sarah", "746 Haz"),
+                                  ("Tenis moderno", "Lopez, Luis", "796 Lop"),
+                                  ("Futbol total", "Gil, Marta", "796 Gil"),
+                                  ("Coches exclusivos", "Ruiz, Ana", "629 Rui")])
+    index = build_index(cat)
+    queries = [normalize(t) for t in ("746 Haz", "MANUAL DE GANCHILLO Sarah Hazell", "tenis moderno 796 lop",
+                                      "futbol total", "coches exclusivos", "tenis moderno")]
+    cands = retrieve(index, queries, 4)
+    # photo A: the label fragment and the title fragment of one spine, and a labelled spine;
+    # photo B: three spines, none showing a label
+    x = all_features(index, queries, cands, groups=[[0, 1, 2], [3, 4, 5]])
+    rival, unlab = FEATURES.index("rival_reads_more"), FEATURES.index("shelf_unlabelled")
+
+    def value(i: int, tag: str, col: int) -> float:
+        rows = [r for r, w in enumerate(cands.works[i]) if w >= 0 and index.tags[w] == tag]
+        return float(x[i, rows[0], col])
+
+    assert value(0, "746 Haz", rival) > 1.0  # the title fragment reads title and author, the label neither
+    assert value(1, "746 Haz", rival) == 0.0
+    assert value(2, "796 Lop", rival) == 0.0  # nobody else reads it
+    assert all(value(i, t, unlab) == 0.0 for i, t in ((0, "746 Haz"), (1, "746 Haz"), (2, "796 Lop")))
+    assert all(value(i, t, unlab) == 1.0 for i, t in ((3, "796 Gil"), (4, "629 Rui"), (5, "796 Lop")))
+    # a segment's own label does not count for itself: one labelled spine among unlabelled ones
+    c2 = retrieve(index, queries[2:5], 4)
+    x2 = all_features(index, queries[2:5], c2, groups=[[0, 1, 2]])
+    own = next(x2[0, r, unlab] for r, w in enumerate(c2.works[0]) if w >= 0 and index.tags[w] == "796 Lop")
+    others = next(x2[1, r, unlab] for r, w in enumerate(c2.works[1]) if w >= 0 and index.tags[w] == "796 Gil")
+    assert own == 1.0 and others == 0.0
+    # a catalogue without call numbers says nothing about labels: the feature stays off
+    bare = build_index(Catalogue.from_records([(t, a, "") for t, a in (("Futbol total", "Gil, Marta"),
+                                                                        ("Coches exclusivos", "Ruiz, Ana"),
+                                                                        ("Tenis moderno", "Lopez, Luis"))]))
+    c3 = retrieve(bare, queries[3:6], 3)
+    assert np.all(all_features(bare, queries[3:6], c3, groups=[[0, 1, 2]])[..., unlab] == 0.0)
+
+
 def _write_segments(path: Path, texts: list[list[str]], truth: list[list[int | None]],
                     cat: Catalogue) -> None:
     with path.open("w", newline="", encoding="utf-8") as f:
@@ -169,6 +246,23 @@ def test_out_of_fold_probabilities_are_calibrated_and_the_fit_ships_them(
     strict = BookMatcher(index, cal, min_confidence=0.95).match_groups([[s.ocr for s in segs]])[0]
     assert sum(m.matched for m in strict) < sum(m.matched for m in loose)
     assert all(m.score >= 0.95 for m in strict if m.matched)
+
+
+def test_a_labelled_subset_keeps_whole_images_and_their_rows(labelled: tuple[Catalogue, list[Segment], Path]
+                                                              ) -> None:
+    cat, segs, _ = labelled
+    index = build_index(cat)
+    data = Labelled.build(index, segs)
+    test = grouped_folds([photo_of(s.image_name) for s in segs], 4)[1]
+    sub = data.subset(test[::-1])  # any order: rows come back in dataset order
+    assert [s.mask_id for s in sub.segments] == [segs[i].mask_id for i in sorted(test.tolist())]
+    rows = np.sort(test)
+    assert np.array_equal(sub.x, data.x[rows]) and np.array_equal(sub.labels, data.labels[rows])
+    # groups are renumbered and still hold one image each, covering the subset once
+    assert sorted(i for g in sub.groups for i in g) == list(range(len(test)))
+    assert all(len({sub.segments[i].image_name for i in g}) == 1 for g in sub.groups)
+    with pytest.raises(ValueError, match="whole images"):
+        data.subset(np.array([data.groups[0][0]]))  # one segment of an 8-segment image
 
 
 def _write_catalogue(cat: Catalogue, path: Path) -> Path:

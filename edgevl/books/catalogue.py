@@ -9,6 +9,7 @@ without BOM; Latin-1 only when the bytes are not valid UTF-8 (recorded in
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import re
@@ -35,8 +36,10 @@ def normalize(text: str) -> str:
     return " ".join(normalize_words(text))
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def work_key(title: str, author: str) -> tuple[str, str]:
-    """Identity of a work for scoring: normalised title and author (copies share one key)."""
+    """Identity of a work for scoring: normalised title and author (copies share one key); cached,
+    since scoring asks for the same works again and again."""
     return normalize(title), normalize(author)
 
 

@@ -59,6 +59,18 @@ class Labelled:
         """A copy with more feature columns (n x k x len(names)), e.g. a feature under study."""
         return replace(self, x=np.concatenate([self.x, extra], axis=2), names=(*self.names, *names))
 
+    def subset(self, rows: IntArray) -> Labelled:
+        """The segments ``rows`` only (whole images, as grouped folds give), groups renumbered."""
+        keep = np.sort(np.asarray(rows, dtype=np.int64))
+        new = {int(i): j for j, i in enumerate(keep.tolist())}
+        touched = [g for g in self.groups if any(i in new for i in g)]
+        if any(i not in new for g in touched for i in g):
+            raise ValueError("a subset of labelled segments must hold whole images")
+        groups = tuple(tuple(new[i] for i in g) for g in touched)
+        cands = Candidates(self.cands.works[keep], self.cands.cos[keep])
+        return replace(self, segments=tuple(self.segments[i] for i in keep.tolist()), cands=cands,
+                       x=self.x[keep], labels=self.labels[keep], groups=groups)
+
     @classmethod
     def build(cls, index: CatalogueIndex, segments: Sequence[Segment], k: int = 10) -> Labelled:
         queries = [normalize(s.ocr) for s in segments]

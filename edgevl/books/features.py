@@ -11,11 +11,22 @@ Kinds of evidence:
   (length-weighted ``fuzz.ratio`` word alignment), how much of the OCR the candidate explains and
   how much more a second work would explain (two books in one segment);
 - call number: fuzzy and exact tag, share of tag tokens, extra call numbers in the OCR;
+- the label read upside down: a call-number sticker mounted the other way round is read rotated by
+  180 degrees (``91(026)(55)`` comes out as ``(55)(920)I6``); :func:`flipped_readings` turns such runs
+  back and ``tag_flipped`` says whether the candidate's class number is among them;
+- several labels: ``labels_extra`` counts call-number-shaped label patterns (a class number followed
+  by a three-letter author code) beyond the first, whether or not the catalogue holds them: a spine
+  carries one label, a segment with two covers two books;
 - librarian evidence: the surname read as a whole word and where it stands on the spine (first or
   last words: the author is printed at one end), series and volume numbers, the language of the
   title words vs the language of the OCR words, and the shelf: the call-number class of the
   candidate vs the classes the *other* spines of the same photo point to (a shelf holds one
-  section, so a candidate from another class is less likely).
+  section, so a candidate from another class is less likely); whether the *other* spines of the
+  photo show any call-number label at all (``shelf_unlabelled``: books on a shelf without library
+  labels are not the labelled collection - a display, a cart, books for sale); and whether another
+  segment of the same photo reads more of this work's title and author (``rival_reads_more``: a
+  spine cut in two, where the label fragment and the title fragment compete for one book); and the
+  medium: ``media_mismatch`` when the spine says DVD and the candidate's title and series do not.
 """
 
 from __future__ import annotations
@@ -36,7 +47,8 @@ IntArray = npt.NDArray[np.int64]
 # per candidate, from the OCR text and the candidate's catalogue entry
 BASE = ("cos", "cos_margin", "title_cov", "author_cov", "tag", "ocr_explained", "log_len", "other_tag",
         "no_author", "unexplained", "other_explains", "tag_exact", "tag_tokens", "extra_tags",
-        "surname_exact", "surname_at_end", "number_match", "number_conflict", "lang_conflict")
+        "surname_exact", "surname_at_end", "number_match", "number_conflict", "lang_conflict",
+        "tag_flipped", "labels_extra", "media_mismatch")
 # products of two features (name -> the two factors)
 PRODUCTS: dict[str, tuple[str, str]] = {
     "title_x_author": ("title_cov", "author_cov"), "tag_x_author": ("tag", "author_cov"),
@@ -44,12 +56,19 @@ PRODUCTS: dict[str, tuple[str, str]] = {
     "explained_x_len": ("ocr_explained", "log_len"),
 }
 # per candidate, from the other segments of the same photo (needs the photo's grouping)
-SHELF = ("shelf_class",)
+SHELF = ("shelf_class", "shelf_unlabelled", "rival_reads_more")
 FEATURES: tuple[str, ...] = BASE + tuple(PRODUCTS) + SHELF
 COLUMN = {name: i for i, name in enumerate(FEATURES)}
 
 _EMPTY = np.zeros(0, dtype=np.int64)
 _NUMBER = re.compile(r"^\d{1,4}$")
+# a call-number label in normalised text: class number (digits, maybe a letter and more number
+# words) followed by a three-letter author code, e.g. ``834b 3 ovi``, ``331 tel``, ``p 834 ben``
+_LABEL = re.compile(r"(?<![a-z0-9])\d{1,3}[a-z]?(?: \d{1,4}[a-z]?)*(?: [a-z]{3})(?![a-z0-9])")
+# what a glyph read from text rotated by 180 degrees stands for (normalised, lower-case):
+# 6 <-> 9, and letters that rotated digits are read as (I/T = 1, E = 3, L = 7, b/d/h/p = 4, S = 5)
+_FLIP = {"0": "0", "o": "0", "1": "1", "i": "1", "t": "1", "2": "2", "z": "2", "e": "3", "b": "4", "d": "4",
+         "h": "4", "p": "4", "5": "5", "s": "5", "6": "9", "9": "6", "l": "7", "7": "l", "8": "8"}
 # words that mark a language (normalised: accents stripped, split at apostrophes)
 _LANG_WORDS = {
     "es": frozenset({"y", "los", "las", "del", "por", "para", "con", "como", "al", "sus", "mas", "desde"}),
@@ -94,11 +113,44 @@ def count_tags(index: CatalogueIndex, query: str) -> int:
     return n
 
 
+def flipped_readings(query: str) -> list[str]:
+    """The runs of ``query`` (normalised) that read as numbers once turned by 180 degrees: maximal
+    runs of words made only of rotatable glyphs, holding a digit and at least 4 glyphs, each given
+    back in reading order (words reversed, glyphs reversed and mapped): ``55 920 i6`` -> ``91 026 55``."""
+    out: list[str] = []
+    run: list[str] = []
+    for word in [*query.split(), ""]:
+        if word and all(c in _FLIP for c in word):
+            run.append(word)
+            continue
+        if sum(len(x) for x in run) >= 4 and any(c.isdigit() for x in run for c in x):
+            out.append(" ".join("".join(_FLIP[c] for c in reversed(x)) for x in reversed(run)))
+        run = []
+    return out
+
+
+def class_number(norm_tag: str) -> str:
+    """The numeric part of a normalised call number: its words up to the last one holding a digit
+    (``91 026 43 7 di d`` -> ``91 026 43 7``); '' when that has fewer than 2 digits."""
+    words = norm_tag.split()
+    last = max((i for i, w in enumerate(words) if any(c.isdigit() for c in w)), default=-1)
+    part = " ".join(words[: last + 1])
+    return part if sum(c.isdigit() for c in part) >= 2 else ""
+
+
+def count_labels(query: str) -> int:
+    """How many call-number-shaped labels (class number + three-letter code) a normalised query holds."""
+    return len(_LABEL.findall(query))
+
+
 def _numbers(words: Sequence[str]) -> set[str]:
     return {w.lstrip("0") or "0" for w in words if _NUMBER.match(w)}
 
 
-LIBRARIAN = ("surname_exact", "surname_at_end", "number_match", "number_conflict", "lang_conflict")
+LIBRARIAN = ("surname_exact", "surname_at_end", "number_match", "number_conflict", "lang_conflict",
+             "tag_flipped", "media_mismatch")
+# words on a case that mark it as another medium than a book
+_MEDIA = frozenset({"dvd"})
 
 
 def candidate_features(index: CatalogueIndex, query: str, works: IntArray, cos: FloatArray,
@@ -163,6 +215,7 @@ def candidate_features(index: CatalogueIndex, query: str, works: IntArray, cos: 
     # how many more OCR characters the best *other* work would explain (two books in one segment)
     f["other_explains"] = np.log1p(np.maximum(extra, 0.0))
     f["extra_tags"] = np.full(k, float(max(0, count_tags(index, query) - 1)))
+    f["labels_extra"] = np.full(k, float(min(2, max(0, count_labels(query) - 1))))
     _word_evidence(index, query, qwords, works, tags, f,
                    needed is None or any(n in needed for n in LIBRARIAN))
     for name in BASE:
@@ -182,7 +235,9 @@ def _word_evidence(index: CatalogueIndex, query: str, qwords: list[str], works: 
     padded = f" {query} "
     qset = set(qwords)
     ends = set(qwords[:2] + qwords[-2:])
-    q_lang = language(qwords)
+    q_lang = language(qwords) if librarian else ""
+    flipped = [f" {x} " for x in flipped_readings(query)] if librarian else []
+    media = qset & _MEDIA
     for r, w in enumerate(works):
         if w < 0:
             continue
@@ -193,6 +248,9 @@ def _word_evidence(index: CatalogueIndex, query: str, qwords: list[str], works: 
             f["tag_tokens"][r] = sum(x in qset for x in tw) / len(tw)
         if not librarian:
             continue
+        number = class_number(tag)
+        if number and any(f" {number} " in x for x in flipped):
+            f["tag_flipped"][r] = 1.0
         title_words, surname_words, _ = index.words(int(w))
         long_surname = [x for x in surname_words if len(x) >= 3]
         if long_surname:
@@ -205,39 +263,82 @@ def _word_evidence(index: CatalogueIndex, query: str, qwords: list[str], works: 
             hit = bool(q_nums & c_nums)
             f["number_match"][r] = float(hit)
             f["number_conflict"][r] = float(not hit)
+        if media:
+            entry = set(index.norm_title[int(w)].split()) | set(index.norm_series[int(w)].split())
+            f["media_mismatch"][r] = float(not media <= entry)
         c_lang = language(title_words)
         if q_lang and c_lang and q_lang != c_lang:
             f["lang_conflict"][r] = 1.0
 
 
-def shelf_features(index: CatalogueIndex, cands: Candidates, x: FloatArray,
+def shelf_features(index: CatalogueIndex, queries: Sequence[str], cands: Candidates, x: FloatArray,
                    groups: Sequence[Sequence[int]]) -> None:
     """Fill the shelf features of ``x`` (n x k x F) in place, photo by photo (``groups``: the
-    segment indices of each photo). ``shelf_class`` of candidate (i, r): the weighted share of the
-    photo's *other* segments whose best candidate has the same call-number class, each segment
-    weighted by its best candidate's cosine margin (a confident read counts more)."""
-    col = COLUMN["shelf_class"]
+    segment indices of each photo; ``queries``: the normalised OCR of every segment)."""
     top = cands.works[:, 0] if cands.works.shape[1] else np.full(len(cands.works), -1)
-    weight = np.where(top >= 0, np.maximum(x[:, 0, COLUMN["cos_margin"]], 0.0) + 0.05, 0.0)
-    top_class = [call_class(index.norm_tag[int(w)]) if w >= 0 else "" for w in top]
+    labelled = np.array([count_tags(index, q) > 0 or bool(x[i, :, COLUMN["tag_exact"]].max() > 0)
+                         for i, q in enumerate(queries)])
+    reads = x[:, :, COLUMN["title_cov"]] + x[:, :, COLUMN["author_cov"]]
+    # a catalogue without call numbers says nothing about labels on the shelf
+    labels_known = bool(index.tag_set)
     for g in groups:
         if len(g) < 2:
             continue
-        totals: dict[str, float] = {}
-        for i in g:
-            if top_class[i]:
-                totals[top_class[i]] = totals.get(top_class[i], 0.0) + float(weight[i])
-        all_w = float(sum(weight[i] for i in g))
-        for i in g:
-            rest = all_w - float(weight[i])
-            if rest <= 0:
+        _shelf_class(index, cands, x, list(g), top)
+        others = len(g) - 1
+        if others >= 2 and labels_known:
+            # no other spine of the photo shows a label: every segment's neighbours are unlabelled
+            n_lab = int(labelled[list(g)].sum())
+            for i in g:
+                x[i, :, COLUMN["shelf_unlabelled"]] = float(n_lab - int(labelled[i]) == 0)
+        _rival_reads_more(cands.works, reads, x, list(g))
+    x[cands.works < 0] = 0.0
+
+
+def _shelf_class(index: CatalogueIndex, cands: Candidates, x: FloatArray, g: list[int],
+                 top: IntArray) -> None:
+    """``shelf_class`` of candidate (i, r): the weighted share of the photo's *other* segments whose
+    best candidate has the same call-number class, each segment weighted by its best candidate's
+    cosine margin (a confident read counts more)."""
+    col = COLUMN["shelf_class"]
+    weight = np.where(top >= 0, np.maximum(x[:, 0, COLUMN["cos_margin"]], 0.0) + 0.05, 0.0)
+    top_class = {i: call_class(index.norm_tag[int(top[i])]) if top[i] >= 0 else "" for i in g}
+    totals: dict[str, float] = {}
+    for i in g:
+        if top_class[i]:
+            totals[top_class[i]] = totals.get(top_class[i], 0.0) + float(weight[i])
+    all_w = float(sum(weight[i] for i in g))
+    for i in g:
+        rest = all_w - float(weight[i])
+        if rest <= 0:
+            continue
+        for r, w in enumerate(cands.works[i]):
+            if w < 0:
                 continue
-            for r, w in enumerate(cands.works[i]):
-                if w < 0:
-                    continue
-                c = call_class(index.norm_tag[int(w)])
-                same = totals.get(c, 0.0) - (float(weight[i]) if c and c == top_class[i] else 0.0)
-                x[i, r, col] = same / rest if c else 0.0
+            c = call_class(index.norm_tag[int(w)])
+            same = totals.get(c, 0.0) - (float(weight[i]) if c and c == top_class[i] else 0.0)
+            x[i, r, col] = same / rest if c else 0.0
+
+
+def _rival_reads_more(works: IntArray, reads: FloatArray, x: FloatArray, g: list[int]) -> None:
+    """``rival_reads_more`` of candidate (i, r): how much more of the work's title and author
+    (``title_cov + author_cov``) the best *other* segment of the photo reads, 0 when none reads more."""
+    best: dict[int, list[tuple[float, int]]] = {}  # work -> its two best (read, segment)
+    for i in g:
+        seen: dict[int, float] = {}
+        for r, w in enumerate(works[i]):
+            if w >= 0:
+                seen[int(w)] = max(seen.get(int(w), 0.0), float(reads[i, r]))
+        for w, v in seen.items():
+            top2 = sorted([*best.get(w, []), (v, i)], reverse=True)[:2]
+            best[w] = top2
+    col = COLUMN["rival_reads_more"]
+    for i in g:
+        for r, w in enumerate(works[i]):
+            if w < 0:
+                continue
+            rival = next((v for v, j in best[int(w)] if j != i), 0.0)
+            x[i, r, col] = max(0.0, rival - float(reads[i, r]))
 
 
 def all_features(index: CatalogueIndex, queries: list[str], cands: Candidates,
@@ -252,5 +353,6 @@ def all_features(index: CatalogueIndex, queries: list[str], cands: Candidates,
     x = np.stack([candidate_features(index, q, cands.works[i], cands.cos[i], need)
                   for i, q in enumerate(queries)])
     if need is None or any(n in need for n in SHELF):
-        shelf_features(index, cands, x, groups if groups is not None else [list(range(len(queries)))])
+        photos = groups if groups is not None else [list(range(len(queries)))]
+        shelf_features(index, queries, cands, x, photos)
     return x
