@@ -29,7 +29,7 @@ SUITE: tuple[Benchmark, ...] = (
     Benchmark("bench_ppocr", _out("bench_ppocr", J, M, ".png"), runner="edgevl-bench",
               note="edgevl bench on the PP-OCRv4 det (batch 1, 8) and cls/rec (batch 1, 8, 32) bundles"),
     Benchmark("books_calibration", (*_out("books_calibration", J, M), "books_pr_curve.png"),
-              "books_calibrate.py",
+              "books_calibrate.py", quick=("--no-nested",),
               note="also rewrites the shipped calibration edgevl/data/books_calibration.json "
                    "(the same file again on the same data; --no-write leaves it)"),
     Benchmark("books_photos", _out("books_photos", J, M), "books_photos.py",

@@ -272,26 +272,30 @@ def _word_evidence(index: CatalogueIndex, query: str, qwords: list[str], works: 
 
 
 def shelf_features(index: CatalogueIndex, queries: Sequence[str], cands: Candidates, x: FloatArray,
-                   groups: Sequence[Sequence[int]]) -> None:
+                   groups: Sequence[Sequence[int]], needed: frozenset[str] | None = None) -> None:
     """Fill the shelf features of ``x`` (n x k x F) in place, photo by photo (``groups``: the
-    segment indices of each photo; ``queries``: the normalised OCR of every segment)."""
+    segment indices of each photo; ``queries``: the normalised OCR of every segment). ``needed``:
+    the shelf features to compute (default: all)."""
+    need = frozenset(SHELF) if needed is None else needed
     top = cands.works[:, 0] if cands.works.shape[1] else np.full(len(cands.works), -1)
-    labelled = np.array([count_tags(index, q) > 0 or bool(x[i, :, COLUMN["tag_exact"]].max() > 0)
-                         for i, q in enumerate(queries)])
+    labelled = (np.array([count_tags(index, q) > 0 or bool(x[i, :, COLUMN["tag_exact"]].max() > 0)
+                          for i, q in enumerate(queries)]) if "shelf_unlabelled" in need else None)
     reads = x[:, :, COLUMN["title_cov"]] + x[:, :, COLUMN["author_cov"]]
     # a catalogue without call numbers says nothing about labels on the shelf
     labels_known = bool(index.tag_set)
     for g in groups:
         if len(g) < 2:
             continue
-        _shelf_class(index, cands, x, list(g), top)
+        if "shelf_class" in need:
+            _shelf_class(index, cands, x, list(g), top)
         others = len(g) - 1
-        if others >= 2 and labels_known:
+        if labelled is not None and others >= 2 and labels_known:
             # no other spine of the photo shows a label: every segment's neighbours are unlabelled
             n_lab = int(labelled[list(g)].sum())
             for i in g:
                 x[i, :, COLUMN["shelf_unlabelled"]] = float(n_lab - int(labelled[i]) == 0)
-        _rival_reads_more(cands.works, reads, x, list(g))
+        if "rival_reads_more" in need:
+            _rival_reads_more(cands.works, reads, x, list(g))
     x[cands.works < 0] = 0.0
 
 
@@ -354,5 +358,5 @@ def all_features(index: CatalogueIndex, queries: list[str], cands: Candidates,
                   for i, q in enumerate(queries)])
     if need is None or any(n in need for n in SHELF):
         photos = groups if groups is not None else [list(range(len(queries)))]
-        shelf_features(index, queries, cands, x, photos)
+        shelf_features(index, queries, cands, x, photos, need)
     return x
