@@ -31,6 +31,7 @@ Kinds of evidence:
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 
@@ -217,7 +218,7 @@ def candidate_features(index: CatalogueIndex, query: str, works: IntArray, cos: 
     f["extra_tags"] = np.full(k, float(max(0, count_tags(index, query) - 1)))
     f["labels_extra"] = np.full(k, float(min(2, max(0, count_labels(query) - 1))))
     _word_evidence(index, query, qwords, works, tags, f,
-                   needed is None or any(n in needed for n in LIBRARIAN))
+                   frozenset(LIBRARIAN) if needed is None else needed & frozenset(LIBRARIAN))
     for name in BASE:
         out[:, COLUMN[name]] = f[name]
     for name, (a, b) in PRODUCTS.items():
@@ -227,17 +228,20 @@ def candidate_features(index: CatalogueIndex, query: str, works: IntArray, cos: 
 
 
 def _word_evidence(index: CatalogueIndex, query: str, qwords: list[str], works: IntArray, tags: list[str],
-                   f: dict[str, FloatArray], librarian: bool) -> None:
-    """Exact-word evidence per candidate: tag and, with ``librarian``, surname, numbers, language."""
+                   f: dict[str, FloatArray], wanted: frozenset[str]) -> None:
+    """Exact-word evidence per candidate: tag, and the librarian features in ``wanted`` (surname,
+    numbers, language, the label read upside down, the medium); the others stay 0."""
     k = len(works)
     for name in ("tag_exact", "tag_tokens", *LIBRARIAN):
         f[name] = np.zeros(k)
     padded = f" {query} "
     qset = set(qwords)
     ends = set(qwords[:2] + qwords[-2:])
-    q_lang = language(qwords) if librarian else ""
-    flipped = [f" {x} " for x in flipped_readings(query)] if librarian else []
-    media = qset & _MEDIA
+    surname = bool(wanted & {"surname_exact", "surname_at_end"})
+    numbers = bool(wanted & {"number_match", "number_conflict"})
+    q_lang = language(qwords) if "lang_conflict" in wanted else ""
+    flipped = [f" {x} " for x in flipped_readings(query)] if "tag_flipped" in wanted else []
+    media = qset & _MEDIA if "media_mismatch" in wanted else set()
     for r, w in enumerate(works):
         if w < 0:
             continue
@@ -246,29 +250,36 @@ def _word_evidence(index: CatalogueIndex, query: str, qwords: list[str], works: 
         if tag:
             f["tag_exact"][r] = 1.0 if f" {tag} " in padded else 0.0
             f["tag_tokens"][r] = sum(x in qset for x in tw) / len(tw)
-        if not librarian:
-            continue
-        number = class_number(tag)
-        if number and any(f" {number} " in x for x in flipped):
-            f["tag_flipped"][r] = 1.0
-        title_words, surname_words, _ = index.words(int(w))
-        long_surname = [x for x in surname_words if len(x) >= 3]
-        if long_surname:
-            f["surname_exact"][r] = float(any(x in qset for x in long_surname))
-            f["surname_at_end"][r] = float(any(x in ends for x in long_surname))
-        # numbers on the spine that the call number does not explain: volume / series numbers
-        q_nums = _numbers([x for x in qwords if x not in tw])
-        c_nums = _numbers(index.norm_title[int(w)].split()) | _numbers(index.norm_series[int(w)].split())
-        if q_nums and c_nums:
-            hit = bool(q_nums & c_nums)
-            f["number_match"][r] = float(hit)
-            f["number_conflict"][r] = float(not hit)
+        if flipped:
+            number = class_number(tag)
+            if number and any(f" {number} " in x for x in flipped):
+                f["tag_flipped"][r] = 1.0
+        if surname:
+            long_surname = [x for x in index.words(int(w))[1] if len(x) >= 3]
+            if long_surname:
+                f["surname_exact"][r] = float(any(x in qset for x in long_surname))
+                f["surname_at_end"][r] = float(any(x in ends for x in long_surname))
+        if numbers:
+            # numbers on the spine that the call number does not explain: volume / series numbers
+            q_nums = _numbers([x for x in qwords if x not in tw])
+            c_nums = _entry_numbers(index.norm_title[int(w)], index.norm_series[int(w)]) if q_nums else set()
+            if q_nums and c_nums:
+                hit = bool(q_nums & c_nums)
+                f["number_match"][r] = float(hit)
+                f["number_conflict"][r] = float(not hit)
         if media:
             entry = set(index.norm_title[int(w)].split()) | set(index.norm_series[int(w)].split())
             f["media_mismatch"][r] = float(not media <= entry)
-        c_lang = language(title_words)
-        if q_lang and c_lang and q_lang != c_lang:
-            f["lang_conflict"][r] = 1.0
+        if q_lang:
+            c_lang = language(index.words(int(w))[0])
+            if c_lang and q_lang != c_lang:
+                f["lang_conflict"][r] = 1.0
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _entry_numbers(norm_title: str, norm_series: str) -> frozenset[str]:
+    """The volume / series numbers of a catalogue entry (cached: the same works come back often)."""
+    return frozenset(_numbers(norm_title.split()) | _numbers(norm_series.split()))
 
 
 def shelf_features(index: CatalogueIndex, queries: Sequence[str], cands: Candidates, x: FloatArray,
