@@ -225,25 +225,33 @@ def select(
     return current, decisions, log
 
 
+def match_outer(index: CatalogueIndex, data: Labelled, photos: Sequence[str], test: np.ndarray,
+                feats: tuple[str, ...], grid: Sequence[float], source: str
+                ) -> tuple[dict[str, float], Labelled, list[BookMatch]]:
+    """Fit ``feats`` on every segment but ``test`` (operating point from a photo-grouped
+    cross-validation inside them, over ``grid``) and match the ``test`` segments once with it:
+    (the operating point, the test segments, their matches)."""
+    train = np.setdiff1d(np.arange(len(data.segments)), test)
+    inner = data.subset(train)
+    cv = cross_validate(index, inner, feats, grouped_folds([photos[i] for i in train], 5, 0))
+    point = choose_operating_point(operating_points(index, inner, cv, grid))
+    cal = fit_final(inner, feats, cv, point["min_confidence"], source)
+    outer = data.subset(test)
+    logits = match_logits(outer.x, outer.cands.works, cal, outer.names)
+    return point, outer, predictions(index, outer, assign_all(index, outer, logits, cal.reject_logit))
+
+
 def outer_cv(index: CatalogueIndex, data: Labelled, photos: Sequence[str], feats: tuple[str, ...]
              ) -> dict[str, Any]:
     """The deciding protocol: 3 shuffles x 5 photo-grouped folds; each fold matched once by a
     calibration fitted on the other four, its operating point chosen by a cross-validation inside them."""
-    n = len(data.segments)
     per_fold: list[dict[str, float]] = []
     pooled: list[dict[str, float]] = []
     for seed in OUTER_SEEDS:
         segs: list[Segment] = []
         preds: list[BookMatch] = []
         for test in grouped_folds(photos, 5, seed):
-            train = np.setdiff1d(np.arange(n), test)
-            inner = data.subset(train)
-            cv = cross_validate(index, inner, feats, grouped_folds([photos[i] for i in train], 5, 0))
-            point = choose_operating_point(operating_points(index, inner, cv, COARSE))
-            cal = fit_final(inner, feats, cv, point["min_confidence"], "outer fold")
-            outer = data.subset(test)
-            logits = match_logits(outer.x, outer.cands.works, cal, outer.names)
-            got = predictions(index, outer, assign_all(index, outer, logits, cal.reject_logit))
+            point, outer, got = match_outer(index, data, photos, test, feats, COARSE, "outer fold")
             m = metrics(outer.segments, got)
             per_fold.append({**{k: float(m[k]) for k in KEEP}, "min_confidence": point["min_confidence"]})
             segs += outer.segments
@@ -325,16 +333,9 @@ def nested(index: CatalogueIndex, data: Labelled, photos: Sequence[str], section
     for f, test in enumerate(grouped_folds(photos, 5, seed=7)):
         t0 = time.perf_counter()
         train = np.setdiff1d(np.arange(n), test)
-        inner = data.subset(train)
-        inner_photos = [photos[i] for i in train]
-        inner_schemes = schemes_for(inner_photos, [sections[i] for i in train])
-        feats, _, _ = select(index, inner, inner_schemes, lambda m: None)
-        cv = cross_validate(index, inner, feats, grouped_folds(inner_photos, 5, 0))
-        point = choose_operating_point(operating_points(index, inner, cv, GRID))
-        cal = fit_final(inner, feats, cv, point["min_confidence"], "nested")
-        outer = data.subset(test)
-        logits = match_logits(outer.x, outer.cands.works, cal, outer.names)
-        got = predictions(index, outer, assign_all(index, outer, logits, cal.reject_logit))
+        inner_schemes = schemes_for([photos[i] for i in train], [sections[i] for i in train])
+        feats, _, _ = select(index, data.subset(train), inner_schemes, lambda m: None)
+        point, outer, got = match_outer(index, data, photos, test, feats, GRID, "nested")
         m = metrics(outer.segments, got)
         folds.append({"fold": f, "features": list(feats), "min_confidence": point["min_confidence"],
                       **{k: float(m[k]) for k in ("recall", "precision", "f1", "reject_rate")}})

@@ -58,9 +58,8 @@ def sensitive_mlp(path: Path, seed: int = 0) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Bundle, Path]:
-    root = tmp_path_factory.mktemp("quant")
+def sensitive_bundle(root: Path) -> tuple[Bundle, Path]:
+    """A one-MLP "clip" image bundle with an outlier-sensitive layer and 48 random calibration images."""
     bundle = write_bundle(
         root / "fp32", name="sensitive", task="clip", models={"image": sensitive_mlp(root / "m.onnx")},
         preprocess={"size": SIZE, "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25],
@@ -73,6 +72,11 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Bundle, Path]:
     for i in range(48):
         cv2.imwrite(str(images / f"{i:03d}.png"), rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8))
     return bundle, images
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Bundle, Path]:
+    return sensitive_bundle(tmp_path_factory.mktemp("quant"))
 
 
 def test_full_int8_qdq_structure(tiny: tuple[Bundle, Path], tmp_path: Path) -> None:

@@ -18,31 +18,17 @@ from edgevl_export.quantize import quantize_bundle, quantized_nodes  # noqa: E40
 from edgevl_export.quantize.guard import cosines  # noqa: E402
 from edgevl_export.quantize.outliers import split_outliers  # noqa: E402
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
-from test_quantize import sensitive_mlp  # noqa: E402
+from test_quantize import sensitive_bundle  # noqa: E402
 
-from edgevl.bundle import Bundle, write_bundle  # noqa: E402
+from edgevl.bundle import Bundle  # noqa: E402
 from edgevl.cli import main  # noqa: E402
 from edgevl.errors import QuantizationError  # noqa: E402
 from edgevl.tasks.encoders import ImageEncoder  # noqa: E402
 
-SIZE = 8
-
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Bundle, Path]:
-    root = tmp_path_factory.mktemp("outliers")
-    bundle = write_bundle(
-        root / "fp32", name="sensitive", task="clip", models={"image": sensitive_mlp(root / "m.onnx")},
-        preprocess={"size": SIZE, "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25],
-                    "interpolation": "bilinear"},
-        config={"embed_dim": 16},
-    )
-    images = root / "images"
-    images.mkdir()
-    rng = np.random.default_rng(1)
-    for i in range(48):
-        cv2.imwrite(str(images / f"{i:03d}.png"), rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8))
-    return bundle, images
+    return sensitive_bundle(tmp_path_factory.mktemp("outliers"))
 
 
 def smoothed_pair(big: float) -> onnx.ModelProto:
