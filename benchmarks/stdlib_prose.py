@@ -10,6 +10,14 @@ modules), walked in a fixed order, and sentences are deduplicated by their text.
 10-40 words, while a sentence encoder also meets single words and short phrases (a book title, an
 OCR fragment), and int8 errors are largest there (a 3-token input's mean-pooled embedding is one
 third [SEP] token, whose activations are BERT's most extreme).
+
+:func:`noisy` turns a share of the lines into noisy variants of themselves (words upper-cased, cut,
+joined without a space; characters dropped, doubled or swapped for look-alikes; short random
+letter/digit tokens and punctuation runs inserted). This is the usual robustness practice for
+calibration data: cover the input space a deployed encoder meets (typed, scanned and OCR'd text), not
+only clean prose. Honestly said: the motivation was the OCR evaluation's worst case (OCR debris pushes
+layer 3-4 activations beyond the ranges clean prose calibrates), but the noise is generic and made
+from the same stdlib sentences; no catalogue or OCR text is used or imitated token by token.
 """
 
 from __future__ import annotations
@@ -86,6 +94,72 @@ def mixture(texts: Sequence[str], seed: int, short: float = 0.3, mid: float = 0.
         k = min(len(words), int(rng.integers(1, 4) if u < short else rng.integers(4, 11)))
         i = int(rng.integers(0, len(words) - k + 1))
         out.append(" ".join(words[i:i + k]))
+    return out
+
+
+#: character look-alikes (print, OCR and typing confusions) used by :func:`noisy`
+LOOKALIKES = {"o": "0", "O": "0", "0": "O", "l": "1", "1": "l", "I": "l", "i": "l", "e": "c", "c": "e",
+              "S": "5", "s": "5", "5": "S", "B": "8", "8": "B", "a": "o", "n": "h", "h": "n", "u": "v",
+              "m": "rn", "g": "q", "Z": "2", "t": "f"}
+_ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+_PUNCT = ".,:;-_/|()[]'\"*~=+#"
+
+
+def _token(rng: np.random.Generator) -> str:
+    """A short random token: 1-4 letters/digits, sometimes with a dot or parentheses (code-like)."""
+    t = "".join(_ALNUM[int(i)] for i in rng.integers(0, len(_ALNUM), int(rng.integers(1, 5))))
+    u = rng.random()
+    return f"{t}.{int(rng.integers(0, 100))}" if u < 0.15 else f"({t})" if u < 0.25 else t
+
+
+def _noisy_word(w: str, rng: np.random.Generator) -> str:
+    u = rng.random()
+    if u < 0.25:
+        w = w.upper()
+    if rng.random() < 0.15 and len(w) > 3:  # cut at a random place (head or tail kept)
+        k = int(rng.integers(1, len(w)))
+        w = w[:k] if rng.random() < 0.5 else w[k:]
+    out = []
+    for ch in w:
+        v = rng.random()
+        if v < 0.04:
+            continue  # dropped
+        if v < 0.07:
+            out.append(ch + ch)  # doubled
+        elif v < 0.13 and ch in LOOKALIKES:
+            out.append(LOOKALIKES[ch])
+        else:
+            out.append(ch)
+    return "".join(out) or w[:1]
+
+
+def noisy(texts: Sequence[str], seed: int, share: float = 0.3) -> list[str]:
+    """Each text kept as is, or (with probability ``share``) replaced by a noisy variant of itself.
+
+    A variant: the whole text upper-cased (1 in 4), else words upper-cased one by one; each word
+    possibly cut, its characters dropped, doubled or swapped for :data:`LOOKALIKES`; short random
+    letter/digit tokens and punctuation runs (1-6 characters) inserted between words; neighbouring
+    words joined without a space. Seeded: the same texts and seed give the same lines."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for s in texts:
+        if rng.random() >= share:
+            out.append(s)
+            continue
+        caps = rng.random() < 0.25
+        words: list[str] = []
+        for w in s.split():
+            if rng.random() < 0.12:
+                words.append(_token(rng))
+            if rng.random() < 0.06:
+                words.append("".join(_PUNCT[int(i)] for i in rng.integers(0, len(_PUNCT), int(rng.integers(1, 7)))))
+            w = _noisy_word(w, rng)
+            if words and rng.random() < 0.08:
+                words[-1] += w  # joined without a space
+            else:
+                words.append(w)
+        t = " ".join(words)
+        out.append(t.upper() if caps else t)
     return out
 
 
