@@ -133,7 +133,8 @@ def bench_minilm(work: Path, rounds: int, threads: int) -> dict[str, Any]:
     SmoothQuant 0.9, per-channel symmetric weights, symmetric per-tensor activations, and
     ``outlier_ratio`` 6 (the FFN down-projections' outlier input channels in float, see
     ``export/quantize/outliers.py``). Judged on texts used for neither: 1,200 further prose sentences
-    (whole, as a mixture, and as a mixture made noisy throughout), 2,048 catalogue titles and every OCR segment of the dev annotations
+    (whole, as a mixture, and as a mixture made noisy throughout), 2,048 catalogue titles and every
+    OCR segment of the dev annotations
     (:func:`minilm_eval_sets`). Peers timed side by side: torch eager, the fp32 bundle, ORT
     ``quantize_dynamic``, and (ablation) the same int8 recipe without the outlier split.
     """
@@ -275,9 +276,8 @@ HONESTY = (
     "prose-calibrated bundle (titles 0.983-0.989, OCR 0.971-0.977 then) and its worst texts read to find "
     "out why they fail (1-3 token inputs, [SEP]-dominated pooling), and four early variants (fragment "
     "mixture, stricter guard, attention output projections float) were scored on them too before the "
-    "outlier split was found on prose. The final recipe met them in a 2-round smoke run, a first 60-round "
-    "run and this one (which adds the ablation); its accuracy is deterministic and was the same each "
-    "time, and nothing was changed after seeing it. That recipe left one OCR segment below 0.99 "
+    "outlier split was found on prose. The clean-prose recipe was then run three times "
+    "(accuracy deterministic, the same each time) and left one OCR segment below 0.99 "
     "('JN Pao opher Paolini LEGADO roo', 0.9874). The noisy share of the calibration text "
     "(stdlib_prose.noisy: generic noise on the same stdlib sentences, no catalogue or OCR text) was "
     "motivated by that worst case; it was written and its share (30%) fixed before scoring, checked "

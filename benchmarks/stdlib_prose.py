@@ -152,7 +152,8 @@ def noisy(texts: Sequence[str], seed: int, share: float = 0.3) -> list[str]:
             if rng.random() < 0.12:
                 words.append(_token(rng))
             if rng.random() < 0.06:
-                words.append("".join(_PUNCT[int(i)] for i in rng.integers(0, len(_PUNCT), int(rng.integers(1, 7)))))
+                n = int(rng.integers(1, 7))
+                words.append("".join(_PUNCT[int(i)] for i in rng.integers(0, len(_PUNCT), n)))
             w = _noisy_word(w, rng)
             if words and rng.random() < 0.08:
                 words[-1] += w  # joined without a space
