@@ -155,10 +155,11 @@ _MEDIA = frozenset({"dvd"})
 
 
 def candidate_features(index: CatalogueIndex, query: str, works: IntArray, cos: FloatArray,
-                       needed: frozenset[str] | None = None) -> FloatArray:
+                       needed: frozenset[str] | None = None, n_tags: int | None = None) -> FloatArray:
     """Feature rows (len(works) x len(FEATURES)) for one normalised query and its candidates; the
     shelf features are left at 0 (:func:`shelf_features` fills them). The per-word librarian
-    features are computed only when ``needed`` (default: all) names one of them, else left at 0."""
+    features are computed only when ``needed`` (default: all) names one of them, else left at 0.
+    ``n_tags``: :func:`count_tags` of the query, when the caller has it already."""
     k = len(works)
     out = np.zeros((k, len(FEATURES)), dtype=np.float64)
     qwords = query.split()
@@ -215,7 +216,8 @@ def candidate_features(index: CatalogueIndex, query: str, works: IntArray, cos: 
     f["unexplained"] = np.log1p(np.maximum(qsum - explained, 0.0))
     # how many more OCR characters the best *other* work would explain (two books in one segment)
     f["other_explains"] = np.log1p(np.maximum(extra, 0.0))
-    f["extra_tags"] = np.full(k, float(max(0, count_tags(index, query) - 1)))
+    tags_read = count_tags(index, query) if n_tags is None else n_tags
+    f["extra_tags"] = np.full(k, float(max(0, tags_read - 1)))
     f["labels_extra"] = np.full(k, float(min(2, max(0, count_labels(query) - 1))))
     _word_evidence(index, query, qwords, works, tags, f,
                    frozenset(LIBRARIAN) if needed is None else needed & frozenset(LIBRARIAN))
@@ -282,15 +284,16 @@ def _entry_numbers(norm_title: str, norm_series: str) -> frozenset[str]:
     return frozenset(_numbers(norm_title.split()) | _numbers(norm_series.split()))
 
 
-def shelf_features(index: CatalogueIndex, queries: Sequence[str], cands: Candidates, x: FloatArray,
+def shelf_features(index: CatalogueIndex, tag_counts: Sequence[int], cands: Candidates, x: FloatArray,
                    groups: Sequence[Sequence[int]], needed: frozenset[str] | None = None) -> None:
     """Fill the shelf features of ``x`` (n x k x F) in place, photo by photo (``groups``: the
-    segment indices of each photo; ``queries``: the normalised OCR of every segment). ``needed``:
-    the shelf features to compute (default: all)."""
+    segment indices of each photo; ``tag_counts``: :func:`count_tags` of every segment's OCR).
+    ``needed``: the shelf features to compute (default: all)."""
     need = frozenset(SHELF) if needed is None else needed
     top = cands.works[:, 0] if cands.works.shape[1] else np.full(len(cands.works), -1)
-    labelled = (np.array([count_tags(index, q) > 0 or bool(x[i, :, COLUMN["tag_exact"]].max() > 0)
-                          for i, q in enumerate(queries)]) if "shelf_unlabelled" in need else None)
+    # a segment shows a label: a catalogue call number read in it, or its candidate's exactly
+    labelled = (np.asarray(tag_counts) > 0) | (x[:, :, COLUMN["tag_exact"]].max(axis=1, initial=0.0) > 0)
+    weight = np.where(top >= 0, np.maximum(x[:, 0, COLUMN["cos_margin"]], 0.0) + 0.05, 0.0)
     reads = x[:, :, COLUMN["title_cov"]] + x[:, :, COLUMN["author_cov"]]
     # a catalogue without call numbers says nothing about labels on the shelf
     labels_known = bool(index.tag_set)
@@ -298,9 +301,9 @@ def shelf_features(index: CatalogueIndex, queries: Sequence[str], cands: Candida
         if len(g) < 2:
             continue
         if "shelf_class" in need:
-            _shelf_class(index, cands, x, list(g), top)
+            _shelf_class(index, cands, x, list(g), top, weight)
         others = len(g) - 1
-        if labelled is not None and others >= 2 and labels_known:
+        if "shelf_unlabelled" in need and others >= 2 and labels_known:
             # no other spine of the photo shows a label: every segment's neighbours are unlabelled
             n_lab = int(labelled[list(g)].sum())
             for i in g:
@@ -311,12 +314,11 @@ def shelf_features(index: CatalogueIndex, queries: Sequence[str], cands: Candida
 
 
 def _shelf_class(index: CatalogueIndex, cands: Candidates, x: FloatArray, g: list[int],
-                 top: IntArray) -> None:
+                 top: IntArray, weight: FloatArray) -> None:
     """``shelf_class`` of candidate (i, r): the weighted share of the photo's *other* segments whose
     best candidate has the same call-number class, each segment weighted by its best candidate's
     cosine margin (a confident read counts more)."""
     col = COLUMN["shelf_class"]
-    weight = np.where(top >= 0, np.maximum(x[:, 0, COLUMN["cos_margin"]], 0.0) + 0.05, 0.0)
     top_class = {i: call_class(index.norm_tag[int(top[i])]) if top[i] >= 0 else "" for i in g}
     totals: dict[str, float] = {}
     for i in g:
@@ -365,9 +367,10 @@ def all_features(index: CatalogueIndex, queries: list[str], cands: Candidates,
     if not queries:
         return np.zeros((0, cands.works.shape[1], len(FEATURES)))
     need = frozenset(needed) if needed is not None else None
-    x = np.stack([candidate_features(index, q, cands.works[i], cands.cos[i], need)
+    tag_counts = [count_tags(index, q) for q in queries]
+    x = np.stack([candidate_features(index, q, cands.works[i], cands.cos[i], need, tag_counts[i])
                   for i, q in enumerate(queries)])
     if need is None or any(n in need for n in SHELF):
         photos = groups if groups is not None else [list(range(len(queries)))]
-        shelf_features(index, queries, cands, x, photos, need)
+        shelf_features(index, tag_counts, cands, x, photos, need)
     return x
