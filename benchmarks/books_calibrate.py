@@ -120,10 +120,15 @@ def evaluate_set(
     return out
 
 
-def paired(a: dict[str, Any], b: dict[str, Any], scheme: str) -> tuple[float, float]:
-    """Mean and standard error of the per-fold F1 differences b - a (same folds)."""
-    d = np.array(b[scheme]["fold_f1"]) - np.array(a[scheme]["fold_f1"])
+def mean_se(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
+    """Mean and standard error of the paired per-fold differences b - a (same folds)."""
+    d = np.asarray(b, dtype=np.float64) - np.asarray(a, dtype=np.float64)
     return float(d.mean()), float(d.std(ddof=1) / np.sqrt(len(d)))
+
+
+def paired(a: dict[str, Any], b: dict[str, Any], scheme: str) -> tuple[float, float]:
+    """:func:`mean_se` of the F1 of two :func:`evaluate_set` results in one scheme."""
+    return mean_se(a[scheme]["fold_f1"], b[scheme]["fold_f1"])
 
 
 def reliability(cv: CrossValidation, bins: int = 10) -> list[dict[str, float]]:
@@ -264,9 +269,8 @@ def outer_cv(index: CatalogueIndex, data: Labelled, photos: Sequence[str], feats
 
 
 def outer_paired(a: dict[str, Any], b: dict[str, Any]) -> tuple[float, float]:
-    """Mean and standard error of the per-fold F1 differences b - a over the same outer folds."""
-    d = np.array([f["f1"] for f in b["folds"]]) - np.array([f["f1"] for f in a["folds"]])
-    return float(d.mean()), float(d.std(ddof=1) / np.sqrt(len(d)))
+    """:func:`mean_se` of the F1 of two :func:`outer_cv` results (the same outer folds)."""
+    return mean_se([f["f1"] for f in a["folds"]], [f["f1"] for f in b["folds"]])
 
 
 def decide(index: CatalogueIndex, data: Labelled, photos: Sequence[str], say: Callable[[str], None]
@@ -284,32 +288,25 @@ def decide(index: CatalogueIndex, data: Labelled, photos: Sequence[str], say: Ca
     add: list[str] = []
     decisions: list[dict[str, Any]] = []
 
-    def record(change: str, feats: tuple[str, ...], res: dict[str, Any], kept: bool) -> None:
+    def judge(change: str, feats: tuple[str, ...], adding: bool) -> bool:
+        """Score the base with ``feats`` added (or removed) against the base; True when they earn
+        their place: an addition gains more than two s.e., a removal costs more than one."""
+        trial = BASE + feats if adding else tuple(f for f in BASE if f not in feats)
+        res = run(change, trial)
         gain, se = outer_paired(base, res)
+        kept = gain > 2 * se if adding else -gain > se
         decisions.append({"change": change, "features": list(feats), "gain": gain, "se": se, "kept": kept,
                           "f1": res["spread"]["f1"]["mean"]})
+        return kept
 
     for label, feats in EVIDENCE.items():
-        res = run(f"- {label}", tuple(f for f in BASE if f not in feats))
-        gain, se = outer_paired(base, res)
-        helps = -gain > se  # removing it lowers F1 by more than the noise
-        record(f"remove {label}", feats, res, helps)
-        if not helps:
+        if not judge(f"remove {label}", feats, adding=False):
             drop.update(feats)
     for label, feats in LIBRARIAN.items():
-        res = run(f"+ {label}", BASE + feats)
-        gain, se = outer_paired(base, res)
-        helps = gain > 2 * se
-        record(f"add {label}", feats, res, helps)
-        if helps:
+        if judge(f"add {label}", feats, adding=True):
             add += list(feats)
-    products = tuple(PRODUCTS)
-    res = run("- the five product terms", tuple(f for f in BASE if f not in products))
-    gain, se = outer_paired(base, res)
-    needed = -gain > se
-    record("remove the five product terms", products, res, needed)
-    if not needed:
-        drop.update(products)
+    if not judge("remove the five product terms", tuple(PRODUCTS), adding=False):
+        drop.update(PRODUCTS)
     return tuple(f for f in BASE if f not in drop) + tuple(add), decisions, base
 
 
