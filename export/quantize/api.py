@@ -226,8 +226,8 @@ def quantize_bundle(bundle_dir: Path | str, calibration: Path | str, out_dir: Pa
                                                        max_float_fraction, smooth_alpha, opts, say,
                                                        keep_float, outlier_ratio)
             int8[role] = OrtEngine(models[role], opts)
-        unmatched = [p for p in keep_float
-                     if not any(fnmatch.fnmatchcase(n, p) for r in roles.values() for n in r["kept_float"])]
+        kept = [n for r in roles.values() for n in r["kept_float"]]
+        unmatched = [p for p in keep_float if not matching_nodes(kept, [p])]
         if unmatched:
             raise QuantizationError(f"{src.path}: keep_float pattern(s) {unmatched} match no quantisable "
                                     f"node of {list(kind.roles)}; no bundle was written")
