@@ -167,15 +167,15 @@ def bench_minilm(work: Path, rounds: int, threads: int) -> dict[str, Any]:
     opts = EngineOptions(threads=threads)
     held = prose[PROSE_CALIB:PROSE_CALIB + PROSE_HELD]
     evals, source = minilm_eval_sets()
-    sets = {"prose, held out (whole sentences)": held,
-            "prose, held out (mixture)": stdlib_prose.mixture(held, seed=2),
-            "prose, held out (mixture, all noisy)": stdlib_prose.noisy(stdlib_prose.mixture(held, seed=2),
-                                                                        seed=4, share=1.0), **evals}
+    held_mix = stdlib_prose.mixture(held, seed=2)
+    sets = {"prose, held out (whole sentences)": held, "prose, held out (mixture)": held_mix,
+            "prose, held out (mixture, all noisy)": stdlib_prose.noisy(held_mix, seed=4, share=1.0), **evals}
+    reference = TextEncoder(fp32, opts)
     encoders = {"int8": TextEncoder(int8, opts), "int8, no outlier split": TextEncoder(plain, opts),
                 "dynamic": TextEncoder(fp32, engine=OrtEngine(dyn, opts))}
     accuracy: dict[str, Any] = {"evaluation_source": source, "sets": {}}
     for name, texts in sets.items():
-        ref = TextEncoder(fp32, opts).encode(texts)
+        ref = reference.encode(texts)
         row: dict[str, Any] = {"texts": len(texts)}
         for label, enc in encoders.items():
             c = cosines(ref, enc.encode(texts))
