@@ -17,6 +17,7 @@ import sys
 from typing import Any
 
 from edgevl.errors import EdgevlError
+from edgevl.safeio import term_safe
 
 #: every top-level command: (name, module in edgevl.cli, is a group of subcommands, short help),
 #: in the order typer lists them (plain commands in module order, then groups)
@@ -125,20 +126,50 @@ def main(argv: list[str] | None = None) -> int:
         ctx: Any = getattr(e, "ctx", None)
         usage = ctx is not None and isinstance(e, cx.UsageError)
         hint = f" (see '{ctx.command_path} --help')" if usage else ""
-        print(f"edgevl: error: {_one_line(e.format_message())}{hint}", file=sys.stderr)
+        print(f"edgevl: error: {term_safe(_one_line(e.format_message()))}{hint}", file=sys.stderr)
         return int(e.exit_code)
     except EdgevlError as e:
-        print(f"edgevl: error: {_one_line(str(e))}", file=sys.stderr)
+        print(f"edgevl: error: {term_safe(_one_line(str(e)))}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # `edgevl ocr … | head`: the reader left; not an error of ours
+        _silence_stdout()
+        return 0
+    except OSError as e:  # stdout on a full disk or /dev/full, a write the OS refused
+        print(f"edgevl: error: cannot write the output ({e.strerror or e})", file=sys.stderr)
         return 2
     except Exception as e:  # typer.Abort (typer is imported lazily): Ctrl-D at a prompt
         if type(e).__name__ != "Abort":
             raise
         print("edgevl: aborted", file=sys.stderr)
         return 1
+    try:
+        sys.stdout.flush()  # a full stdout fails here, while the error can still be one line
+    except BrokenPipeError:
+        _silence_stdout()
+    except OSError as e:
+        _silence_stdout()
+        print(f"edgevl: error: cannot write the output ({e.strerror or e})", file=sys.stderr)
+        return 2
     return rv if isinstance(rv, int) else 0
 
 
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail a second time."""
+    import os
+
+    try:
+        fd = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(fd, sys.stdout.fileno())
+        os.close(fd)
+    except (OSError, ValueError):
+        pass
+
+
 def run() -> None:
+    import signal
+
+    if hasattr(signal, "SIGXFSZ"):  # a file-size limit: the write fails with EFBIG (one line), not a kill
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     sys.exit(main())
 
 
