@@ -193,7 +193,7 @@ def atomic_output(path: str | os.PathLike[str], what: str, *, mode: str = "w",
     p = check_output(path, what, inputs)
     binary = "b" in mode
     try:
-        fd, tmp = tempfile.mkstemp(dir=p.parent if str(p.parent) else ".", prefix=f".{p.name}.", suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
     except OSError as e:
         raise InputError(f"{p}: cannot write the {what} ({_reason(e)})") from None
     ok = False

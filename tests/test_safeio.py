@@ -112,7 +112,8 @@ def test_check_output_read_only_folder(tmp_path: Path) -> None:  # pragma: no co
 
 def test_csv_cell_and_term_safe() -> None:
     assert csv_cell("=HYPERLINK(\"x\")") == "'=HYPERLINK(\"x\")"
-    assert [csv_cell(s) for s in ("+1", "-2", "@a", "\tx", "ok", "a=b")] == ["'+1", "'-2", "'@a", "'\tx", "ok", "a=b"]
+    cells = [csv_cell(s) for s in ("+1", "-2", "@a", "\tx", "ok", "a=b")]
+    assert cells == ["'+1", "'-2", "'@a", "'\tx", "ok", "a=b"]
     assert csv_cell(-2.5) == -2.5
     assert term_safe("a\x1b[31mred\x07\n\x9b") == "a\\x1b[31mred\\x07\\x0a\\x9b"
     assert term_safe("a\tb", keep_tab=True) == "a\tb"
