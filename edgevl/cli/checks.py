@@ -7,10 +7,16 @@ it unchanged or raises :class:`typer.BadParameter`, which the CLI prints as ``ed
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from typing import TypeVar
+import os
+import stat
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
 
 import typer
+
+from edgevl.errors import EdgevlError, InputError
 
 N = TypeVar("N", int, float)
 
@@ -44,3 +50,98 @@ def plain_field(text: str) -> str:
     and tab are escaped as ``\\\\``, ``\\n``, ``\\r``, ``\\t``, so one input is always one line and
     the fields can be split on tabs and unescaped unambiguously."""
     return text.translate(_ESCAPES)
+
+
+#: the one cap on ``--threads`` (intra-op threads) of every command
+MAX_THREADS = 1024
+
+
+def flag(*names: str, help: str) -> bool:
+    """A boolean flag (``--json``): no ``<bool>`` type column in the help, as a flag takes no value."""
+    result: bool = typer.Option(False, *names, metavar="", help=help)
+    return result
+
+
+def threads_option(help: str = "intra-op threads (0 = runtime default)") -> int:
+    """``--threads N``: 0 (the runtime's default) to :data:`MAX_THREADS`, the same bound everywhere."""
+    result: int = typer.Option(0, "--threads", callback=number_in(0, MAX_THREADS), help=help)
+    return result
+
+
+def check_outputs(outputs: Sequence[tuple[Path | None, str]], inputs: Sequence[Path | str]) -> None:
+    """Every output a command will write, checked before any work (safeio.check_output): never one of
+    ``inputs``, never a directory or device, its folder exists and is writable; two outputs never
+    share a path."""
+    from edgevl.safeio import check_output
+
+    seen: dict[str, str] = {}
+    for path, what in outputs:
+        if path is None:
+            continue
+        check_output(path, what, inputs)
+        key = os.path.abspath(path)
+        if key in seen:
+            raise InputError(f"{path}: used for both the {seen[key]} and the {what}")
+        seen[key] = what
+
+
+def check_cache_dir(path: Path | None, what: str = "--cache-dir") -> None:
+    """A cache folder the user named: absent (it is made), or a writable directory."""
+    if path is None:
+        return
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        parent = next((p for p in Path(os.path.abspath(path)).parents if p.exists()), Path("/"))
+        if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+            raise InputError(f"{path}: cannot create the {what} folder ({parent} is not a writable folder)"
+                             ) from None
+        return
+    except OSError as e:
+        raise InputError(f"{path}: cannot use it as the {what} ({e.strerror or e})") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise InputError(f"{path}: the {what} must be a folder, this is a file")
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise InputError(f"{path}: the {what} folder is not writable")
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+
+
+def check_image_name(path: Path | None, option: str) -> None:
+    """An output picture's name must end in a suffix OpenCV can encode (checked before any work)."""
+    if path is not None and path.suffix.lower() not in IMAGE_SUFFIXES:
+        raise InputError(f"{path}: {option} expects an image file name ending in .png, .jpg, .bmp or .webp")
+
+
+def write_image(path: Path, image: Any, what: str, inputs: Sequence[Path | str] = ()) -> None:
+    """Encode ``image`` (BGR) by ``path``'s suffix (JPEG quality 90) and write it atomically."""
+    import cv2
+
+    from edgevl.safeio import write_bytes_atomic
+
+    suffix = path.suffix.lower()
+    params = [cv2.IMWRITE_JPEG_QUALITY, 90] if suffix in (".jpg", ".jpeg") else []
+    ok, buf = cv2.imencode(suffix, image, params)
+    if not ok:
+        raise InputError(f"{path}: cannot encode the {what} as {suffix}")
+    write_bytes_atomic(path, buf.tobytes(), what, inputs=inputs)
+
+
+class BatchErrors:
+    """The bad inputs of a batch command: each reported at once as one ``edgevl: error:`` line on
+    stderr while the good ones go on; :meth:`finish` then exits with code 2 if any failed."""
+
+    def __init__(self) -> None:
+        self.failed = 0
+
+    def report(self, e: EdgevlError) -> None:
+        from edgevl.safeio import term_safe
+
+        text = " ".join(part.strip() for part in str(e).splitlines() if part.strip())
+        print(f"edgevl: error: {term_safe(text)}", file=sys.stderr, flush=True)
+        self.failed += 1
+
+    def finish(self) -> None:
+        if self.failed:
+            raise typer.Exit(2)
