@@ -70,14 +70,21 @@ def threads_option(help: str = "intra-op threads (0 = runtime default)") -> int:
 
 def check_outputs(outputs: Sequence[tuple[Path | None, str]], inputs: Sequence[Path | str]) -> None:
     """Every output a command will write, checked before any work (safeio.check_output): never one of
-    ``inputs``, never a directory or device, its folder exists and is writable; two outputs never
-    share a path."""
+    ``inputs``, never a directory or device, its folder writable; two outputs never share a path. A
+    missing folder is made when its nearest existing parent is a writable folder."""
     from edgevl.safeio import check_output
 
     seen: dict[str, str] = {}
     for path, what in outputs:
         if path is None:
             continue
+        parent = Path(os.path.abspath(path)).parent
+        if not parent.exists():
+            check_cache_dir(parent, f"{what}'s")
+            try:
+                parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise InputError(f"{path}: cannot make the {what}'s folder ({e.strerror or e})") from None
         check_output(path, what, inputs)
         key = os.path.abspath(path)
         if key in seen:
