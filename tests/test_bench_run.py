@@ -228,7 +228,7 @@ def test_schema_round_trip_and_rejections(tiny: Bundle, tmp_path: Path) -> None:
             validate(bad)
         assert i >= 0
     (tmp_path / "junk.json").write_text("{")
-    with pytest.raises(InputError, match="does not parse"):
+    with pytest.raises(InputError, match="not valid JSON"):
         load_run(tmp_path / "junk.json")
 
 

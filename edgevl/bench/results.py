@@ -249,9 +249,11 @@ def load_run(path: Path | str) -> BenchRun:
 
 
 def write_run(run: BenchRun, path: Path | str) -> Path:
+    """Write the result file whole or not at all (:func:`edgevl.safeio.write_text_atomic`)."""
+    from edgevl.safeio import write_text_atomic
+
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     doc = run.to_dict()
     validate(doc, str(p))
-    p.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
-    return p
+    return write_text_atomic(p, json.dumps(doc, indent=1) + "\n", "result file")

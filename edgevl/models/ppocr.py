@@ -422,7 +422,8 @@ def _announce(base: Path, model: OcrModel) -> None:
     key = (str(base), model.name)
     if BUILD_NOTICE is not None and key not in _announced:
         _announced.add(key)
-        BUILD_NOTICE(f"building the {model.name} bundles once under {base} (about 10 s; later runs load them)")
+        BUILD_NOTICE(f"building the {model.name} bundles once under {base} (about 10 s; later runs load "
+                     "them)")
 
 
 def ensure_bundle(role: str, model: str | None = None, root: Path | str | None = None) -> Bundle:
