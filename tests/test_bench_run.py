@@ -237,21 +237,21 @@ def test_cli_json_compare_and_plot(tiny: Bundle, tmp_path: Path, capsys: pytest.
     png = tmp_path / "p.png"
     md = tmp_path / "a.md"
     args = [str(tiny.path), "--batch", "1,2", "--iters", "4", "--warmup", "1"]
-    assert main(["bench", *args, "--json", str(a), "--plot", str(png), "--md", str(md)]) == 0
-    assert main(["bench", "run", *args, "--json", str(b)]) == 0
+    assert main(["bench", *args, "--out", str(a), "--plot", str(png), "--md", str(md)]) == 0
+    assert main(["bench", "run", *args, "-o", str(b)]) == 0
     assert load_run(b).command == "edgevl bench " + " ".join(args[:1]) + " --backend ort-cpu --batch 1,2 " \
         "--threads 0 --warmup 1 --iters 4"
     ra = load_run(a)
     assert [(r.batch, r.status) for r in ra.results] == [(1, "ok"), (2, "ok")]
     assert png.stat().st_size > 1000 and png.read_bytes()[:4] == b"\x89PNG"
-    assert "| tiny/model | ort-cpu | fp32 | 2 |" in md.read_text()
+    assert "| tiny/model | ort-cpu | fp32 | 2 | 2×16 |" in md.read_text()  # the input shape: batch × 16 (_model)
     capsys.readouterr()
     assert main(["bench", "compare", str(a), str(b), "--json"]) == 0
     rep = json.loads(capsys.readouterr().out)
     assert [r["batch"] for r in rep["rows"]] == [1, 2] and all("within_noise" in r for r in rep["rows"])
     assert main(["bench", "compare", str(a), str(b), "--more-a", str(b), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["files"] == [2, 1]
-    assert main(["bench", *args, "--json", "-"]) == 0
+    assert main(["bench", *args, "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     validate(doc)
 
@@ -294,12 +294,12 @@ def test_task_mode_stages(tmp_path: Path) -> None:
 def test_plot_series_groups_by_backend_and_precision(tiny: Bundle) -> None:
     run = bench_bundles([tiny.path], BenchSettings(batches=(1, 2), iters=2, warmup=0))
     s = series(run.results)
-    assert list(s) == ["tiny (test / model)"]
-    assert [p[0] for p in s["tiny (test / model)"]["ort-cpu fp32"]] == [1, 2]
+    assert list(s) == ["tiny (test / model), input B×16"]  # the panel names the input shape (batch × 16)
+    assert [p[0] for p in s["tiny (test / model), input B×16"]["ort-cpu fp32"]] == [1, 2]
     int8 = [dataclasses.replace(r, bundle="tiny-int8", precision="int8") for r in run.results]
     both = series([*run.results, *int8])
-    assert list(both) == ["test / model"]  # one panel, fp32 and int8 side by side
-    assert sorted(both["test / model"]) == ["tiny ort-cpu fp32", "tiny-int8 ort-cpu int8"]
+    assert list(both) == ["test / model, input B×16"]  # one panel, fp32 and int8 side by side
+    assert sorted(both["test / model, input B×16"]) == ["tiny ort-cpu fp32", "tiny-int8 ort-cpu int8"]
 
 
 def test_images_preprocessed_like_the_ocr_tasks(tiny: Bundle, tmp_path: Path) -> None:
@@ -359,7 +359,7 @@ def test_cli_ctrl_c_writes_partial_json(tiny: Bundle, tmp_path: Path,
     monkeypatch.setattr(OrtEngine, "run", run)
     out = tmp_path / "partial.json"
     code = main(["bench", str(tiny.path), "--batch", "1,2", "--iters", "3", "--warmup", "1",
-                 "--json", str(out)])
+                 "--out", str(out)])
     assert code == 130
     r = load_run(out)
     assert r.interrupted and [(x.batch, x.status) for x in r.results] == [(1, "ok")]
