@@ -48,8 +48,12 @@ _ESCAPES = str.maketrans({"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"})
 def plain_field(text: str) -> str:
     """One field of the plain (tab-separated, one line per input) output: backslash, newline, CR
     and tab are escaped as ``\\\\``, ``\\n``, ``\\r``, ``\\t``, so one input is always one line and
-    the fields can be split on tabs and unescaped unambiguously."""
-    return text.translate(_ESCAPES)
+    the fields can be split on tabs and unescaped unambiguously. Every other control character
+    (ESC, BEL, C1...) is written ``\\xNN`` (:func:`edgevl.safeio.term_safe`): nothing an input holds
+    can drive the terminal."""
+    from edgevl.safeio import term_safe
+
+    return term_safe(text.translate(_ESCAPES))
 
 
 #: the one cap on ``--threads`` (intra-op threads) of every command
