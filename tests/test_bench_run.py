@@ -244,7 +244,7 @@ def test_cli_json_compare_and_plot(tiny: Bundle, tmp_path: Path, capsys: pytest.
     ra = load_run(a)
     assert [(r.batch, r.status) for r in ra.results] == [(1, "ok"), (2, "ok")]
     assert png.stat().st_size > 1000 and png.read_bytes()[:4] == b"\x89PNG"
-    assert "| tiny/model | ort-cpu | fp32 | 2 | 2×16 |" in md.read_text()  # the input shape: batch × 16 (_model)
+    assert "| tiny/model | ort-cpu | fp32 | 2 | 2×16 |" in md.read_text()  # input shape: batch × 16
     capsys.readouterr()
     assert main(["bench", "compare", str(a), str(b), "--json"]) == 0
     rep = json.loads(capsys.readouterr().out)

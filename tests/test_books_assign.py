@@ -122,7 +122,7 @@ def test_sparse_assignment_reaches_the_dense_optimum() -> None:
             assert sum(x == c for x in sparse) <= cap[c]
         assert all(x is None or np.isfinite(s[i, x]) for i, x in enumerate(sparse))
 
-        def tot(out: list[int | None]) -> float:
+        def tot(out: list[int | None], s: np.ndarray = s, rej: np.ndarray = rej) -> float:
             return sum(float(rej[i]) if c is None else float(s[i, c]) for i, c in enumerate(out))
 
         assert tot(sparse) == pytest.approx(tot(dense), abs=1e-9)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -207,15 +208,14 @@ def match_books_cmd(
     results: list[ShelfResult] = []
     errors = BatchErrors()
     err = Console(stderr=True)
-    with Progress(console=err, transient=True, disable=len(photos) < 2) as progress:
+    live = len(photos) > 1 and sys.stderr.isatty()  # a progress bar on a terminal only: logs stay clean
+    with Progress(console=err, transient=True, disable=not live) as progress:
         task = progress.add_task("matching shelves", total=len(photos))
         for photo, out in zip(photos, draws, strict=True):
             try:
                 image = read_image(photo)  # one decoded photo in memory at a time
             except ImageError as e:
-                progress.stop()
-                errors.report(e)
-                progress.start()
+                errors.report(e, progress.console if live else None)
                 progress.advance(task)
                 continue
             res = shelf(image)

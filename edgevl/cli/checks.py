@@ -146,11 +146,18 @@ class BatchErrors:
     def __init__(self) -> None:
         self.failed = 0
 
-    def report(self, e: EdgevlError) -> None:
+    def report(self, e: EdgevlError, console: Any = None) -> None:
+        """One line on stderr (through ``console``, a rich Console, while its progress bar is live)."""
         from edgevl.safeio import term_safe
 
         text = " ".join(part.strip() for part in str(e).splitlines() if part.strip())
-        print(f"edgevl: error: {term_safe(text)}", file=sys.stderr, flush=True)
+        line = f"edgevl: error: {term_safe(text)}"
+        if console is not None:
+            from rich.text import Text
+
+            console.print(Text(line), soft_wrap=True)
+        else:
+            print(line, file=sys.stderr, flush=True)
         self.failed += 1
 
     def finish(self) -> None:
