@@ -9,7 +9,6 @@ ranges (a bare ONNX, never a schema-2 bundle) use :data:`edgevl.manifest.GENERIC
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import numpy as np
 
 from edgevl.backends import Array
 from edgevl.bundle import Bundle, TensorSpec
-from edgevl.errors import BundleError, InputError
+from edgevl.errors import EdgevlError, InputError
 from edgevl.manifest import GENERIC_RANGES, EncoderConfig, TokenizerSpec
 from edgevl.manifest import dim_role as _dim_role
 
@@ -88,11 +87,14 @@ def vocab_size(bundle: Bundle | None) -> int:
     if "tokenizer" not in cfg:
         return DEFAULT_VOCAB
     try:
-        data = json.loads(bundle.file(TokenizerSpec.from_manifest(cfg).tokenizer).read_text(encoding="utf-8"))
+        from edgevl.safeio import read_json_file
+
+        data = read_json_file(bundle.file(TokenizerSpec.from_manifest(cfg).tokenizer), "tokenizer",
+                              max_bytes=256 << 20)  # bounded: a FIFO or a huge file is refused
         vocab = data.get("model", {}).get("vocab")
         if isinstance(vocab, (dict, list)) and vocab:
             return len(vocab)
-    except (OSError, ValueError, AttributeError, BundleError):
+    except (OSError, ValueError, AttributeError, EdgevlError):
         pass
     return DEFAULT_VOCAB
 
