@@ -110,9 +110,7 @@ def quantize(
     samples = family.samples if samples is None else samples
     holdout = family.holdout if holdout is None else holdout
     outlier_ratio = family.outlier_ratio if outlier_ratio is None else outlier_ratio
-    if not as_json:
-        typer.echo(f"task {task}: --samples {samples} --holdout {holdout} --outlier-ratio {outlier_ratio:g}",
-                   err=True)
+    used = f"--samples {samples} --holdout {holdout} --outlier-ratio {outlier_ratio:g}"
     b = quantize_bundle(bundle, calibration, out, method=method, samples=samples, holdout=holdout,
                         guard=guard, smooth_alpha=smooth_alpha or None, max_float_fraction=max_float,
                         outlier_ratio=outlier_ratio or None, keep_float=tuple(keep_float), log=log)
@@ -121,4 +119,4 @@ def quantize(
         emit_json({"bundle": str(b.path), "precision": b.manifest.precision, "quantization": report})
         return
     typer.echo(format_report(report))
-    typer.echo(f"wrote {b.path} (int8)")
+    typer.echo(f"wrote {b.path} (int8; {used}, unset ones by the {task} defaults)")
