@@ -222,7 +222,8 @@ def match_books_cmd(
             res = ShelfResult(str(photo), res.spines, res.n_lines, res.seconds)
             results.append(res)
             if out is not None:
-                write_image(out, draw_spines(image, res.spines, draw_max_side), "--draw picture", inputs)
+                write_image(out, draw_spines(image, res.spines, draw_max_side), "--draw picture", inputs,
+                            jpeg_quality=85)
             del image
             progress.advance(task)
     if csv_out is not None:

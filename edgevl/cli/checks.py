@@ -125,14 +125,15 @@ def check_image_name(path: Path | None, option: str) -> None:
         raise InputError(f"{path}: {option} expects an image file name ending in .png, .jpg, .bmp or .webp")
 
 
-def write_image(path: Path, image: Any, what: str, inputs: Sequence[Path | str] = ()) -> None:
-    """Encode ``image`` (BGR) by ``path``'s suffix (JPEG quality 90) and write it atomically."""
+def write_image(path: Path, image: Any, what: str, inputs: Sequence[Path | str] = (), *,
+                jpeg_quality: int = 90) -> None:
+    """Encode ``image`` (BGR) by ``path``'s suffix and write it atomically."""
     import cv2
 
     from edgevl.safeio import write_bytes_atomic
 
     suffix = path.suffix.lower()
-    params = [cv2.IMWRITE_JPEG_QUALITY, 90] if suffix in (".jpg", ".jpeg") else []
+    params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality] if suffix in (".jpg", ".jpeg") else []
     ok, buf = cv2.imencode(suffix, image, params)
     if not ok:
         raise InputError(f"{path}: cannot encode the {what} as {suffix}")

@@ -84,8 +84,8 @@ def ocr(
         raise InputError("--draw needs photos; it cannot be used with --crops")
     check_image_name(draw, "--draw")
     if vertical not in (("auto", "both", "none") if crops else ("auto", "both")):
-        raise InputError(f"--vertical must be 'auto' or 'both'{' or none' if crops else ' for photos'}, "
-                         f"got {vertical!r}")
+        allowed = "'auto', 'both' or 'none' with --crops" if crops else "'auto' or 'both' for photos"
+        raise InputError(f"--vertical must be {allowed}, got {vertical!r}")
     name = ocr_model(model).name  # an unknown model fails before any image is read
     draws = [None if draw is None else _draw_path(draw, i, len(images)) for i in range(len(images))]
     check_outputs([(d, "--draw picture") for d in draws], images)
