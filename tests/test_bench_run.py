@@ -383,3 +383,32 @@ def test_clip_images_use_the_encoders_preprocessing(tiny: Bundle, tmp_path: Path
     x = feed["pixel_values"]
     assert x.shape == (3, 3, 32, 32) and x.dtype == np.float32
     assert x[1].mean() == pytest.approx((30 / 255 - 0.5) / 0.25, abs=1e-3)  # photo 1 is flat grey 30
+
+
+def test_npz_inputs_are_sized_from_their_headers_before_loading(tmp_path: Path) -> None:
+    """A small, highly compressed .npz that declares a huge array is refused before decompression."""
+    from edgevl.bench.inputs import npz_declared_bytes
+
+    ok = tmp_path / "ok.npz"
+    np.savez(ok, x=np.zeros((4, 16), np.float32))
+    assert npz_declared_bytes(ok) == 4 * 16 * 4
+    bomb = tmp_path / "bomb.npz"
+    np.savez_compressed(bomb, x=np.zeros((64, 1024, 1024), np.uint8))  # 64 MiB of zeros, a few KiB on disk
+    assert bomb.stat().st_size < 1 << 20 and npz_declared_bytes(bomb) == 64 << 20
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    with pytest.raises(InputError, match=r"not a readable \.npz"):
+        npz_declared_bytes(tmp_path / "junk.npz")
+
+
+def test_npz_over_the_memory_limit_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import edgevl.bench.memory as memory
+    from edgevl.bench.inputs import _npz_feeds
+
+    bomb = tmp_path / "bomb.npz"
+    np.savez_compressed(bomb, x=np.zeros((8, 1024, 1024), np.uint8))
+    monkeypatch.setattr(memory, "default_limit", lambda: 1 << 20)
+    with pytest.raises(InputError, match=r"declare 8 MiB, over the 1 MiB"):
+        _npz_feeds(bomb, [])
+    monkeypatch.setattr(memory, "default_limit", lambda: 1 << 30)
+    with pytest.raises(InputError, match=r"do not match the model inputs"):  # loaded, then checked
+        _npz_feeds(bomb, [])
