@@ -5,10 +5,10 @@ once (one copy per node, mapped read-only by every actor on it).
 Starting Ray safely (:func:`start_ray`): ``ray.init`` runs from an empty temporary folder (Ray puts
 the driver's working folder first on every worker's ``sys.path``, so a folder named ``edgevl`` there
 would shadow the installed package); a ``host:port`` or ``ray://`` address is probed with a bounded
-TCP connect first (Ray itself retries for minutes); a local Ray started by edgevl sets
-``RAY_AUTH_MODE=token`` explicitly (Ray's default, which it otherwise announces with a warning on
-every run) and gets a guardian process (:mod:`edgevl.library.reaper`) that ends all of that Ray's
-processes if the driver is killed.
+TCP connect first (Ray itself retries for minutes); Ray's notice that a new local Ray uses token
+authentication (its default, announced as a warning on every run) is filtered out of its log, and
+a local Ray started by edgevl gets a guardian process (:mod:`edgevl.library.reaper`) that ends
+all of that Ray's processes if the driver is killed.
 """
 
 from __future__ import annotations
@@ -85,9 +85,10 @@ def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
         with socket.create_connection(hp, timeout=timeout):
             pass
     except OSError as e:
-        why = "timed out" if isinstance(e, TimeoutError) else (e.strerror or type(e).__name__)
-        raise BackendError(f"cannot reach the Ray cluster at {address} ({why} within {timeout:g} s); "
-                           "start it (ray start --head) or check the address") from None
+        why = (f"no answer within {timeout:g} s" if isinstance(e, TimeoutError)
+               else (e.strerror or type(e).__name__))
+        raise BackendError(f"cannot reach the Ray cluster at {address} ({why}); start it (ray start --head) "
+                           "or check the address") from None
 
 
 @contextlib.contextmanager
@@ -100,6 +101,25 @@ def _neutral_cwd() -> Iterator[None]:
             yield
         finally:
             os.chdir(here)
+
+
+class _TokenNotice(logging.Filter):
+    """Drops Ray's notice that a new local Ray uses token authentication (its secure default,
+    printed on every run); its warning that authentication is *disabled* still shows."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Token authentication is enabled")
+
+
+@contextlib.contextmanager
+def _quiet_token_notice() -> Iterator[None]:
+    log = logging.getLogger("ray._private.authentication.authentication_token_setup")
+    notice = _TokenNotice()
+    log.addFilter(notice)
+    try:
+        yield
+    finally:
+        log.removeFilter(notice)
 
 
 class RaySession:
@@ -118,12 +138,10 @@ class RaySession:
         if ray.is_initialized():
             return
         local = self.address is None
-        if local:
-            os.environ.setdefault("RAY_AUTH_MODE", "token")  # Ray's default for a new local Ray, said quietly
-        else:
+        if not local:
             check_reachable(self.address or "")
         try:
-            with _neutral_cwd():
+            with _neutral_cwd(), _quiet_token_notice():
                 ray.init(address=self.address, logging_level=logging.WARNING, include_dashboard=False,
                          log_to_driver=False)
         except (ConnectionError, RuntimeError, ValueError, TimeoutError, OSError) as e:

@@ -110,6 +110,10 @@ def run_library(photos: Sequence[str], cfg: RunConfig,
     from edgevl.models.ppocr import ocr_model
 
     check_config(cfg)
+    if cfg.ray and cfg.ray_address:
+        from edgevl.library.ray_runner import check_reachable
+
+        check_reachable(cfg.ray_address)  # before the results folder is made
     model = ocr_model(cfg.model).name  # an unknown model fails before anything is written
     cat = load_catalogue(cfg.catalogue, cfg.columns)
     store = ResultStore(cfg.out)
