@@ -38,7 +38,7 @@ def _stat(pid: int) -> tuple[int, int] | None:
     return int(rest[1]), int(rest[19])
 
 
-def _table() -> dict[int, tuple[int, int]]:
+def process_table() -> dict[int, tuple[int, int]]:
     out: dict[int, tuple[int, int]] = {}
     for name in os.listdir("/proc"):
         if name.isdigit():
@@ -84,7 +84,7 @@ def main(argv: list[str]) -> int:
     known: dict[int, int] = {}
     fd = sys.stdin.fileno()
     while True:
-        found = descendants({driver}, _table())
+        found = descendants({driver}, process_table())
         found.pop(me, None)
         known.update(found)
         ready, _, _ = select.select([fd], [], [], POLL_S)
@@ -96,7 +96,7 @@ def main(argv: list[str]) -> int:
             if not chunk:
                 break  # the driver closed the pipe or died
     # the re-parented children of what we knew (spawned between two polls) go too
-    known.update(descendants(set(_alive(known)), _table()))
+    known.update(descendants(set(_alive(known)), process_table()))
     known.pop(me, None)
     _signal_all(known, signal.SIGTERM)
     deadline = time.monotonic() + GRACE_S

@@ -38,7 +38,7 @@ from typing import IO, Any
 
 from edgevl.errors import InputError
 from edgevl.library.records import COLUMNS, Counts, table_rows
-from edgevl.safeio import atomic_output, csv_cell, parse_json, read_json_file, write_text_atomic
+from edgevl.safeio import atomic_output, check_output, csv_cell, parse_json, read_json_file, write_text_atomic
 
 LOG = "photos.jsonl"
 RUN = "run.json"
@@ -351,6 +351,8 @@ class ResultStore:
     def open(self, settings: dict[str, Any]) -> tuple[set[str], Counts]:
         self._take_lock()
         try:
+            for table in (CSV, PARQUET):  # a table that cannot be written fails now, not after the run
+                check_output(self.out / table, "results table")
             fd = open_log(self.log, write=True)
         except BaseException:
             self.close()
