@@ -62,6 +62,9 @@ class SignalGuard:
             raise RunInterrupted(signum)
 
 
+_ACTIVE: list[tuple[SignalGuard, tuple[int, ...]]] = []  # the guard in force and the signals it took
+
+
 @contextlib.contextmanager
 def interrupts() -> Iterator[SignalGuard]:
     """Install :class:`SignalGuard`'s handler for SIGTERM, SIGINT and SIGHUP (main thread only;
@@ -71,14 +74,25 @@ def interrupts() -> Iterator[SignalGuard]:
         yield guard
         return
     old = {s: signal.getsignal(s) for s in SIGNALS}
-    for s in SIGNALS:
-        if old[s] is not signal.SIG_IGN:  # a run started with SIGHUP ignored (nohup) keeps it so
-            signal.signal(s, guard._handler)
+    taken = tuple(s for s in SIGNALS if old[s] is not signal.SIG_IGN)  # nohup's ignored SIGHUP stays so
+    for s in taken:
+        signal.signal(s, guard._handler)
+    _ACTIVE.append((guard, taken))
     try:
         yield guard
     finally:
+        _ACTIVE.pop()
         for s, h in old.items():
             signal.signal(s, h if h is not None else signal.SIG_DFL)
+
+
+def reclaim_signals() -> None:
+    """Put the active guard's handlers back after a library replaced them (``ray.init`` installs
+    its own SIGTERM handler, which dumps a stack and exits without any clean-up)."""
+    if _ACTIVE and threading.current_thread() is threading.main_thread():
+        guard, taken = _ACTIVE[-1]
+        for s in taken:
+            signal.signal(s, guard._handler)
 
 
 def _set_pdeathsig(signum: int) -> bool:

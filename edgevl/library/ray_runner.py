@@ -26,6 +26,7 @@ from typing import Any
 
 from edgevl.books.index import CatalogueIndex, index_arrays, index_from_arrays, index_meta
 from edgevl.errors import BackendError, InputError
+from edgevl.library.lifecycle import reclaim_signals
 from edgevl.library.records import error_record
 from edgevl.library.worker import ShelfWorker, WorkerOptions
 from edgevl.vision.io import MAX_FILE_BYTES
@@ -149,6 +150,7 @@ class RaySession:
             why = f"{type(e).__name__}: {first}" if first else type(e).__name__
             raise BackendError(f"cannot start or reach Ray ({why})") from None
         self.started = True
+        reclaim_signals()  # Ray's own SIGTERM handler would exit without ending anything
         if local:
             self.guardian = subprocess.Popen(
                 [sys.executable, "-I", str(Path(__file__).with_name("reaper.py")), str(os.getpid())],
