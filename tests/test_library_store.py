@@ -262,6 +262,27 @@ def test_a_valid_json_line_that_is_no_record_does_not_count_and_is_reported(tmp_
     assert [r["photo"] for r in read_log(log)] == ["/p/a.jpg", "/p/c.jpg", "/p/x.jpg"]
 
 
+def test_many_damaged_lines_are_counted_and_a_few_kept(tmp_path: Path) -> None:
+    log = tmp_path / "photos.jsonl"
+    write_log(log, [*(["{}"] * 500), json.dumps(error_record("/b", "e"))])
+    report = LogReport()
+    assert [r["photo"] for r in read_log(log, report)] == ["/b"]
+    assert report.n_damaged == 500 and len(report.damaged) == report.keep
+    assert (report.summary(log) or "").count("500 line(s)") == 1
+
+
+def test_temporaries_of_a_killed_table_write_are_removed_on_open(tmp_path: Path) -> None:
+    stale = [tmp_path / n for n in (".results.csv.abc123.tmp", ".results.parquet.tmp", ".run.json.x.tmp")]
+    for p in stale:
+        p.write_text("half")
+    keep = tmp_path / ".notes.tmp"
+    keep.write_text("not ours")
+    store = ResultStore(tmp_path)
+    store.open({"catalogue_sha256": "abc"})
+    store.close()
+    assert not any(p.exists() for p in stale) and keep.exists()
+
+
 def test_an_over_long_line_is_damage_not_a_memory_blow_up(tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     from edgevl.library import store as store_mod

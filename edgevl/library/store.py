@@ -162,17 +162,25 @@ def encode_record(rec: dict[str, Any]) -> bytes:
 
 @dataclass
 class LogReport:
-    """What reading a log skipped: damaged lines (line number, why) and duplicated photos."""
+    """What reading a log skipped: how many damaged lines (and the first few: line number, why)
+    and how many duplicated records."""
 
     damaged: list[tuple[int, str]] = field(default_factory=list)
+    n_damaged: int = 0
     duplicates: int = 0
+    keep: int = 20
+
+    def add_damage(self, line: int, why: str) -> None:
+        self.n_damaged += 1
+        if len(self.damaged) < self.keep:
+            self.damaged.append((line, why))
 
     def summary(self, log: Path) -> str | None:
         """One line for the user, or None when nothing was skipped."""
         parts = []
         if self.damaged:
             line, why = self.damaged[0]
-            parts.append(f"{len(self.damaged)} line(s) that are not valid records were skipped and "
+            parts.append(f"{self.n_damaged} line(s) that are not valid records were skipped and "
                          f"their photos are done again (line {line}: {why})")
         if self.duplicates:
             parts.append(f"{self.duplicates} duplicated record(s) were skipped (the first one counts)")
@@ -241,7 +249,7 @@ def _iter_records(f: IO[bytes], where: Path, report: LogReport | None) -> Iterat
                 why, rec = ("not UTF-8" if isinstance(e, UnicodeDecodeError) else "not valid JSON"), None
         if why is not None or rec is None:
             if report is not None and (line is None or line.strip()):  # a blank line is no damage
-                report.damaged.append((n, why or "not a record"))
+                report.add_damage(n, why or "not a record")
             continue
         key = record_key(rec)
         if key in seen:
@@ -348,8 +356,18 @@ class ResultStore:
                 return
         write_text_atomic(run, json.dumps(settings, indent=2, ensure_ascii=False), "run settings")
 
+    def _remove_stale_temporaries(self) -> None:
+        """Temporary files of a run killed while writing run.json or a table (ours, by their names:
+        see :func:`edgevl.safeio.atomic_output`; we hold the lock)."""
+        for name in (RUN, CSV, PARQUET):
+            for tmp in [*self.out.glob(f".{name}.*.tmp"), self.out / f".{name}.tmp"]:
+                with contextlib.suppress(OSError):
+                    if tmp.is_file() and not tmp.is_symlink():
+                        tmp.unlink()
+
     def open(self, settings: dict[str, Any]) -> tuple[set[str], Counts]:
         self._take_lock()
+        self._remove_stale_temporaries()
         try:
             for table in (CSV, PARQUET):  # a table that cannot be written fails now, not after the run
                 check_output(self.out / table, "results table")
