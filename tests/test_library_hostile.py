@@ -191,6 +191,28 @@ def ray_unreachable(ws: Ws) -> list[str]:
     return ws.argv("--ray", "127.0.0.1:9")
 
 
+def ray_address_of_another_service(ws: Ws) -> list[str]:
+    """A listening port that is not Ray (an HTTP/1 server answering 400): Ray itself would retry
+    for minutes; edgevl's probe sees no gRPC answer."""
+    import socket
+    import threading
+
+    pytest.importorskip("ray")
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen()
+
+    def answer() -> None:
+        with srv:
+            conn, _ = srv.accept()
+            with conn:
+                conn.recv(100)
+                conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+
+    threading.Thread(target=answer, daemon=True).start()
+    return ws.argv("--ray", f"127.0.0.1:{srv.getsockname()[1]}")
+
+
 def ray_missing_auto(ws: Ws) -> list[str]:
     pytest.importorskip("ray")
     return ws.argv("--ray", "auto")
@@ -261,6 +283,8 @@ CASES = [
     Case("catalogue via a relative path", catalogue_by_other_path("relative"), 0,
          r"resuming: 2 photos already done", each_photo_once),
     Case("ray unreachable", ray_unreachable, 2, r"cannot reach the Ray cluster at 127\.0\.0\.1:9", max_s=20),
+    Case("ray address of another service", ray_address_of_another_service, 2,
+         r"127\.0\.0\.1:\d+ does not answer as a Ray cluster", max_s=20),
     Case("ray auto without a cluster", ray_missing_auto, 2, r"cannot start or reach Ray", max_s=30),
 ]
 

@@ -76,20 +76,42 @@ def _host_port(address: str) -> tuple[str, int] | None:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
+#: an HTTP/2 client preface and an empty SETTINGS frame: a gRPC server (Ray's GCS, the Ray Client
+#: server) answers with a SETTINGS frame of its own
+_H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+
+
+def _speaks_grpc(sock: socket.socket) -> bool:
+    sock.sendall(_H2_PREFACE)
+    head = b""
+    while len(head) < 9:
+        chunk = sock.recv(9 - len(head))
+        if not chunk:
+            return False
+        head += chunk
+    return head[3] == 0x04  # frame type SETTINGS
+
+
 def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
-    """A :class:`BackendError` within ``timeout`` seconds when nothing accepts connections at a
-    ``host:port`` / ``ray://host:port`` address (``auto`` is resolved by Ray itself)."""
+    """A :class:`BackendError` within about ``timeout`` seconds when nothing at a ``host:port`` /
+    ``ray://host:port`` address accepts a connection and answers as a gRPC server does (Ray's GCS
+    and its client server are gRPC; another service there would make ``ray.init`` retry for
+    minutes). ``auto`` is resolved by Ray itself."""
     hp = _host_port(address)
     if hp is None:
         return
     try:
-        with socket.create_connection(hp, timeout=timeout):
-            pass
+        with socket.create_connection(hp, timeout=timeout) as sock:
+            sock.settimeout(timeout)
+            grpc = _speaks_grpc(sock)
     except OSError as e:
         why = (f"no answer within {timeout:g} s" if isinstance(e, TimeoutError)
                else (e.strerror or type(e).__name__))
         raise BackendError(f"cannot reach the Ray cluster at {address} ({why}); start it (ray start --head) "
                            "or check the address") from None
+    if not grpc:
+        raise BackendError(f"{address} does not answer as a Ray cluster (not a gRPC server): check the "
+                           "address and port (ray start prints them)")
 
 
 @contextlib.contextmanager
