@@ -162,6 +162,11 @@ def table_is_a_dir(ws: Ws) -> list[str]:
     return ws.argv()
 
 
+def cache_is_a_file(ws: Ws) -> list[str]:
+    (ws.root / "cache").write_text("a file where the index cache folder should be\n")
+    return ws.argv()
+
+
 def duplicated_lines(ws: Ws) -> list[str]:
     recs = ws.done_records()
     lines = [json.dumps(r) for r in recs]
@@ -271,6 +276,7 @@ CASES = [
     Case("run.json a list", run_json("[1, 2]"), 2, r"run\.json: holds a JSON list.*are unknown"),
     Case("run.json duplicate keys", run_json('{"ocr_model": "a", "ocr_model": "b"}'), 2,
          r"run\.json: .*duplicate key"),
+    Case("cache dir is a file", cache_is_a_file, 2, r"cache: cannot use it as the index cache folder"),
     Case("other catalogue", other_catalogue, 2, r"holds results of a run with catalogue_sha256="),
     Case("out is a file", out_is_a_file, 2, r"out: cannot create the results folder"),
     Case("lock symlink", lock_symlink, 2, r"\.lock: cannot create the lock file", victim_intact),

@@ -173,7 +173,7 @@ class RaySession:
             raise BackendError(f"cannot start or reach Ray ({why})") from None
         self.started = True
         reclaim_signals()  # Ray's own SIGTERM handler would exit without ending anything
-        if local:
+        if local and os.path.isdir("/proc"):  # the guardian reads /proc (Linux)
             self.guardian = subprocess.Popen(
                 [sys.executable, "-I", str(Path(__file__).with_name("reaper.py")), str(os.getpid())],
                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

@@ -130,7 +130,12 @@ def run_library(photos: Sequence[str], cfg: RunConfig,
                 warn(note)
             todo = [p for p in photos if p not in done]
             skipped = len(photos) - len(todo)
-            index, folder, _ = load_or_build(cat, cfg.cache_dir)  # built once, here, not per worker
+            try:
+                index, folder, _ = load_or_build(cat, cfg.cache_dir)  # built once, here, not per worker
+            except OSError as e:
+                where = cfg.cache_dir if cfg.cache_dir is not None else "the index cache"
+                raise InputError(f"{where}: cannot use it as the index cache folder ({e.strerror or e})"
+                                 ) from None
             workers = cfg.workers if cfg.workers > 0 else cpu_count()
             backend = "ray" if cfg.ray else "local"
             threads = cfg.threads if cfg.threads > 0 else max(1, cpu_count() // max(1, workers))
