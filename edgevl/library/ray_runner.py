@@ -168,6 +168,8 @@ class RaySession:
                 ray.init(address=self.address, logging_level=logging.WARNING, include_dashboard=False,
                          log_to_driver=False)
         except (ConnectionError, RuntimeError, ValueError, TimeoutError, OSError) as e:
+            with contextlib.suppress(Exception):
+                ray.shutdown()  # whatever part of a local Ray did start
             first = str(e).strip().splitlines()[0][:300] if str(e).strip() else ""
             why = f"{type(e).__name__}: {first}" if first else type(e).__name__
             raise BackendError(f"cannot start or reach Ray ({why})") from None
