@@ -12,6 +12,7 @@ import typer
 
 from edgevl.cli.app import app, emit_json
 from edgevl.cli.books import _AUTHOR_COL, _CACHE, _CATALOGUE, _TAG_COL, _TITLE_COL, columns_option
+from edgevl.cli.checks import flag
 
 library_app = typer.Typer(help="Library-scale runs: many shelf photos on a process pool or a Ray cluster.",
                           no_args_is_help=True)
@@ -101,13 +102,13 @@ def run_cmd(
     num_cpus: float = typer.Option(1.0, "--num-cpus", help="with --ray: CPUs per actor"),
     num_gpus: float = typer.Option(0.0, "--num-gpus",
                                    help="with --ray: GPUs per actor (use --backend ort-cuda)"),
-    shared_fs: bool = typer.Option(False, "--shared-fs", help="with --ray: actors read the photo paths "
-                                   "themselves (default: the driver sends each photo's bytes)"),
+    shared_fs: bool = flag("--shared-fs", help="with --ray: actors read the photo paths "
+                           "themselves (default: the driver sends each photo's bytes)"),
     cache_dir: Path | None = _CACHE,
     title_col: str = _TITLE_COL,
     author_col: str = _AUTHOR_COL,
     tag_col: str = _TAG_COL,
-    as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
+    as_json: bool = flag("--json", help="print the summary as JSON"),
 ) -> None:
     """OCR and match every photo, committing each photo's rows as it completes; rerun to resume."""
     import os
