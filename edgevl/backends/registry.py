@@ -11,8 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from edgevl.backends.base import Engine, EngineOptions
-from edgevl.bundle import Bundle
+from edgevl.bundle import Bundle, check_external_data
 from edgevl.errors import BackendError
+from edgevl.onnxguard import inspect_onnx
 
 
 @dataclass(frozen=True)
@@ -87,4 +88,9 @@ def open_engine(bundle: Bundle, role: str = "model", options: EngineOptions | No
     another device.
     """
     opts = options or EngineOptions()
-    return get_backend(opts.backend).open(bundle, role, opts)
+    backend = get_backend(opts.backend)
+    # every backend reads the same ONNX: its size bombs, loop bounds and external-data files are
+    # checked (against the manifest's checksummed files) before any session or builder sees it
+    path = bundle.model_path(role)
+    check_external_data(bundle, path, inspect_onnx(path).external_files)
+    return backend.open(bundle, role, opts)

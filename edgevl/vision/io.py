@@ -36,7 +36,8 @@ def check_decode_size(size: HeaderSize | None, where: str) -> None:
     """ImageError before decoding when the header's pixel count is over :data:`MAX_PIXELS`, or the
     decode's memory estimate (decoded pixels, the BGR copy and the float alpha composite) is over
     the memory this process may still use (the smallest of the host's available memory, the
-    address-space limit and the cgroup limit, :mod:`edgevl.memlimit`). ``size`` None (a format whose header is not parsed) passes: OpenCV's
+    address-space limit and the cgroup limit, :mod:`edgevl.memlimit`). ``size``
+    None (a format whose header is not parsed) passes: OpenCV's
     own pixel limit and :func:`to_bgr8`'s check still apply after decoding."""
     if size is None:
         return
@@ -183,7 +184,7 @@ def apply_orientation(img: Image, orientation: int | None) -> Image:
     return img if op is None else np.ascontiguousarray(op(img), dtype=np.uint8)
 
 
-_ORIENT: dict[int, Callable[[Image], Image]] = {
+_ORIENT: dict[int, Callable[[Image], npt.NDArray[np.generic]]] = {
     2: lambda a: cv2.flip(a, 1),
     3: lambda a: cv2.rotate(a, cv2.ROTATE_180),
     4: lambda a: cv2.flip(a, 0),
