@@ -134,6 +134,8 @@ class OrtEngine(EngineBase):
         validate_feeds(self._inputs, feeds)
         try:
             outs = self._run(dict(feeds))
+        except BackendError:
+            raise
         except MemoryError:
             raise BackendError(f"{self.path.name}: out of memory while running the model") from None
         except Exception as e:  # onnxruntime's Fail/RuntimeException/InvalidArgument...: the model failed
@@ -143,9 +145,10 @@ class OrtEngine(EngineBase):
 
     def _run(self, feeds: dict[str, Array]) -> list[Array]:
         assert self._sess is not None
-        if self._timeout is None:
-            return list(self._sess.run(self._output_names, feeds))
         opts = ort.RunOptions()
+        opts.log_severity_level = 4  # a failing kernel is reported once, as the BackendError, not also logged
+        if self._timeout is None:
+            return list(self._sess.run(self._output_names, feeds, opts))
         timer = threading.Timer(self._timeout, lambda: setattr(opts, "terminate", True))
         timer.daemon = True
         timer.start()
