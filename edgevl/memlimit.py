@@ -103,9 +103,9 @@ def _own_cgroup() -> Path | None:
     return None
 
 
-def _cgroup_left() -> int | None:
-    """The tightest ``memory.max - memory.current`` from this process's cgroup up to the root."""
-    group = _own_cgroup()
+def cgroup_left(group: Path | None, root: Path = _CGROUP_ROOT) -> int | None:
+    """The tightest ``memory.max - memory.current`` from the cgroup folder ``group`` up to ``root``
+    (None when no level has a limit)."""
     if group is None:
         return None
     best: int | None = None
@@ -116,7 +116,7 @@ def _cgroup_left() -> int | None:
             current = _read_int(g / "memory.current") or 0
             left = max(0, limit - current)
             best = left if best is None else min(best, left)
-        if g == _CGROUP_ROOT or g.parent == g or not g.is_relative_to(_CGROUP_ROOT):
+        if g == root or g.parent == g or not g.is_relative_to(root):
             break
         g = g.parent
     return best
@@ -125,7 +125,7 @@ def _cgroup_left() -> int | None:
 def memory_budget() -> MemoryBudget:
     """The memory this process may still allocate, under each limit that applies."""
     return MemoryBudget(_host_available(), _address_space_left(),
-                        _cgroup_left() if os.name == "posix" else None)
+                        cgroup_left(_own_cgroup()) if os.name == "posix" else None)
 
 
 def available_bytes() -> int:
@@ -133,4 +133,4 @@ def available_bytes() -> int:
     return memory_budget().available
 
 
-__all__ = ["MemoryBudget", "available_bytes", "memory_budget"]
+__all__ = ["MemoryBudget", "available_bytes", "cgroup_left", "memory_budget"]
