@@ -533,4 +533,12 @@ def verify_models(bundle: Bundle) -> dict[str, str]:
             raise BundleError(f"{bundle.path}: model {role!r}: {e}") from e
         check_io(spec, io, f"{bundle.path}: model {role!r} ({spec.file})")
         out[role] = "ok"
+    from edgevl.manifest import BackendConfig
+
+    for role, rel in BackendConfig.from_manifest(bundle.manifest.config).trt_graphs.items():
+        graph = bundle.file(rel)  # the TensorRT plugin graph reads external data too
+        try:
+            check_external_data(bundle, graph, inspect_onnx(graph).external_files)
+        except BundleError as e:
+            raise BundleError(f"{bundle.path}: TensorRT graph of {role!r}: {e}") from e
     return out

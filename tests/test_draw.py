@@ -170,3 +170,21 @@ def test_extension_decides_the_format() -> None:
 
     with pytest.raises(ImageError, match=r"\.png, \.jpg"):
         encode_picture(_photo(10, 10), ".gif")
+
+
+def test_ocr_draw_of_a_16_megapixel_photo_is_at_most_5_mb(tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """The issue's target: `ocr --draw` on a 4624x3468 photo writes <= 5 MB (was 17 MB), 1600 px."""
+    from edgevl.cli import main
+
+    img = _photo(3468, 4624)
+    shelf = cv2.imread(str(Path(__file__).resolve().parents[1] / "examples" / "shelf.png"))
+    img[200:2650, 300:2700] = cv2.resize(shelf, (2400, 2450))
+    photo = tmp_path / "photo.jpg"
+    cv2.imwrite(str(photo), img, [cv2.IMWRITE_JPEG_QUALITY, 92])
+    out = tmp_path / "drawn.png"
+    assert main(["ocr", str(photo), "--draw", str(out)]) == 0
+    assert "Hamlet" in capsys.readouterr().out
+    assert out.stat().st_size <= 5_000_000
+    drawn = cv2.imread(str(out))
+    assert drawn is not None and max(drawn.shape[:2]) == DEFAULT_MAX_SIDE
