@@ -22,8 +22,13 @@ external-data file the graph reads (checked against the bundle's manifest by
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import math
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -214,14 +219,116 @@ def _check_inferred_shapes(model: Any, name: str) -> None:
                                   f"{MAX_TENSOR_ELEMENTS} elements); refused before loading")
 
 
+#: bump when the checks change: cached verdicts of older checks are not reused
+GUARD_VERSION = 1
+#: wall-clock limit of the inspecting child process (seconds)
+CHILD_TIMEOUT_S = 300.0
+
+
+def _facts_to_json(f: OnnxFacts) -> dict[str, Any]:
+    return {"external_files": list(f.external_files), "control_flow": f.control_flow,
+            "embedding_rows": dict(f.embedding_rows)}
+
+
+def _facts_from_json(d: Any) -> OnnxFacts | None:
+    try:
+        ext, cf, rows = d["external_files"], d["control_flow"], d["embedding_rows"]
+        if not (isinstance(ext, list) and all(isinstance(x, str) for x in ext) and isinstance(cf, bool)
+                and isinstance(rows, dict)
+                and all(isinstance(k, str) and isinstance(v, int) for k, v in rows.items())):
+            return None
+        return OnnxFacts(tuple(ext), cf, dict(rows))
+    except (KeyError, TypeError):
+        return None
+
+
+def _cache_file(key: str) -> Path:
+    from edgevl.paths import edgevl_home
+
+    return edgevl_home() / "onnxguard" / f"{key}.json"
+
+
+def _read_cache(key: str) -> OnnxFacts | None:
+    try:
+        return _facts_from_json(json.loads(_cache_file(key).read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        return None
+
+
+def _write_cache(key: str, facts: OnnxFacts) -> None:
+    """Best effort: a read-only or full cache folder only means inspecting again next time."""
+    target = _cache_file(key)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(_facts_to_json(facts)), encoding="utf-8")
+        os.replace(tmp, target)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
+def _inspect_in_child(path: Path) -> OnnxFacts:
+    """:func:`_inspect` in a child process: the ``onnx`` package never enters the runtime process
+    (tests/test_no_torch.py keeps it out), and a protobuf that exhausts memory or crashes the
+    parser takes the child down, not edgevl. Bounded by :data:`CHILD_TIMEOUT_S`."""
+    code = "import sys; from edgevl.onnxguard import child_main; sys.exit(child_main(sys.argv[1]))"
+    try:
+        r = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True,
+                           timeout=CHILD_TIMEOUT_S, check=False, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise BundleError(f"{path.name}: inspecting the ONNX graph took over {CHILD_TIMEOUT_S:g} s; "
+                          "refused") from None
+    except OSError as e:
+        raise BundleError(f"{path.name}: cannot start the ONNX inspection ({e.strerror})") from None
+    lines = r.stdout.strip().splitlines()
+    try:
+        reply = json.loads(lines[-1]) if lines else None
+    except ValueError:
+        reply = None
+    if isinstance(reply, dict) and isinstance(reply.get("error"), str):
+        raise BundleError(reply["error"])
+    facts = _facts_from_json(reply) if isinstance(reply, dict) else None
+    if r.returncode != 0 or facts is None:
+        why = f"signal {-r.returncode}" if r.returncode < 0 else f"exit code {r.returncode}"
+        raise BundleError(f"{path.name}: the ONNX graph could not be inspected (the parser ended with "
+                          f"{why}); refused")
+    return facts
+
+
+def child_main(path: str) -> int:
+    """Entry point of the inspecting child: one JSON line, the facts or ``{"error": message}``."""
+    try:
+        facts = _inspect(Path(path))
+    except BundleError as e:
+        print(json.dumps({"error": str(e)}))
+        return 0
+    except MemoryError:
+        print(json.dumps({"error": f"{Path(path).name}: not enough memory to read the ONNX graph"}))
+        return 0
+    print(json.dumps(_facts_to_json(facts)))
+    return 0
+
+
 @lru_cache(maxsize=32)
-def _cached(path: str, _mtime: int, _size: int, _ino: int) -> OnnxFacts:
-    return _inspect(Path(path))
+def _cached(path: str, mtime: int, size: int, ino: int) -> OnnxFacts:
+    p = Path(path)
+    if sys.modules.get("onnx") is not None:  # the build side has it loaded already: no child needed
+        return _inspect(p)
+    key = hashlib.sha256(f"{GUARD_VERSION}\x1f{path}\x1f{size}\x1f{mtime}\x1f{ino}".encode(
+        "utf-8", "surrogateescape")).hexdigest()
+    facts = _read_cache(key)
+    if facts is None:
+        facts = _inspect_in_child(p)
+        _write_cache(key, facts)
+    return facts
 
 
 def inspect_onnx(path: Path | str) -> OnnxFacts:
     """Check the ONNX file ``path`` (see the module doc) and return its facts; BundleError when it is
-    refused. Cached per file identity (path, size, mtime, inode)."""
+    refused. The check runs in a child process unless ``onnx`` is already imported; an accepted
+    file's facts are cached per file identity (path, size, mtime, inode) in memory and under
+    ``$EDGEVL_HOME/onnxguard/`` (a refusal is not cached)."""
     p = Path(path)
     try:
         st = p.stat()

@@ -230,3 +230,37 @@ def test_manifest_json_is_strict_through_load_bundle(tmp_path: Path) -> None:
     m.write_text(text.replace('"precision": "fp32"', '"precision": "fp32", "precision": "int8"'))
     with pytest.raises(BundleError, match="duplicate key 'precision'"):
         load_bundle(b)
+
+
+def test_inspection_runs_in_a_child_and_caches_its_verdict(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from edgevl import onnxguard
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from tiny_encoders import make_text_onnx
+
+    monkeypatch.setenv("EDGEVL_HOME", str(tmp_path / "home"))
+    model = make_text_onnx(tmp_path / "t.onnx")
+    child = onnxguard._inspect_in_child(model)
+    assert child == onnxguard._inspect(model)  # the child reports what the in-process check finds
+    assert child.embedding_rows["input_ids"] > 0
+    garbage = tmp_path / "g.onnx"
+    garbage.write_bytes(b"\x08\x07garbage" * 100)
+    with pytest.raises(BundleError, match=r"g\.onnx: not a loadable ONNX model"):
+        onnxguard._inspect_in_child(garbage)
+    # without onnx in the process, a verdict is cached on disk and reused (no second child)
+    monkeypatch.setitem(sys.modules, "onnx", None)
+    onnxguard._cached.cache_clear()
+    calls: list[Path] = []
+    real = onnxguard._inspect_in_child
+
+    def counting(p: Path) -> onnxguard.OnnxFacts:
+        calls.append(p)
+        return real(p)
+
+    monkeypatch.setattr(onnxguard, "_inspect_in_child", counting)
+    assert onnxguard.inspect_onnx(model) == child
+    onnxguard._cached.cache_clear()
+    assert onnxguard.inspect_onnx(model) == child
+    assert len(calls) == 1 and list((tmp_path / "home" / "onnxguard").glob("*.json"))
+    onnxguard._cached.cache_clear()
