@@ -313,14 +313,19 @@ def child_main(path: str) -> int:
 @lru_cache(maxsize=32)
 def _cached(path: str, mtime: int, size: int, ino: int) -> OnnxFacts:
     p = Path(path)
-    if sys.modules.get("onnx") is not None:  # the build side has it loaded already: no child needed
-        return _inspect(p)
     key = hashlib.sha256(f"{GUARD_VERSION}\x1f{path}\x1f{size}\x1f{mtime}\x1f{ino}".encode(
         "utf-8", "surrogateescape")).hexdigest()
     facts = _read_cache(key)
     if facts is None:
-        facts = _inspect_in_child(p)
-        _write_cache(key, facts)
+        if sys.modules.get("onnx") is not None:
+            # the build side (bundle writers) has onnx loaded already: no child needed. Its verdict on
+            # the bundles edgevl builds into its home (PP-OCR) is kept for the runtime process
+            facts = _inspect(p)
+            if p.is_relative_to(_cache_file(key).parent.parent.resolve()):
+                _write_cache(key, facts)
+        else:
+            facts = _inspect_in_child(p)
+            _write_cache(key, facts)
     return facts
 
 
