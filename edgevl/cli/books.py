@@ -20,7 +20,6 @@ from edgevl.cli.checks import (
     check_outputs,
     flag,
     number_in,
-    write_image,
 )
 from edgevl.errors import ImageError, InputError
 from edgevl.safeio import atomic_output, csv_cell, term_safe
@@ -193,6 +192,7 @@ def match_books_cmd(
     from edgevl.books.shelf import ShelfMatcher, ShelfResult, draw_spines
     from edgevl.cli.ocr import _notice
     from edgevl.models import ppocr
+    from edgevl.vision.draw import write_picture
     from edgevl.vision.io import read_image
 
     check_image_name(draw, "--draw")
@@ -222,8 +222,7 @@ def match_books_cmd(
             res = ShelfResult(str(photo), res.spines, res.n_lines, res.seconds)
             results.append(res)
             if out is not None:
-                write_image(out, draw_spines(image, res.spines, draw_max_side), "--draw picture", inputs,
-                            jpeg_quality=85)
+                write_picture(draw_spines(image, res.spines, draw_max_side), out, inputs, "--draw picture")
             del image
             progress.advance(task)
     if csv_out is not None:

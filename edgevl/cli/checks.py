@@ -125,21 +125,6 @@ def check_image_name(path: Path | None, option: str) -> None:
         raise InputError(f"{path}: {option} expects an image file name ending in .png, .jpg, .bmp or .webp")
 
 
-def write_image(path: Path, image: Any, what: str, inputs: Sequence[Path | str] = (), *,
-                jpeg_quality: int = 90) -> None:
-    """Encode ``image`` (BGR) by ``path``'s suffix and write it atomically."""
-    import cv2
-
-    from edgevl.safeio import write_bytes_atomic
-
-    suffix = path.suffix.lower()
-    params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality] if suffix in (".jpg", ".jpeg") else []
-    ok, buf = cv2.imencode(suffix, image, params)
-    if not ok:
-        raise InputError(f"{path}: cannot encode the {what} as {suffix}")
-    write_bytes_atomic(path, buf.tobytes(), what, inputs=inputs)
-
-
 class BatchErrors:
     """The bad inputs of a batch command: each reported at once as one ``edgevl: error:`` line on
     stderr while the good ones go on; :meth:`finish` then exits with code 2 if any failed."""

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import cv2
-import numpy as np
 import typer
 
 from edgevl.backends import BACKENDS, EngineOptions
@@ -18,30 +16,14 @@ from edgevl.cli.checks import (
     flag,
     number_in,
     threads_option,
-    write_image,
 )
 from edgevl.errors import ImageError, InputError
 from edgevl.models import ppocr
 from edgevl.models.ppocr import DEFAULT_MODEL, MODELS, ocr_model
 from edgevl.safeio import term_safe
-from edgevl.tasks.ocr import OcrPipeline, Reading, TextDetector, TextLine, TextRecognizer
+from edgevl.tasks.ocr import OcrPipeline, Reading, TextDetector, TextRecognizer
+from edgevl.vision.draw import draw_lines, write_picture
 from edgevl.vision.io import Image, read_image
-
-
-def draw_lines(image: Image, lines: Sequence[TextLine]) -> Image:
-    """The photo with each line's quad drawn and its text written above it (ASCII; others as '?')."""
-    out = image.copy()
-    scale = max(0.5, max(image.shape[:2]) / 1500)
-    thick = max(1, round(scale * 2))
-    for ln in lines:
-        pts = np.round(np.asarray(ln.quad)).astype(np.int32).reshape(-1, 1, 2)
-        cv2.polylines(out, [pts], True, (0, 200, 0), thick)
-        label = ln.text.encode("ascii", "replace").decode()
-        x, y = int(pts[:, 0, 0].min()), int(pts[:, 0, 1].min())
-        org = (x, max(int(14 * scale), y - thick * 2))
-        cv2.putText(out, label, org, cv2.FONT_HERSHEY_SIMPLEX, 0.5 * scale, (255, 255, 255), thick + 2)
-        cv2.putText(out, label, org, cv2.FONT_HERSHEY_SIMPLEX, 0.5 * scale, (200, 0, 0), thick)
-    return out
 
 
 def _draw_path(out: Path, index: int, count: int) -> Path:
@@ -110,7 +92,7 @@ def ocr(
         lines = pipe(img)
         t = lines.timings
         if drawn is not None:
-            write_image(drawn, draw_lines(img, lines), "--draw picture", images)
+            write_picture(draw_lines(img, lines), drawn, images, "--draw picture")
         results.append({"path": str(p), "model": name, "width": img.shape[1], "height": img.shape[0],
                         "lines": [ln.to_dict() for ln in lines],
                         "timings": {"det": round(t.det, 4), "cls": round(t.cls, 4),
