@@ -48,6 +48,8 @@ def _session(path: Path, opts: EngineOptions | None = None) -> ort.InferenceSess
     if o.inter_op_threads:
         so.inter_op_num_threads = o.inter_op_threads
     so.enable_mem_pattern = o.mem_pattern
+    if o.spinning is not None:
+        so.add_session_config_entry("session.intra_op.allow_spinning", "1" if o.spinning else "0")
     if o.graph_optimization not in _OPT_LEVELS:
         raise BackendError(
             f"graph optimisation {o.graph_optimization!r} not in {sorted(_OPT_LEVELS)}"

@@ -1,0 +1,220 @@
+"""OpenVINO engine (CPU plugin) reading a bundle's ONNX file directly.
+
+- shapes: the model is compiled once with the ONNX file's dynamic axes; every photo's detector size
+  and every recogniser batch width runs on that one compiled model (the CPU plugin caches its
+  kernels per shape), measured against shape buckets in docs/ocr.md;
+- threads: ``INFERENCE_NUM_THREADS`` = :func:`edgevl.backends.cpus.usable_cpus` (affinity and
+  cgroup quota) unless ``threads`` says otherwise; one stream, ``PERFORMANCE_HINT`` LATENCY;
+  ``ENABLE_CPU_PINNING`` off by default (pinned threads cannot move away from a busy core);
+- precision: ``f32`` unless asked (the CPU plugin's own default is bf16 on CPUs with avx512_bf16 or
+  AMX, which changes the numbers the bundle was checked with);
+- compiled models are cached under ``$EDGEVL_HOME/openvino/<key>/`` (key: the ONNX file's sha256,
+  the OpenVINO version, the compile settings), each blob with a ``meta.json`` holding its size and
+  sha256: a blob that is truncated, changed, from another OpenVINO version or that OpenVINO refuses
+  to import is compiled again and replaced, never run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import openvino as ov
+
+from edgevl.backends.base import Array, EngineBase, EngineOptions, OpenVinoOptions, validate_feeds
+from edgevl.backends.cpus import usable_cpus
+from edgevl.bundle import Bundle, ModelSpec, TensorSpec, check_io, sha256_file
+from edgevl.errors import BackendError, BundleError
+from edgevl.paths import edgevl_home
+
+#: bump when the cache layout or what goes into its key changes
+CACHE_FORMAT = 1
+PRECISIONS = ("f32", "bf16", "f16")
+_DTYPES = {"f32": "float32", "f16": "float16", "f64": "float64", "i64": "int64", "i32": "int32",
+           "u8": "uint8", "i8": "int8", "boolean": "bool"}
+
+
+def ov_version() -> str:
+    return str(ov.get_version())
+
+
+def cache_root() -> Path:
+    """``$EDGEVL_HOME/openvino``: one folder per compiled model."""
+    return edgevl_home() / "openvino"
+
+
+def compile_config(options: EngineOptions) -> dict[str, Any]:
+    """The CPU plugin properties ``options`` ask for (pure; the cache key includes them)."""
+    o: OpenVinoOptions = options.openvino
+    if o.precision not in PRECISIONS:
+        raise BackendError(f"OpenVINO precision {o.precision!r} not in {PRECISIONS}")
+    threads = options.threads or usable_cpus()
+    return {
+        "PERFORMANCE_HINT": "LATENCY",
+        "NUM_STREAMS": 1,
+        "INFERENCE_NUM_THREADS": int(threads),
+        "ENABLE_CPU_PINNING": bool(o.pinning),
+        "INFERENCE_PRECISION_HINT": o.precision,
+    }
+
+
+def cache_key(model_sha256: str, config: Mapping[str, Any], version: str | None = None) -> str:
+    """The cache folder name of a compiled model: what it was compiled from, by which OpenVINO, how."""
+    blob = json.dumps({"format": CACHE_FORMAT, "model": model_sha256, "openvino": version or ov_version(),
+                       "config": dict(config)}, sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:24]
+
+
+def _spec(port: Any) -> TensorSpec:
+    name = port.get_any_name()
+    et = port.get_element_type().get_type_name()
+    dtype = _DTYPES.get(et)
+    if dtype is None:
+        raise BackendError(f"OpenVINO tensor {name!r}: element type {et} is not supported by edgevl")
+    ps = port.get_partial_shape()
+    shape = tuple(int(d.get_length()) if d.is_static else f"d{i}" for i, d in enumerate(ps))
+    return TensorSpec(name=name, dtype=dtype, shape=shape)
+
+
+def _read_meta(folder: Path) -> dict[str, Any] | None:
+    try:
+        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
+def load_cached(core: ov.Core, folder: Path, key_fields: Mapping[str, Any],
+                config: Mapping[str, Any]) -> ov.CompiledModel | None:
+    """The compiled model cached in ``folder`` when its meta matches ``key_fields`` and the blob's
+    size and sha256 are the ones recorded; None otherwise (the caller compiles and rewrites it)."""
+    meta = _read_meta(folder)
+    if meta is None or any(meta.get(k) != v for k, v in key_fields.items()):
+        return None
+    blob_path = folder / "model.blob"
+    try:
+        data = blob_path.read_bytes()
+    except OSError:
+        return None
+    if len(data) != meta.get("blob_size") or hashlib.sha256(data).hexdigest() != meta.get("blob_sha256"):
+        return None
+    try:
+        return core.import_model(io.BytesIO(data), "CPU", dict(config))
+    except Exception:  # OpenVINO raises RuntimeError subclasses of its own on a blob it refuses
+        return None
+
+
+def store_cached(compiled: ov.CompiledModel, folder: Path, key_fields: Mapping[str, Any]) -> None:
+    """Write ``compiled``'s blob and its meta atomically (temp files + rename, blob first), so a
+    reader sees either the old pair, the new pair, or a meta that does not match its blob."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        buf = io.BytesIO()
+        compiled.export_model(buf)
+        data = buf.getvalue()
+        meta = {**key_fields, "blob_size": len(data), "blob_sha256": hashlib.sha256(data).hexdigest()}
+        for name, payload in (("model.blob", data), ("meta.json", json.dumps(meta, indent=1).encode())):
+            fd, tmp = tempfile.mkstemp(prefix=f".{name}-", dir=folder)
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(payload)
+                os.replace(tmp, folder / name)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+    except (OSError, RuntimeError):
+        return  # a read-only cache only costs the next process a compile
+
+
+class OpenVinoEngine(EngineBase):
+    """A compiled OpenVINO model behind the Engine protocol, with feed validation.
+
+    ``model_sha256``: the ONNX file's digest when known (a bundle's manifest holds it), else it is
+    computed; it keys the compiled-model cache. ``cache_dir`` replaces ``$EDGEVL_HOME/openvino``.
+    """
+
+    def __init__(self, path: Path | str, options: EngineOptions | None = None,
+                 expected: ModelSpec | None = None, *, model_sha256: str | None = None,
+                 cache_dir: Path | None = None) -> None:
+        self.path = Path(path)
+        self.options = options or EngineOptions(backend="openvino")
+        if not self.path.is_file():
+            raise BundleError(f"{self.path}: ONNX file not found")
+        self.config = compile_config(self.options)
+        core = ov.Core()
+        self.cached = False
+        self.cache_folder: Path | None = None
+        compiled: ov.CompiledModel | None = None
+        key_fields: dict[str, Any] = {}
+        if self.options.openvino.cache:
+            digest = model_sha256 or sha256_file(self.path)
+            key_fields = {"format": CACHE_FORMAT, "model_sha256": digest, "openvino": ov_version(),
+                          "config": {k: str(v) for k, v in self.config.items()}}
+            self.cache_folder = (cache_dir or cache_root()) / cache_key(digest, self.config)
+            compiled = load_cached(core, self.cache_folder, key_fields, self.config)
+            self.cached = compiled is not None
+        if compiled is None:
+            try:
+                compiled = core.compile_model(core.read_model(str(self.path)), "CPU", self.config)
+            except Exception as e:  # OpenVINO's own exception types
+                raise BundleError(f"{self.path}: OpenVINO cannot compile this model "
+                                  f"({str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__})"
+                                  ) from e
+            if self.cache_folder is not None:
+                store_cached(compiled, self.cache_folder, key_fields)
+        self._compiled: ov.CompiledModel | None = compiled
+        self._request = compiled.create_infer_request()
+        inputs = tuple(_spec(p) for p in compiled.inputs)
+        outputs = tuple(_spec(p) for p in compiled.outputs)
+        if expected is not None:
+            check_io(expected, (inputs, outputs), str(self.path))
+            inputs = tuple(TensorSpec(t.name, t.dtype, t.shape, e.dims)
+                           for t, e in zip(inputs, expected.inputs, strict=True))
+        self._inputs, self._outputs = inputs, outputs
+
+    @classmethod
+    def from_bundle(cls, bundle: Bundle, role: str = "model",
+                    options: EngineOptions | None = None) -> OpenVinoEngine:
+        spec = bundle.model(role)
+        return cls(bundle.model_path(role), options, expected=spec,
+                   model_sha256=bundle.manifest.files.get(spec.file))
+
+    @property
+    def inputs(self) -> tuple[TensorSpec, ...]:
+        return self._inputs
+
+    @property
+    def outputs(self) -> tuple[TensorSpec, ...]:
+        return self._outputs
+
+    @property
+    def backend(self) -> str:
+        return self.options.backend
+
+    @property
+    def device(self) -> str:
+        if self._compiled is None:
+            return "closed"
+        return f"OpenVINO {ov_version().split('-')[0]} CPU ({self.config['INFERENCE_NUM_THREADS']} threads, " \
+               f"{self.config['INFERENCE_PRECISION_HINT']})"
+
+    def run(self, feeds: Mapping[str, Array]) -> dict[str, Array]:
+        if self._compiled is None:
+            raise BackendError(f"{self.path}: engine is closed")
+        validate_feeds(self._inputs, feeds)
+        try:
+            res = self._request.infer({k: np.ascontiguousarray(v) for k, v in feeds.items()},
+                                      share_outputs=False)
+        except Exception as e:  # OpenVINO's own exception types
+            raise BackendError(f"{self.path}: OpenVINO inference failed ({str(e)[:300]})") from e
+        return {o.name: np.asarray(v) for o, v in zip(self._outputs, res.to_tuple(), strict=True)}
+
+    def close(self) -> None:
+        self._compiled = None
