@@ -125,7 +125,7 @@ def _finish(run: BenchRun, json_out: str | None, plot: Path | None, markdown: Pa
 @bench_app.command("run")
 def run_cmd(
     bundles: list[Path] = typer.Argument(None, help="bundle directories (task mode: one folder of photos)"),
-    backend: str = typer.Option("ort-cpu", help="ort-cpu | ort-cuda | ort-trt | tensorrt"),
+    backend: str = typer.Option("ort-cpu", help="ort-cpu | openvino | auto | ort-cuda | ort-trt | tensorrt"),
     batch: str = typer.Option("1", help="batch sizes, comma-separated: 1,8,32"),
     threads: int = typer.Option(0, help="intra-op threads (0 = runtime default)",
                                 callback=number_in(0, 1024)),

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import typer
 
+from edgevl.backends.base import EngineOptions
 from edgevl.bundle import load_bundle
 from edgevl.cli.app import app, emit_json
 from edgevl.cli.checks import plain_field
@@ -22,6 +23,8 @@ def embed(
     image: list[Path] = typer.Option(None, "--image", "-i", help="an image to embed (repeatable)"),
     normalize: bool = typer.Option(False, "--normalize", help="L2-normalise the embeddings"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
+    backend: str = typer.Option("ort-cpu", "--backend", help="ort-cpu, openvino, auto (fastest installed), "
+                                "ort-cuda, ort-trt, tensorrt"),
 ) -> None:
     """Print the embeddings of texts or images: one line per input (input, then the values).
 
@@ -32,10 +35,10 @@ def embed(
     b = load_bundle(bundle)
     if text:
         inputs = [str(t) for t in text]
-        emb = TextEncoder(b, normalize=normalize).encode(inputs)
+        emb = TextEncoder(b, EngineOptions(backend=backend), normalize=normalize).encode(inputs)
     else:
         inputs = [str(p) for p in image]
-        emb = ImageEncoder(b, normalize=normalize).encode(list(image))
+        emb = ImageEncoder(b, EngineOptions(backend=backend), normalize=normalize).encode(list(image))
     if as_json:
         emit_json({
             "bundle": str(b.path), "task": b.manifest.task, "kind": "text" if text else "image",
@@ -63,13 +66,15 @@ def classify(
     k: int = typer.Option(5, "--top-k", "-k", help="labels to print per image"),
     no_cache: bool = typer.Option(False, "--no-cache", help="do not read or write the text-embedding cache"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
+    backend: str = typer.Option("ort-cpu", "--backend", help="ort-cpu, openvino, auto (fastest installed), "
+                                "ort-cuda, ort-trt, tensorrt"),
 ) -> None:
     """Zero-shot classify images against class names (prompt ensembling or descriptions)."""
     if labels is not None and labels_file is not None:
         raise InputError("give --labels or --labels-file, not both")
     if k < 1:
         raise InputError(f"--top-k must be >= 1, got {k}")
-    clf = ZeroShotClassifier(load_bundle(bundle), cache=not no_cache)
+    clf = ZeroShotClassifier(load_bundle(bundle), EngineOptions(backend=backend), cache=not no_cache)
     descs = load_descriptions(descriptions) if descriptions is not None else None
     if labels is not None:
         names = parse_labels(labels, "--labels")

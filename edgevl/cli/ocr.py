@@ -50,7 +50,9 @@ def ocr(
                                      help=f"OCR model: {', '.join(MODELS)} (default {DEFAULT_MODEL})"),
     threads: int = typer.Option(0, "--threads", callback=number_in(0, 1024),
                                 help="intra-op threads (0 = runtime default)"),
-    backend: str = typer.Option("ort-cpu", "--backend", help=f"one of {', '.join(BACKENDS)}"),
+    backend: str = typer.Option("auto", "--backend",
+                                help=f"auto (the fastest installed: openvino, else ort-cpu) or one of "
+                                f"{', '.join(BACKENDS)}"),
     limit_side: int | None = typer.Option(None, "--limit-side", callback=number_in(64, allow=(0,)),
                                           help="detector input: longest side in pixels "
                                           "(default 1792; 0 = full resolution, tiled: slower, reads "

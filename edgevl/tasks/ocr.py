@@ -34,7 +34,7 @@ from edgevl.text.ctc import ctc_greedy
 from edgevl.vision.db import DBParams, db_boxes
 from edgevl.vision.geometry import (
     crop_quad,
-    fit_stride,
+    fit_detector,
     normalize_chw,
     pad_batch,
     rotate90,
@@ -98,7 +98,8 @@ def _engine(engine: Engine | None, bundle: Bundle | None, role: str, model: str 
     if engine is None:
         # every photo gives new input shapes: ORT's per-shape memory plans only hold memory (peak RSS
         # 1.0 -> 0.65 GB on a shelf photo, same speed within noise)
-        engine = open_engine(bundle, "model", replace(options or EngineOptions(), mem_pattern=False))
+        # no options: the fastest backend installed ("auto", docs/ocr.md)
+        engine = open_engine(bundle, "model", replace(options or EngineOptions(backend="auto"), mem_pattern=False))
     return engine, bundle
 
 
@@ -134,6 +135,7 @@ class TextDetector:
         self.limit_side = int(limit_side if limit_side is not None else pre.limit_side)
         self.tile_size = int(tile_size if tile_size is not None else pre.tile.size)
         self.tile_overlap, self.tile_above = pre.tile.overlap, pre.tile.above
+        self.min_side = pre.min_side
         self.params = params or cfg
         self.small_side = 256
         self.margin = 32
@@ -142,7 +144,7 @@ class TextDetector:
     def probability_map(self, image: Image) -> tuple[Floats, float, float]:
         """The DB probability map of the resized image and the (x, y) map→image scale factors."""
         h, w = image.shape[:2]
-        nh, nw, _ = fit_stride(h, w, self.limit_side or max(h, w), self.stride)
+        nh, nw, _ = fit_detector(h, w, self.limit_side, self.min_side, self.stride)
         resized = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA if nw < w else cv2.INTER_LINEAR)
         if self.color == "RGB":
             resized = resized[:, :, ::-1]
