@@ -295,7 +295,8 @@ class DetectorPreprocess:
     limit_side: int = 1792
     limit_type: str = "max"
     tile: TileSpec = field(default_factory=TileSpec)
-    #: a photo whose short side is below this is enlarged up to it (:func:`edgevl.vision.geometry.fit_detector`); 0 = never
+    #: a photo whose short side is below this is enlarged up to it
+    #: (:func:`edgevl.vision.geometry.fit_detector`); 0 = never
     min_side: int = 0
 
     KEYS = ("color", "scale", "mean", "std", "stride", "interpolation", "limit_side", "limit_type", "tile",

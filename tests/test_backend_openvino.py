@@ -177,7 +177,8 @@ def test_ocr_bundles_agree_with_onnx_runtime(v6, tmp_path: Path,
     img = read_image(EXAMPLE)
 
     def pipe(opts: EngineOptions) -> OcrPipeline:
-        return OcrPipeline(TextDetector(bundle=v6.det, options=opts), AngleClassifier(bundle=v6.cls, options=opts),
+        return OcrPipeline(TextDetector(bundle=v6.det, options=opts),
+                           AngleClassifier(bundle=v6.cls, options=opts),
                            TextRecognizer(bundle=v6.rec, options=opts))
 
     ort_lines = [ln.text for ln in pipe(EngineOptions())(img)]

@@ -67,5 +67,6 @@ def test_small_photo_reads_more_lines_with_the_policy(v6) -> None:  # type: igno
     words = [ln.text for ln in with_policy if sum(ch.isalpha() for ch in ln.text) >= 4]
     words_old = [ln.text for ln in without if sum(ch.isalpha() for ch in ln.text) >= 4]
     # measured: 26 lines vs 6 on this 640x480 photo (3.1x the detector input, 0.2 s more)
-    assert len(with_policy) >= 2 * len(without), ([ln.text for ln in with_policy], [ln.text for ln in without])
+    assert len(with_policy) >= 2 * len(without), ([ln.text for ln in with_policy],
+                                                  [ln.text for ln in without])
     assert len(words) >= len(words_old) + 4, (words, words_old)

@@ -1,6 +1,6 @@
 """Backends: the Engine protocol (:mod:`edgevl.backends.base`) and the registry that opens
-engines (:mod:`edgevl.backends.registry`); ONNX Runtime in ``ort.py``, OpenVINO in ``openvino.py``, native TensorRT in
-``tensorrt.py`` (both imported only when used).
+engines (:mod:`edgevl.backends.registry`); ONNX Runtime in ``ort.py``, OpenVINO in
+``openvino.py``, native TensorRT in ``tensorrt.py`` (both imported only when used).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from edgevl.backends.registry import (
     resolve_backend,
 )
 
-__all__ = ["BACKENDS", "REGISTRY", "Array", "Backend", "Engine", "EngineBase", "EngineOptions", "OpenVinoOptions",
+__all__ = ["BACKENDS", "REGISTRY", "Array", "Backend", "Engine", "EngineBase", "EngineOptions",
+           "OpenVinoOptions",
            "TensorRTOptions", "backend_unavailable", "get_backend", "open_engine", "resolve_backend",
            "validate_feeds"]

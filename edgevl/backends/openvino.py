@@ -164,9 +164,8 @@ class OpenVinoEngine(EngineBase):
             try:
                 compiled = core.compile_model(core.read_model(str(self.path)), "CPU", self.config)
             except Exception as e:  # OpenVINO's own exception types
-                raise BundleError(f"{self.path}: OpenVINO cannot compile this model "
-                                  f"({str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__})"
-                                  ) from e
+                first = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
+                raise BundleError(f"{self.path}: OpenVINO cannot compile this model ({first})") from e
             if self.cache_folder is not None:
                 store_cached(compiled, self.cache_folder, key_fields)
         self._compiled: ov.CompiledModel | None = compiled
@@ -202,8 +201,9 @@ class OpenVinoEngine(EngineBase):
     def device(self) -> str:
         if self._compiled is None:
             return "closed"
-        return f"OpenVINO {ov_version().split('-')[0]} CPU ({self.config['INFERENCE_NUM_THREADS']} threads, " \
-               f"{self.config['INFERENCE_PRECISION_HINT']})"
+        c = self.config
+        return (f"OpenVINO {ov_version().split('-')[0]} CPU ({c['INFERENCE_NUM_THREADS']} threads, "
+                f"{c['INFERENCE_PRECISION_HINT']})")
 
     def run(self, feeds: Mapping[str, Array]) -> dict[str, Array]:
         if self._compiled is None:

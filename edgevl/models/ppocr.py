@@ -51,7 +51,8 @@ CHARSET_FILE = "charset.txt"
 
 _NORM = Normalization(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), scale=1.0 / 255.0, color="BGR")
 # PaddleOCR's NormalizeImage: ImageNet's RGB-ordered mean/std applied to the BGR channels as they are
-_IMAGENET = Normalization(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), scale=1.0 / 255.0, color="BGR")
+_IMAGENET = Normalization(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), scale=1.0 / 255.0,
+                          color="BGR")
 
 
 #: small photos: the short side is enlarged to this (as RapidOCR does; at most 4x, long side ≤ limit_side)

@@ -99,7 +99,8 @@ def _engine(engine: Engine | None, bundle: Bundle | None, role: str, model: str 
         # every photo gives new input shapes: ORT's per-shape memory plans only hold memory (peak RSS
         # 1.0 -> 0.65 GB on a shelf photo, same speed within noise)
         # no options: the fastest backend installed ("auto", docs/ocr.md)
-        engine = open_engine(bundle, "model", replace(options or EngineOptions(backend="auto"), mem_pattern=False))
+        opts = options or EngineOptions(backend="auto")
+        engine = open_engine(bundle, "model", replace(opts, mem_pattern=False))
     return engine, bundle
 
 
