@@ -1,15 +1,18 @@
-"""The detector's size policy for small photos: the short side is enlarged to ``min_side`` (736 for
-the PP-OCR models) so labels a few pixels tall are found, while large photos keep their size."""
+"""The detector's size policy for small photos: when the short side is below ``min_side`` (736 for
+the PP-OCR models) and the text found is small, the photo is detected again enlarged so labels a
+few pixels tall are found; large text on a small image and large photos keep one pass."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from edgevl.manifest import DetectorPreprocess
 from edgevl.models.ppocr import DET_MIN_SIDE, MODELS
+from edgevl.tasks.ocr import SMALL_TEXT_PX, small_text
 from edgevl.vision.geometry import MAX_UPSCALE, fit_detector
 
 SMALL = Path(__file__).resolve().parent / "fixtures" / "small_shelf.jpg"
@@ -32,6 +35,18 @@ def test_enlargement_is_capped_by_limit_and_factor() -> None:
     nh, nw, s = fit_detector(300, 1000, 1280, 736)  # long side stays within limit_side
     assert nw <= 1280 and s == pytest.approx(1.28)
     assert fit_detector(322, 430, 1792, 0)[:2] == (320, 416)  # min_side 0: the old rule
+
+
+def test_small_text_is_judged_by_median_box_height() -> None:
+    def box(x: float, y: float, w: float, h: float) -> list[list[float]]:
+        return [[x, y], [x + w, y], [x + w, y + h], [x, y + h]]
+
+    small = np.array([box(0, 0, 80, 8), box(0, 20, 60, 9), box(0, 40, 90, 40)], np.float32)
+    assert small_text(small, 1.0, SMALL_TEXT_PX)  # median height 9
+    assert not small_text(small, 3.0, SMALL_TEXT_PX)  # 27 detector pixels
+    tall = np.array([box(0, 0, 12, 200)], np.float32)  # a vertical spine title: its width counts
+    assert small_text(tall, 1.0, SMALL_TEXT_PX)
+    assert small_text(np.zeros((0, 4, 2), np.float32), 1.0, SMALL_TEXT_PX)  # nothing found
 
 
 def test_policy_is_in_every_models_manifest_and_round_trips() -> None:
@@ -70,3 +85,20 @@ def test_small_photo_reads_more_lines_with_the_policy(v6) -> None:  # type: igno
     assert len(with_policy) >= 2 * len(without), ([ln.text for ln in with_policy],
                                                   [ln.text for ln in without])
     assert len(words) >= len(words_old) + 4, (words, words_old)
+
+
+def test_large_text_on_a_small_image_keeps_one_pass(v6) -> None:  # type: ignore[no-untyped-def]
+    # enlarged 3.5x, the word gaps of 36-px text split its lines: the policy must not apply here
+    from edgevl.backends import EngineOptions
+    from edgevl.synth import render_lines
+    from edgevl.tasks.ocr import TextDetector
+
+    page = render_lines(["Library catalogue Barcelona", "inference quick brown", "shelf 2024"]).image
+    assert min(page.shape[:2]) < DET_MIN_SIDE
+    opts = EngineOptions(backend="ort-cpu")
+    det = TextDetector(bundle=v6.det, options=opts)
+    calls: list[int] = []
+    real = det.probability_map
+    det.probability_map = lambda im, ms=0: calls.append(ms) or real(im, ms)  # type: ignore[method-assign]
+    quads, _ = det(page)
+    assert calls == [0] and len(quads) == 3

@@ -137,15 +137,17 @@ class TextDetector:
         self.tile_size = int(tile_size if tile_size is not None else pre.tile.size)
         self.tile_overlap, self.tile_above = pre.tile.overlap, pre.tile.above
         self.min_side = pre.min_side
+        self.small_text = SMALL_TEXT_PX
         self.params = params or cfg
         self.small_side = 256
         self.margin = 32
         self._input = _input_name(self.engine)
 
-    def probability_map(self, image: Image) -> tuple[Floats, float, float]:
-        """The DB probability map of the resized image and the (x, y) map→image scale factors."""
+    def probability_map(self, image: Image, min_side: int = 0) -> tuple[Floats, float, float]:
+        """The DB probability map of the resized image and the (x, y) map→image scale factors
+        (``min_side``: enlarge a smaller image up to it, :func:`fit_detector`)."""
         h, w = image.shape[:2]
-        nh, nw, _ = fit_detector(h, w, self.limit_side, self.min_side, self.stride)
+        nh, nw, _ = fit_detector(h, w, self.limit_side, min_side, self.stride)
         resized = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA if nw < w else cv2.INTER_LINEAR)
         if self.color == "RGB":
             resized = resized[:, :, ::-1]
@@ -182,7 +184,29 @@ class TextDetector:
             img = np.asarray(cv2.copyMakeBorder(img, m, m, m, m, cv2.BORDER_CONSTANT, value=colour), np.uint8)
         prob, sx, sy = self.probability_map(img)
         quads, scores = db_boxes(prob, self.params, scale=(sx, sy), offset=(-m, -m), clip_to=(h, w))
+        # small photo policy: when the short side is below min_side and the text found is small
+        # (or none is), detect again enlarged; large text on a small image keeps its first pass
+        # (enlarged, its word gaps split lines), large photos never pay a second pass
+        if (self.min_side and min(img.shape[:2]) * max(1 / sx, 1 / sy) < self.min_side
+                and small_text(quads, 1 / max(sx, sy), self.small_text)):
+            prob, sx, sy = self.probability_map(img, self.min_side)
+            quads, scores = db_boxes(prob, self.params, scale=(sx, sy), offset=(-m, -m), clip_to=(h, w))
         return quads, scores
+
+
+#: median text height (detector-input pixels) below which a small photo is detected again enlarged
+SMALL_TEXT_PX = 20.0
+
+
+def small_text(quads: Floats, scale: float, below: float) -> bool:
+    """Whether the boxes found hold small text: none found, or their median height (the short side
+    of each quad, times ``scale`` = detector pixels per image pixel) is below ``below``."""
+    if len(quads) == 0:
+        return True
+    q = np.asarray(quads, np.float32)
+    sides = np.stack([np.linalg.norm(q[:, 1] - q[:, 0], axis=1),
+                      np.linalg.norm(q[:, 2] - q[:, 1], axis=1)], 1)
+    return float(np.median(sides.min(1))) * scale < below
 
 
 # --------------------------------------------------------------------------- orientation
