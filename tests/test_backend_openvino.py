@@ -106,6 +106,23 @@ def test_cache_is_reused_then_rebuilt_when_truncated_changed_or_other_version(
     assert not _engine(b, cache).cached
 
 
+def test_static_shapes_compile_per_shape_and_agree(affine_bundle, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    from edgevl.backends import OpenVinoOptions
+
+    b, w = affine_bundle
+    opts = replace(OV, openvino=OpenVinoOptions(static_shapes=True))
+    eng = OpenVinoEngine(b.model_path(), opts, expected=b.model(), cache_dir=tmp_path / "c")
+    rng = np.random.default_rng(2)
+    for n in (1, 3, 1, 5, 2, 7):
+        x = rng.standard_normal((n, 4)).astype(np.float32)
+        np.testing.assert_allclose(eng.run({"x": x})["y"], x @ w, rtol=1e-5, atol=1e-5)
+    assert list(eng._by_shape) == [((3, 4),), ((1, 4),), ((5, 4),), ((2, 4),), ((7, 4),)][-4:]
+    # one cache folder per shape besides the dynamic one, each reused by the next engine
+    assert len(list((tmp_path / "c").iterdir())) == 1 + 5
+
+
 def test_cache_key_depends_on_model_version_and_settings() -> None:
     cfg = {"INFERENCE_NUM_THREADS": 2}
     k = cache_key("a" * 64, cfg, "2026.4.1")

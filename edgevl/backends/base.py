@@ -93,12 +93,15 @@ class OpenVinoOptions:
     ``precision``: ``f32`` (the bundle's numerics), ``bf16`` or ``f16`` (the CPU plugin's
     ``INFERENCE_PRECISION_HINT``); ``pinning``: pin the inference threads to cores
     (``ENABLE_CPU_PINNING``; off by default: a pinned thread cannot leave a core another process
-    keeps busy); ``cache``: keep compiled models under ``$EDGEVL_HOME/openvino``.
+    keeps busy); ``cache``: keep compiled models under ``$EDGEVL_HOME/openvino``;
+    ``static_shapes``: compile per input shape instead of once with dynamic axes (less memory, a
+    compile per new shape; see :class:`edgevl.backends.openvino.OpenVinoEngine`).
     """
 
     precision: str = "f32"
     pinning: bool = False
     cache: bool = True
+    static_shapes: bool = False
 
 
 @dataclass(frozen=True)
