@@ -9,6 +9,7 @@ import numpy as np
 import onnxruntime as ort
 
 from edgevl.backends.base import Array, EngineBase, EngineOptions, validate_feeds
+from edgevl.backends.cpus import usable_cpus
 from edgevl.bundle import Bundle, ModelSpec, TensorSpec, check_io
 from edgevl.errors import BackendError, BundleError
 from edgevl.onnxio import arg_io, load_error
@@ -43,8 +44,8 @@ def _session(path: Path, opts: EngineOptions | None = None) -> ort.InferenceSess
         raise BundleError(f"{path}: ONNX file not found")
     so = ort.SessionOptions()
     so.log_severity_level = 3
-    if o.threads:
-        so.intra_op_num_threads = o.threads
+    # default: the CPUs this process may use (affinity, cgroup quota), not every core of the host
+    so.intra_op_num_threads = o.threads or usable_cpus()
     if o.inter_op_threads:
         so.inter_op_num_threads = o.inter_op_threads
     so.enable_mem_pattern = o.mem_pattern
