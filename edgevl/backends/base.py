@@ -91,9 +91,10 @@ class OpenVinoOptions:
     """The OpenVINO part of :class:`EngineOptions` (``openvino`` backend only).
 
     ``precision``: ``f32`` (the bundle's numerics), ``bf16`` or ``f16`` (the CPU plugin's
-    ``INFERENCE_PRECISION_HINT``); ``pinning``: pin the inference threads to cores
-    (``ENABLE_CPU_PINNING``; off by default: a pinned thread cannot leave a core another process
-    keeps busy); ``cache``: keep compiled models under ``$EDGEVL_HOME/openvino``;
+    ``INFERENCE_PRECISION_HINT``), or ``auto`` (the plugin's own choice: bf16 where the CPU has
+    native bf16, else f32; the OCR tasks' default, measured in docs/ocr.md); ``pinning``: pin the
+    inference threads to cores (``ENABLE_CPU_PINNING``; off by default: a pinned thread cannot
+    leave a core another process keeps busy); ``cache``: keep compiled models under ``$EDGEVL_HOME/openvino``;
     ``static_shapes``: compile per input shape instead of once with dynamic axes (less memory, a
     compile per new shape; see :class:`edgevl.backends.openvino.OpenVinoEngine`).
     """

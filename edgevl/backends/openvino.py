@@ -37,7 +37,8 @@ from edgevl.paths import edgevl_home
 
 #: bump when the cache layout or what goes into its key changes
 CACHE_FORMAT = 1
-PRECISIONS = ("f32", "bf16", "f16")
+#: ``auto``: the CPU plugin's own choice (bf16 on CPUs with avx512_bf16 or AMX, else f32)
+PRECISIONS = ("f32", "bf16", "f16", "auto")
 #: compiled shapes a ``static_shapes`` engine keeps in memory (older ones are compiled again)
 STATIC_KEEP = 4
 _DTYPES = {"f32": "float32", "f16": "float16", "f64": "float64", "i64": "int64", "i32": "int32",
@@ -59,13 +60,15 @@ def compile_config(options: EngineOptions) -> dict[str, Any]:
     if o.precision not in PRECISIONS:
         raise BackendError(f"OpenVINO precision {o.precision!r} not in {PRECISIONS}")
     threads = options.threads or usable_cpus()
-    return {
+    cfg: dict[str, Any] = {
         "PERFORMANCE_HINT": "LATENCY",
         "NUM_STREAMS": 1,
         "INFERENCE_NUM_THREADS": int(threads),
         "ENABLE_CPU_PINNING": bool(o.pinning),
-        "INFERENCE_PRECISION_HINT": o.precision,
     }
+    if o.precision != "auto":
+        cfg["INFERENCE_PRECISION_HINT"] = o.precision
+    return cfg
 
 
 def cache_key(model_sha256: str, config: Mapping[str, Any], version: str | None = None) -> str:
@@ -254,7 +257,17 @@ class OpenVinoEngine(EngineBase):
             return "closed"
         c = self.config
         return (f"OpenVINO {ov_version().split('-')[0]} CPU ({c['INFERENCE_NUM_THREADS']} threads, "
-                f"{c['INFERENCE_PRECISION_HINT']})")
+                f"{self.precision})")
+
+    @property
+    def precision(self) -> str:
+        """The inference precision the plugin runs (``f32``, ``bf16``, ``f16``)."""
+        if self._compiled is None:
+            return "closed"
+        try:
+            return str(self._compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name())
+        except Exception:  # a property this plugin version does not report
+            return str(self.config.get("INFERENCE_PRECISION_HINT", "auto"))
 
     def run(self, feeds: Mapping[str, Array]) -> dict[str, Array]:
         if self._compiled is None:

@@ -53,10 +53,9 @@ def ocr(
     backend: str = typer.Option("auto", "--backend",
                                 help=f"auto (the fastest installed: openvino, else ort-cpu) or one of "
                                 f"{', '.join(BACKENDS)}"),
-    precision: str = typer.Option("f32", "--precision",
-                                  help="OpenVINO inference precision: f32 (the models' numbers), bf16, "
-                                  "f16 (faster on CPUs with avx512_bf16/AMX, reads differ slightly; "
-                                  "docs/ocr.md)"),
+    precision: str = typer.Option("auto", "--precision",
+                                  help="OpenVINO inference precision: auto (bf16 on CPUs with native "
+                                  "bf16, else f32; docs/ocr.md), f32 (the models' numbers), bf16, f16"),
     limit_side: int | None = typer.Option(None, "--limit-side", callback=number_in(64, allow=(0,)),
                                           help="detector input: longest side in pixels "
                                           "(default 1792; 0 = full resolution, tiled: slower, reads "
@@ -73,8 +72,8 @@ def ocr(
     if draw is not None and draw.suffix.lower() not in (".png", ".jpg", ".jpeg", ".bmp", ".webp"):
         raise InputError(f"{draw}: --draw expects an image file name such as out.png")
     name = ocr_model(model).name  # an unknown model fails before any image is read
-    if precision not in ("f32", "bf16", "f16"):
-        raise InputError(f"--precision must be f32, bf16 or f16, got {precision!r}")
+    if precision not in ("auto", "f32", "bf16", "f16"):
+        raise InputError(f"--precision must be auto, f32, bf16 or f16, got {precision!r}")
     opts = EngineOptions(backend=backend, threads=threads, openvino=OpenVinoOptions(precision=precision))
     imgs = [read_image(p) for p in images]  # fail on the first bad image before loading models
     if crops:

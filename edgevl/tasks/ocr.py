@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from edgevl.backends import Engine, EngineOptions, open_engine
+from edgevl.backends import Engine, EngineOptions, OpenVinoOptions, open_engine
 from edgevl.bundle import Bundle
 from edgevl.errors import BundleError, InputError
 from edgevl.manifest import (
@@ -98,10 +98,13 @@ def _engine(engine: Engine | None, bundle: Bundle | None, role: str, model: str 
     if engine is None:
         # every photo gives new input shapes: ORT's per-shape memory plans only hold memory (peak RSS
         # 1.0 -> 0.65 GB on a shelf photo, same speed within noise)
-        # no options: the fastest backend installed ("auto", docs/ocr.md)
-        opts = options or EngineOptions(backend="auto")
+        # no options: the fastest backend installed, and on OpenVINO its fastest precision (bf16
+        # where the CPU has it: as many catalogue words as f32 on the shelf photos, docs/ocr.md)
+        opts = options or EngineOptions(backend="auto", openvino=OpenVinoOptions(precision="auto"))
         if role == "det":  # OpenVINO: one shape per photo, compiled static it holds ~0.35 GB less
             opts = replace(opts, openvino=replace(opts.openvino, static_shapes=True))
+        if opts.spinning is None:  # ORT: idle threads sleep; spinning cost 1.5x at load (docs/ocr.md)
+            opts = replace(opts, spinning=False)
         engine = open_engine(bundle, "model", replace(opts, mem_pattern=False))
     return engine, bundle
 
