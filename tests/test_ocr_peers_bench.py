@@ -36,8 +36,8 @@ def test_edgevl_engine_names(peers: Any) -> None:
 def test_process_commands(peers: Any, tmp_path: Path) -> None:
     photo = tmp_path / "p.jpg"
     cmd = peers.process_cmd("edgevl:ppocrv6-tiny:openvino:precision=f32", photo)
-    assert cmd[-10:] == ["ocr", str(photo), "--json", "--model", "ppocrv6-tiny", "--backend", "openvino",
-                         "--precision", "f32"]
+    assert cmd[-9:] == ["ocr", str(photo), "--json", "--model", "ppocrv6-tiny", "--backend", "openvino",
+                        "--precision", "f32"]
     assert peers.process_cmd("edgevl:ppocrv6:ort-cpu:spinning=0", photo) is None  # no CLI flag: warm only
     script = peers.process_cmd("rapidocr-ov", photo)
     assert "EngineType.OPENVINO" in script[2] and script[-1] == str(photo)
