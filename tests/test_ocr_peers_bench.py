@@ -56,14 +56,18 @@ def test_summary_takes_the_fastest_of_each_side(peers: Any) -> None:
                _r("rapidocr-ov", "quiet", [2.0, 2.0, 2.0], 91, 1100),
                _r("edgevl:ppocrv6:ort-cpu", "quiet", [1.5, 1.5, 1.5], 98, 760),
                _r("edgevl:ppocrv6:openvino", "quiet", [0.9, 1.0, 1.1], 98, 800),
+               _r("edgevl:ppocrv6-tiny:openvino", "quiet", [0.5, 0.5, 0.5], 73, 600),
                _r("rapidocr-ov", "1 busy", [3.0, 3.0, 3.0], 91, 1100),
                _r("edgevl:ppocrv6:openvino", "1 busy", [2.5, 2.5, 2.5], 98, 800)]
     wp = [{"image": "a.jpg", "tools": {"rapidocr-ov": {"status": "ok", "median_s": 4.0},
                                        "edgevl:ppocrv6:openvino": {"status": "ok", "median_s": 1.6}}}]
-    rows = {r["condition"]: r for r in peers.summarise(results, wp)}
-    q = rows["quiet"]
+    rows = {(r["condition"], r["fastest_edgevl"].split(":")[1]): r for r in peers.summarise(results, wp)}
+    q = rows["quiet", "ppocrv6"]  # the tiny model, faster with fewer words, is a row of its own
     assert q["fastest_peer"] == "rapidocr-ov" and q["fastest_edgevl"] == "edgevl:ppocrv6:openvino"
     assert q["speed_ratio"] == pytest.approx(2.0) and q["target_met"] is True and q["rss_met"] is True
     assert q["process_ratio"] == pytest.approx(2.5) and q["process_target_met"] is True
-    b = rows["1 busy"]
+    tiny = rows["quiet", "ppocrv6-tiny"]
+    assert tiny["speed_ratio"] == pytest.approx(4.0) and tiny["target_met"] is False  # fewer words
+    assert "process_ratio" not in tiny  # no tiny process was timed
+    b = rows["1 busy", "ppocrv6"]
     assert b["speed_ratio"] == pytest.approx(1.2) and b["target_met"] is False  # below 1.5x
