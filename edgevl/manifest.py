@@ -295,8 +295,12 @@ class DetectorPreprocess:
     limit_side: int = 1792
     limit_type: str = "max"
     tile: TileSpec = field(default_factory=TileSpec)
+    #: a photo whose short side is below this is enlarged up to it
+    #: (:func:`edgevl.vision.geometry.fit_detector`); 0 = never
+    min_side: int = 0
 
-    KEYS = ("color", "scale", "mean", "std", "stride", "interpolation", "limit_side", "limit_type", "tile")
+    KEYS = ("color", "scale", "mean", "std", "stride", "interpolation", "limit_side", "limit_type", "tile",
+            "min_side")
 
     @staticmethod
     def from_manifest(pre: Any, where: str = "preprocess") -> DetectorPreprocess:
@@ -316,11 +320,13 @@ class DetectorPreprocess:
             limit_side=get_int(d, "limit_side", where, 1792, hi=65536),
             limit_type=get_str(d, "limit_type", where, "max", choices=("max",)),
             tile=tile,
+            min_side=get_int(d, "min_side", where, 0, hi=65536),
         )
 
     def to_manifest(self) -> dict[str, Any]:
         return {**self.norm.to_manifest(), "stride": self.stride, "interpolation": self.interpolation,
-                "limit_side": self.limit_side, "limit_type": self.limit_type, "tile": self.tile.to_manifest()}
+                "limit_side": self.limit_side, "limit_type": self.limit_type, "tile": self.tile.to_manifest(),
+                **({"min_side": self.min_side} if self.min_side else {})}
 
     def max_side(self) -> int:
         """The longest detector input the task feeds at any ``limit_side``: with tiling, inputs

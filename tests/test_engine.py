@@ -67,4 +67,4 @@ def test_unavailable_provider_is_a_clear_error(tmp_path: Path, affine_onnx: tupl
     with pytest.raises(BackendError, match="CUDAExecutionProvider"):
         open_engine(b, options=EngineOptions(backend="ort-cuda"))
     with pytest.raises(BackendError, match="unknown backend"):
-        open_engine(b, options=EngineOptions(backend="openvino"))
+        open_engine(b, options=EngineOptions(backend="directml"))  # openvino is a backend now

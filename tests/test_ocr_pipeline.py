@@ -245,5 +245,5 @@ def test_ocr_engines_run_without_per_shape_memory_plans(bundles: OcrBundles) -> 
     rec = TextRecognizer(bundle=bundles.rec, options=EngineOptions(threads=1))
     so = rec.engine._sess.get_session_options()  # type: ignore[attr-defined]
     assert so.enable_mem_pattern is False and so.intra_op_num_threads == 1  # the caller's options kept
-    det = TextDetector(bundle=bundles.det)
+    det = TextDetector(bundle=bundles.det, options=EngineOptions())  # no options: auto, maybe OpenVINO
     assert det.engine._sess.get_session_options().enable_mem_pattern is False  # type: ignore[attr-defined]

@@ -1,6 +1,6 @@
 """Backends: the Engine protocol (:mod:`edgevl.backends.base`) and the registry that opens
-engines (:mod:`edgevl.backends.registry`); ONNX Runtime in ``ort.py``, native TensorRT in
-``tensorrt.py`` (both imported only when used).
+engines (:mod:`edgevl.backends.registry`); ONNX Runtime in ``ort.py``, OpenVINO in
+``openvino.py``, native TensorRT in ``tensorrt.py`` (both imported only when used).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from edgevl.backends.base import (
     Engine,
     EngineBase,
     EngineOptions,
+    OpenVinoOptions,
     TensorRTOptions,
     validate_feeds,
 )
@@ -20,7 +21,10 @@ from edgevl.backends.registry import (
     backend_unavailable,
     get_backend,
     open_engine,
+    resolve_backend,
 )
 
 __all__ = ["BACKENDS", "REGISTRY", "Array", "Backend", "Engine", "EngineBase", "EngineOptions",
-           "TensorRTOptions", "backend_unavailable", "get_backend", "open_engine", "validate_feeds"]
+           "OpenVinoOptions",
+           "TensorRTOptions", "backend_unavailable", "get_backend", "open_engine", "resolve_backend",
+           "validate_feeds"]

@@ -87,6 +87,25 @@ class TensorRTOptions:
 
 
 @dataclass(frozen=True)
+class OpenVinoOptions:
+    """The OpenVINO part of :class:`EngineOptions` (``openvino`` backend only).
+
+    ``precision``: ``f32`` (the bundle's numerics), ``bf16`` or ``f16`` (the CPU plugin's
+    ``INFERENCE_PRECISION_HINT``), or ``auto`` (the plugin's own choice: bf16 where the CPU has
+    native bf16, else f32; the OCR tasks' default, measured in docs/ocr.md); ``pinning``: pin the
+    inference threads to cores (``ENABLE_CPU_PINNING``; off by default: a pinned thread cannot
+    leave a core another process keeps busy); ``cache``: keep compiled models under ``$EDGEVL_HOME/openvino``;
+    ``static_shapes``: compile per input shape instead of once with dynamic axes (less memory, a
+    compile per new shape; see :class:`edgevl.backends.openvino.OpenVinoEngine`).
+    """
+
+    precision: str = "f32"
+    pinning: bool = False
+    cache: bool = True
+    static_shapes: bool = False
+
+
+@dataclass(frozen=True)
 class EngineOptions:
     """How to open an engine: the backend, the shared part, and each backend's own part.
 
@@ -99,7 +118,11 @@ class EngineOptions:
     ``mem_pattern`` (per-input-shape memory plans; models fed many different shapes, like the OCR
     recogniser, hold much less memory without them at the same speed).
 
-    TensorRT part: ``tensorrt`` (:class:`TensorRTOptions`).
+    TensorRT part: ``tensorrt`` (:class:`TensorRTOptions`). OpenVINO part: ``openvino``
+    (:class:`OpenVinoOptions`). ``backend="auto"`` opens the fastest backend installed
+    (:func:`edgevl.backends.registry.resolve_backend`). ``spinning``: let idle ONNX Runtime
+    intra-op threads spin-wait between operators (``session.intra_op.allow_spinning``; None = the
+    backend's default, see docs/ocr.md "Contention").
     """
 
     backend: str = "ort-cpu"
@@ -109,6 +132,8 @@ class EngineOptions:
     providers: tuple[str, ...] = ()
     mem_pattern: bool = True
     tensorrt: TensorRTOptions = field(default_factory=TensorRTOptions)
+    openvino: OpenVinoOptions = field(default_factory=OpenVinoOptions)
+    spinning: bool | None = None
 
 
 def validate_feeds(specs: Sequence[TensorSpec], feeds: Mapping[str, Array]) -> None:

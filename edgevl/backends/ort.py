@@ -10,6 +10,7 @@ import numpy as np
 import onnxruntime as ort
 
 from edgevl.backends.base import Array, EngineBase, EngineOptions, validate_feeds
+from edgevl.backends.cpus import usable_cpus
 from edgevl.bundle import Bundle, ModelSpec, TensorSpec, check_io
 from edgevl.errors import BackendError, BundleError
 from edgevl.onnxguard import inspect_onnx, run_timeout_s
@@ -46,11 +47,13 @@ def _session(path: Path, opts: EngineOptions | None = None) -> ort.InferenceSess
     inspect_onnx(path)  # size bombs folded at load and unbounded loops are refused before a session exists
     so = ort.SessionOptions()
     so.log_severity_level = 3
-    if o.threads:
-        so.intra_op_num_threads = o.threads
+    # default: the CPUs this process may use (affinity, cgroup quota), not every core of the host
+    so.intra_op_num_threads = o.threads or usable_cpus()
     if o.inter_op_threads:
         so.inter_op_num_threads = o.inter_op_threads
     so.enable_mem_pattern = o.mem_pattern
+    if o.spinning is not None:
+        so.add_session_config_entry("session.intra_op.allow_spinning", "1" if o.spinning else "0")
     if o.graph_optimization not in _OPT_LEVELS:
         raise BackendError(
             f"graph optimisation {o.graph_optimization!r} not in {sorted(_OPT_LEVELS)}"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from edgevl.backends.base import Engine, EngineOptions
@@ -55,6 +55,21 @@ def _trt_open(bundle: Bundle, role: str, options: EngineOptions) -> Engine:
     return TensorRTEngine.from_bundle(bundle, role, options)
 
 
+def _ov_unavailable() -> str | None:
+    if importlib.util.find_spec("openvino") is None:
+        return "openvino is not installed (pip install 'edgevl[openvino]')"
+    return None
+
+
+def _ov_open(bundle: Bundle, role: str, options: EngineOptions) -> Engine:
+    why = _ov_unavailable()
+    if why is not None:
+        raise BackendError(f"backend 'openvino': {why}")
+    from edgevl.backends.openvino import OpenVinoEngine
+
+    return OpenVinoEngine.from_bundle(bundle, role, options)
+
+
 REGISTRY: dict[str, Backend] = {
     "ort-cpu": Backend("ort-cpu", "ONNX Runtime, CPU", _ort_unavailable("ort-cpu"), _ort_open),
     "ort-cuda": Backend("ort-cuda", "ONNX Runtime, CUDA execution provider", _ort_unavailable("ort-cuda"),
@@ -63,20 +78,35 @@ REGISTRY: dict[str, Backend] = {
                        _ort_open),
     "tensorrt": Backend("tensorrt", "native TensorRT engine built from the bundle's ONNX", _trt_unavailable,
                         _trt_open),
+    "openvino": Backend("openvino", "OpenVINO, CPU plugin, reading the bundle's ONNX", _ov_unavailable,
+                        _ov_open),
 }
 BACKENDS = tuple(REGISTRY)
+#: ``auto``: the first of these that can run here; ordered by the measurements in docs/ocr.md
+AUTO_ORDER = ("openvino", "ort-cpu")
+
+
+def resolve_backend(name: str) -> str:
+    """``name``, or for ``auto`` the fastest CPU backend installed (:data:`AUTO_ORDER`)."""
+    if name != "auto":
+        return name
+    for cand in AUTO_ORDER:
+        if REGISTRY[cand].unavailable() is None:
+            return cand
+    return "ort-cpu"
 
 
 def get_backend(name: str) -> Backend:
     """The registered backend ``name``; BackendError listing the known ones."""
     try:
-        return REGISTRY[name]
+        return REGISTRY[resolve_backend(name)]
     except KeyError:
-        raise BackendError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}") from None
+        raise BackendError(f"unknown backend {name!r}; choose one of auto, {', '.join(BACKENDS)}") from None
 
 
 def backend_unavailable(name: str) -> str | None:
     """Why ``name`` cannot run here, or None when it can (checked without loading a model)."""
+    name = resolve_backend(name)
     if name not in REGISTRY:
         return f"unknown backend {name!r}"
     return REGISTRY[name].unavailable()
@@ -89,6 +119,8 @@ def open_engine(bundle: Bundle, role: str = "model", options: EngineOptions | No
     another device.
     """
     opts = options or EngineOptions()
+    if opts.backend == "auto":
+        opts = replace(opts, backend=resolve_backend("auto"))
     backend = get_backend(opts.backend)
     # every backend reads the same ONNX: its size bombs, loop bounds and external-data files are
     # checked (against the manifest's checksummed files) before any session or builder sees it

@@ -177,7 +177,7 @@ def _old_json_form(paths: list[Path], as_json: bool) -> list[Path]:
 @bench_app.command("run")
 def run_cmd(
     bundles: list[Path] = typer.Argument(None, help="bundle directories (task mode: one folder of photos)"),
-    backend: str = typer.Option("ort-cpu", help="ort-cpu | ort-cuda | ort-trt | tensorrt"),
+    backend: str = typer.Option("ort-cpu", help="ort-cpu | openvino | auto | ort-cuda | ort-trt | tensorrt"),
     batch: str = typer.Option("1", help="batch sizes, comma-separated: 1,8,32"),
     threads: int = threads_option(),
     warmup: int = typer.Option(5, help=f"untimed iterations before measuring each configuration "

@@ -9,6 +9,7 @@ from typing import TypeVar
 import numpy as np
 import typer
 
+from edgevl.backends.base import EngineOptions
 from edgevl.bundle import load_bundle
 from edgevl.cli.app import app, emit_json
 from edgevl.cli.checks import BatchErrors, flag, number_in, plain_field
@@ -26,6 +27,8 @@ def embed(
                                      "cannot be read is one error line, the others are embedded, exit 2)"),
     normalize: bool = flag("--normalize", help="L2-normalise the embeddings"),
     as_json: bool = flag("--json", help="print JSON"),
+    backend: str = typer.Option("ort-cpu", "--backend", help="ort-cpu, openvino, auto (fastest installed), "
+                                "ort-cuda, ort-trt, tensorrt"),
 ) -> None:
     """Print the embeddings of texts or images: one line per input (input, then the values).
 
@@ -37,9 +40,9 @@ def embed(
     errors = BatchErrors()
     if text:
         inputs = [str(t) for t in text]
-        emb = TextEncoder(b, normalize=normalize).encode(inputs)
+        emb = TextEncoder(b, EngineOptions(backend=backend), normalize=normalize).encode(inputs)
     else:
-        enc = ImageEncoder(b, normalize=normalize)
+        enc = ImageEncoder(b, EngineOptions(backend=backend), normalize=normalize)
         pairs = each_readable(list(image), enc.encode, errors)
         if not pairs:
             errors.finish()
@@ -76,11 +79,13 @@ def classify(
                           callback=number_in(1, 100_000)),
     no_cache: bool = flag("--no-cache", help="do not read or write the text-embedding cache"),
     as_json: bool = flag("--json", help="print JSON"),
+    backend: str = typer.Option("ort-cpu", "--backend", help="ort-cpu, openvino, auto (fastest installed), "
+                                "ort-cuda, ort-trt, tensorrt"),
 ) -> None:
     """Zero-shot classify images against class names (prompt ensembling or descriptions)."""
     if labels is not None and labels_file is not None:
         raise InputError("give --labels or --labels-file, not both")
-    clf = ZeroShotClassifier(load_bundle(bundle), cache=not no_cache)
+    clf = ZeroShotClassifier(load_bundle(bundle), EngineOptions(backend=backend), cache=not no_cache)
     descs = load_descriptions(descriptions) if descriptions is not None else None
     if labels is not None:
         names = parse_labels(labels, "--labels")

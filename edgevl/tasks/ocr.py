@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from edgevl.backends import Engine, EngineOptions, open_engine
+from edgevl.backends import Engine, EngineOptions, OpenVinoOptions, open_engine
 from edgevl.bundle import Bundle
 from edgevl.errors import BundleError, InputError
 from edgevl.manifest import (
@@ -34,7 +34,7 @@ from edgevl.text.ctc import ctc_greedy
 from edgevl.vision.db import DBParams, db_boxes
 from edgevl.vision.geometry import (
     crop_quad,
-    fit_stride,
+    fit_detector,
     normalize_chw,
     pad_batch,
     rotate90,
@@ -98,7 +98,14 @@ def _engine(engine: Engine | None, bundle: Bundle | None, role: str, model: str 
     if engine is None:
         # every photo gives new input shapes: ORT's per-shape memory plans only hold memory (peak RSS
         # 1.0 -> 0.65 GB on a shelf photo, same speed within noise)
-        engine = open_engine(bundle, "model", replace(options or EngineOptions(), mem_pattern=False))
+        # no options: the fastest backend installed, and on OpenVINO its fastest precision (bf16
+        # where the CPU has it: as many catalogue words as f32 on the shelf photos, docs/ocr.md)
+        opts = options or EngineOptions(backend="auto", openvino=OpenVinoOptions(precision="auto"))
+        if role == "det":  # OpenVINO: one shape per photo, compiled static it holds ~0.35 GB less
+            opts = replace(opts, openvino=replace(opts.openvino, static_shapes=True))
+        if opts.spinning is None:  # ORT: idle threads sleep; spinning cost 1.5x at load (docs/ocr.md)
+            opts = replace(opts, spinning=False)
+        engine = open_engine(bundle, "model", replace(opts, mem_pattern=False))
     return engine, bundle
 
 
@@ -134,15 +141,18 @@ class TextDetector:
         self.limit_side = int(limit_side if limit_side is not None else pre.limit_side)
         self.tile_size = int(tile_size if tile_size is not None else pre.tile.size)
         self.tile_overlap, self.tile_above = pre.tile.overlap, pre.tile.above
+        self.min_side = pre.min_side
+        self.small_text = SMALL_TEXT_PX
         self.params = params or cfg
         self.small_side = 256
         self.margin = 32
         self._input = _input_name(self.engine)
 
-    def probability_map(self, image: Image) -> tuple[Floats, float, float]:
-        """The DB probability map of the resized image and the (x, y) map→image scale factors."""
+    def probability_map(self, image: Image, min_side: int = 0) -> tuple[Floats, float, float]:
+        """The DB probability map of the resized image and the (x, y) map→image scale factors
+        (``min_side``: enlarge a smaller image up to it, :func:`fit_detector`)."""
         h, w = image.shape[:2]
-        nh, nw, _ = fit_stride(h, w, self.limit_side or max(h, w), self.stride)
+        nh, nw, _ = fit_detector(h, w, self.limit_side, min_side, self.stride)
         resized = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA if nw < w else cv2.INTER_LINEAR)
         if self.color == "RGB":
             resized = resized[:, :, ::-1]
@@ -179,7 +189,29 @@ class TextDetector:
             img = np.asarray(cv2.copyMakeBorder(img, m, m, m, m, cv2.BORDER_CONSTANT, value=colour), np.uint8)
         prob, sx, sy = self.probability_map(img)
         quads, scores = db_boxes(prob, self.params, scale=(sx, sy), offset=(-m, -m), clip_to=(h, w))
+        # small photo policy: when the short side is below min_side and the text found is small
+        # (or none is), detect again enlarged; large text on a small image keeps its first pass
+        # (enlarged, its word gaps split lines), large photos never pay a second pass
+        if (self.min_side and min(img.shape[:2]) * max(1 / sx, 1 / sy) < self.min_side
+                and small_text(quads, 1 / max(sx, sy), self.small_text)):
+            prob, sx, sy = self.probability_map(img, self.min_side)
+            quads, scores = db_boxes(prob, self.params, scale=(sx, sy), offset=(-m, -m), clip_to=(h, w))
         return quads, scores
+
+
+#: median text height (detector-input pixels) below which a small photo is detected again enlarged
+SMALL_TEXT_PX = 20.0
+
+
+def small_text(quads: Floats, scale: float, below: float) -> bool:
+    """Whether the boxes found hold small text: none found, or their median height (the short side
+    of each quad, times ``scale`` = detector pixels per image pixel) is below ``below``."""
+    if len(quads) == 0:
+        return True
+    q = np.asarray(quads, np.float32)
+    sides = np.stack([np.linalg.norm(q[:, 1] - q[:, 0], axis=1),
+                      np.linalg.norm(q[:, 2] - q[:, 1], axis=1)], 1)
+    return float(np.median(sides.min(1))) * scale < below
 
 
 # --------------------------------------------------------------------------- orientation

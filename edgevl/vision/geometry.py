@@ -112,6 +112,26 @@ def fit_stride(h: int, w: int, limit: int, stride: int = 32) -> tuple[int, int, 
     return nh, nw, scale
 
 
+#: the most a small photo is enlarged for the detector (``min_side``): a word crop is not blown up 20x
+MAX_UPSCALE = 4.0
+
+
+def fit_detector(h: int, w: int, limit: int, min_side: int = 0, stride: int = 32) -> tuple[int, int, float]:
+    """:func:`fit_stride` plus the small-image rule: when the short side is below ``min_side`` the
+    image is enlarged until it reaches it, as long as the long side stays ≤ ``limit`` and the factor
+    ≤ :data:`MAX_UPSCALE` (small labels on a small photo are a few pixels tall: the detector, trained
+    on text ≥ ~8 px at its input, misses them). ``limit`` 0 = no cap on the long side."""
+    nh, nw, scale = fit_stride(h, w, limit or max(h, w), stride)
+    if min_side <= 0 or min(h, w) * scale >= min_side:
+        return nh, nw, scale
+    up = min(min_side / min(h, w), MAX_UPSCALE)
+    if limit:
+        up = min(up, limit / max(h, w))
+    if up <= scale:
+        return nh, nw, scale
+    return (max(stride, round(h * up / stride) * stride), max(stride, round(w * up / stride) * stride), up)
+
+
 def normalize_chw(image: Image, mean: npt.ArrayLike, std: npt.ArrayLike, scale: float = 1 / 255) -> Floats:
     """HxWxC uint8 → CxHxW float32: ``(x * scale - mean) / std`` per channel.
 
