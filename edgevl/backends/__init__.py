@@ -21,10 +21,12 @@ from edgevl.backends.registry import (
     backend_unavailable,
     get_backend,
     open_engine,
+    require_backend,
     resolve_backend,
 )
 
 __all__ = ["BACKENDS", "REGISTRY", "Array", "Backend", "Engine", "EngineBase", "EngineOptions",
            "OpenVinoOptions",
-           "TensorRTOptions", "backend_unavailable", "get_backend", "open_engine", "resolve_backend",
+           "TensorRTOptions", "backend_unavailable", "get_backend", "open_engine", "require_backend",
+           "resolve_backend",
            "validate_feeds"]

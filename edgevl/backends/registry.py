@@ -112,6 +112,15 @@ def backend_unavailable(name: str) -> str | None:
     return REGISTRY[name].unavailable()
 
 
+def require_backend(name: str) -> str:
+    """``name`` resolved (``auto`` → the fastest installed), or BackendError saying why it cannot
+    run here: the CLI calls this before building or loading anything."""
+    why = backend_unavailable(name)
+    if why is not None:
+        raise BackendError(f"backend {name!r}: {why}")
+    return resolve_backend(name)
+
+
 def open_engine(bundle: Bundle, role: str = "model", options: EngineOptions | None = None) -> Engine:
     """Open the bundle's model ``role`` on the backend named in ``options``.
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from edgevl.backends import BACKENDS, EngineOptions, OpenVinoOptions
+from edgevl.backends import BACKENDS, EngineOptions, OpenVinoOptions, require_backend
 from edgevl.cli.app import app, emit_json
 from edgevl.cli.checks import (
     BatchErrors,
@@ -76,6 +76,7 @@ def ocr(
     name = ocr_model(model).name  # an unknown model fails before any image is read
     if precision not in ("auto", "f32", "bf16", "f16"):
         raise InputError(f"--precision must be auto, f32, bf16 or f16, got {precision!r}")
+    require_backend(backend)  # a backend that cannot run here fails before any bundle is built
     draws = [None if draw is None else _draw_path(draw, i, len(images)) for i in range(len(images))]
     check_outputs([(d, "--draw picture") for d in draws], images)
     ppocr.BUILD_NOTICE = _notice
