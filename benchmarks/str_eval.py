@@ -90,11 +90,13 @@ def _pairs(readings: Sequence[Any]) -> list[tuple[str, float]]:
     return [(str(r.text), float(r.score)) for r in readings]
 
 
-def edgevl_readers(model: str | None = None) -> tuple[dict[str, Reader], str]:
-    """edgevl's STR-mode reader and the plain recogniser; the mode string says which API was used."""
+def edgevl_readers(model: str | None = None, bundle: Path | None = None) -> tuple[dict[str, Reader], str]:
+    """edgevl's STR-mode reader and the plain recogniser; the mode string says which API was used.
+    ``bundle``: a recogniser bundle folder (e.g. one ``edgevl export`` wrote) instead of ``model``'s."""
+    from edgevl.bundle import load_bundle
     from edgevl.tasks import ocr
 
-    rec = ocr.TextRecognizer(model=model)
+    rec = ocr.TextRecognizer(model=model, bundle=None if bundle is None else load_bundle(bundle))
     params = inspect.signature(rec.read).parameters
 
     def plain(crops: Sequence[np.ndarray]) -> list[tuple[str, float]]:
@@ -287,6 +289,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=oc.RESULTS)
     ap.add_argument("--edgevl-also", action="append", default=[], metavar="MODEL",
                     help="also edgevl's STR mode with this model (reader edgevl[MODEL]); repeatable")
+    ap.add_argument("--rec-bundle", action="append", default=[], metavar="NAME=DIR",
+                    help="also edgevl's STR mode and plain recogniser with the recogniser bundle DIR "
+                    "(readers edgevl[NAME], edgevl-plain[NAME]); repeatable")
+    ap.add_argument("--result-name", default="str_eval", help="file name of the results (without suffix)")
     ap.add_argument("--readers", default="", help="comma-separated subset of reader names (default all)")
     ap.add_argument("--rapidocr-ocr", type=int, default=0, metavar="K",
                     help="also run the whole RapidOCR()(crop) on the first K crops per distortion (it "
@@ -304,6 +310,13 @@ def main(argv: list[str] | None = None) -> int:
         readers.update(ev)
         for extra in args.edgevl_also:
             readers[f"edgevl[{extra}]"] = edgevl_readers(extra)[0]["edgevl"]
+        for spec in args.rec_bundle:
+            name, sep, folder = spec.partition("=")
+            if not sep or not name or not folder:
+                ap.error(f"--rec-bundle {spec!r}: expected NAME=DIR")
+            ev_b = edgevl_readers(bundle=Path(folder))[0]
+            readers[f"edgevl[{name}]"] = ev_b["edgevl"]
+            readers[f"edgevl-plain[{name}]"] = ev_b["edgevl-plain"]
     except (ImportError, AttributeError) as exc:
         mode = f"edgevl TextRecognizer not available yet ({exc})"
         print(mode)
@@ -341,10 +354,19 @@ def main(argv: list[str] | None = None) -> int:
         font_families=families,
         edgevl_mode=mode,
         edgevl_model=_default_model(),
+        rec_bundles={s.partition("=")[0]: _bundle_card(Path(s.partition("=")[2])) for s in args.rec_bundle},
         results=results,
     )
-    bench.write_result(report, args.out / "str_eval", render)
+    bench.write_result(report, args.out / args.result_name, render)
     return 0
+
+
+def _bundle_card(folder: Path) -> dict[str, Any]:
+    """What a --rec-bundle was: its name and source (checkpoint, digests, charset origin)."""
+    from edgevl.bundle import load_bundle
+
+    m = load_bundle(folder).manifest
+    return {"name": m.name, "source": dict(m.source), "parity": m.extra.get("parity")}
 
 
 def _default_model() -> str:
