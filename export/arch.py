@@ -2,7 +2,8 @@
 
 CLIP checkpoints (OpenAI/OpenCLIP ``.pt``, TorchScript, ``.safetensors``) keep their own loader;
 this only tells the OCR models apart: EasyOCR's CRNN recogniser (``FeatureExtraction`` /
-``SequenceModeling`` / ``Prediction``). A ``.pt``/``.pth``/``.bin`` file is read once here (with
+``SequenceModeling`` / ``Prediction``) and the CRAFT detector (``basenet`` / ``upconv`` /
+``conv_cls``). A ``.pt``/``.pth``/``.bin`` file is read once here (with
 ``weights_only=True``) and its tensors handed to the OCR exporter, so bad files fail here with the
 loader's own errors; a ``.safetensors`` file's names are read without its tensors.
 """
@@ -12,11 +13,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgevl_export.loaders.files import StateDict, is_torchscript, read_tensors
+from edgevl_export.models.craft import CRAFT_PREFIXES, is_craft
 from edgevl_export.models.crnn import CRNN_PREFIXES, is_crnn
 
 from edgevl.errors import CheckpointError
 
-KINDS = ("crnn", "other")
+KINDS = ("crnn", "craft", "other")
 
 
 def _safetensors_keys(path: Path) -> list[str]:
@@ -33,8 +35,10 @@ def sniff(path: Path) -> tuple[str, StateDict | None, str]:
     """(kind, the tensors when they were read, their format) of a checkpoint file."""
     if path.suffix == ".safetensors":
         keys = _safetensors_keys(path)
-        return ("crnn" if any(k.startswith(CRNN_PREFIXES) for k in keys) else "other"), None, "safetensors"
+        kind = ("crnn" if any(k.startswith(CRNN_PREFIXES) for k in keys)
+                else "craft" if any(k.startswith(CRAFT_PREFIXES) for k in keys) else "other")
+        return kind, None, "safetensors"
     if is_torchscript(path):
         return "other", None, "torchscript"
     sd, _, fmt = read_tensors(path)
-    return ("crnn" if is_crnn(sd) else "other"), sd, fmt
+    return ("crnn" if is_crnn(sd) else "craft" if is_craft(sd) else "other"), sd, fmt

@@ -24,7 +24,7 @@ PRECISIONS = ("fp32", "fp16", "int8")
 TARGETS = ("onnx", "tensorrt")
 ACTIVATIONS = {"auto": None, "quickgelu": True, "gelu": False}
 #: --arch values that pick an OCR exporter instead of a CLIP architecture
-OCR_ARCHS = ("crnn",)
+OCR_ARCHS = ("crnn", "craft")
 
 
 def _build_side(module: str) -> ModuleType:
@@ -110,6 +110,11 @@ def export_any(
                 result = crnn.export_crnn(checkpoint, target, opset=opset, precision=precision,
                                           charset=charset, state_dict=sd, fmt=fmt)
                 return result
+            if kind == "craft":
+                craft = _build_side("edgevl_export.craft_bundle")
+                result = craft.export_craft(checkpoint, target, opset=opset, precision=precision,
+                                            state_dict=sd, fmt=fmt)
+                return result
         if charset is not None:
             raise EdgevlError("--charset is for text recogniser checkpoints (EasyOCR CRNN); "
                               f"{checkpoint} is not one")
@@ -135,7 +140,7 @@ def export_cmd(
                                     help="HF folder, .pt/.pth/.bin state dict or TorchScript, .safetensors"),
     out: Path = typer.Option(..., "--out", "-o", help="bundle directory to write"),
     arch: str = typer.Option(None, "--arch", help="architecture name (default: read from the checkpoint); "
-                             "'crnn' forces the EasyOCR CRNN recogniser exporter"),
+                             "'crnn' / 'craft' force the EasyOCR CRNN recogniser / CRAFT detector exporter"),
     precision: str = typer.Option("fp32", "--precision", help="fp32 | fp16 | int8"),
     opset: int = typer.Option(17, "--opset", help="ONNX opset (>= 17 for LayerNormalization)"),
     calibration: Path = typer.Option(None, "--calibration", help="calibration data (int8 only)"),
@@ -154,7 +159,7 @@ def export_cmd(
     force: bool = typer.Option(False, "--force", help="overwrite a non-empty --out"),
     as_json: bool = typer.Option(False, "--json", help="print the manifest as JSON"),
 ) -> None:
-    """Export a CLIP / LightCLIP / BERT (MiniLM) / EasyOCR CRNN checkpoint to a checked ONNX bundle."""
+    """Export a CLIP / LightCLIP / BERT (MiniLM) / EasyOCR CRNN or CRAFT checkpoint to a checked bundle."""
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         if not force:
             raise EdgevlError(f"{out}: exists and is not empty; pass --force to overwrite a bundle")
