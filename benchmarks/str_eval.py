@@ -197,8 +197,12 @@ def evaluate(readers: dict[str, Reader], all_crops: list[strgen.WordCrop], batch
             preds += read([c.image for c in crops[s:s + batch]])
         elapsed = time.perf_counter() - t0
         per: dict[str, dict[str, Any]] = {}
+        kinds = {"dictionary": [0, 0], "random": [0, 0]}  # [correct, n] by word kind
         for c, (text, _) in zip(crops, preds, strict=True):
             ok, ned = score(text, c.label)
+            k = kinds["dictionary" if c.label.lower() in strgen.WORDS else "random"]
+            k[0] += int(ok)
+            k[1] += 1
             d = per.setdefault(c.distortion, {"n": 0, "correct": 0, "ned_sum": 0.0, "errors": []})
             d["n"] += 1
             d["correct"] += int(ok)
@@ -214,6 +218,8 @@ def evaluate(readers: dict[str, Reader], all_crops: list[strgen.WordCrop], batch
             "n": n,
             "per_distortion": per,
             "accuracy": total_correct / n,
+            # real words (a language prior helps) vs random alphanumeric strings (it does not)
+            "by_kind": {k: {"n": v[1], "accuracy": v[0] / v[1] if v[1] else None} for k, v in kinds.items()},
             "seconds": elapsed,
             "ms_per_crop": 1000.0 * elapsed / n,
         }
@@ -244,6 +250,13 @@ def render(report: dict[str, Any]) -> str:
             row.append("—" if pd is None else f"{100 * pd['accuracy']:.1f}% ({pd['one_minus_ned']:.3f})")
         rows.append(row)
     rows.append(["**all**", *[f"**{100 * report['results'][n]['accuracy']:.1f}%**" for n in names]])
+    for kind in ("dictionary", "random"):
+        cells = []
+        for n in names:
+            bk = report["results"][n].get("by_kind", {}).get(kind)
+            cells.append("—" if not bk or bk["accuracy"] is None
+                         else f"{100 * bk['accuracy']:.1f}% of {bk['n']}")
+        rows.append([f"all, {kind} words" if kind == "dictionary" else "all, random strings", *cells])
     rows.append(["ms / crop (indicative: readers run one after the other on a shared machine)",
                  *[f"{report['results'][n]['ms_per_crop']:.1f}" for n in names]])
     lines.append(bench.Table(header, rows))
