@@ -207,6 +207,10 @@ def _fp16(d: Path) -> list[str]:
     return ["-c", str(G2), "--precision", "fp16"]
 
 
+def _tensorrt(d: Path) -> list[str]:
+    return ["-c", str(G2), "--target", "tensorrt"]
+
+
 BAD: list[tuple[str, Callable[[Path], list[str]], str]] = [
     ("clip-state-dict-as-crnn", _clip_like, r"not an EasyOCR CRNN recogniser"),
     ("missing-head", _missing_head, r"Prediction\.weight"),
@@ -218,6 +222,7 @@ BAD: list[tuple[str, Callable[[Path], list[str]], str]] = [
     ("unknown-charset", _unknown_charset, r"no known character list.*--charset"),
     ("charset-wrong-size", _charset_wrong_size, r"outputs 97 classes but .* gives 3"),
     ("fp16", _fp16, r"fp32 only"),
+    ("tensorrt-target", _tensorrt, r"--target tensorrt rewrites attention blocks"),
 ]
 
 

@@ -74,6 +74,11 @@ def export_any(
         if precision == "fp16":
             raise EdgevlError("--target tensorrt rewrites fp32 or int8 graphs; export fp32 and build "
                               "the fp16 engine with `edgevl engine build BUNDLE --precision fp16`")
+        if arch in OCR_ARCHS or (arch is None and checkpoint.is_file()
+                                 and _build_side("edgevl_export.arch").sniff(checkpoint)[0] in OCR_ARCHS):
+            raise EdgevlError("--target tensorrt rewrites attention blocks (CLIP, MiniLM); the EasyOCR CRNN "
+                              "and CRAFT have none: export without --target and build a TensorRT engine "
+                              "from the ONNX bundle")
         trt = _build_side("edgevl_export.trt.bundle")
         bundle = export_any(checkpoint, out, arch=arch, precision=precision, opset=opset,
                             calibration=calibration, tokenizer=tokenizer, activation=activation,
