@@ -152,6 +152,8 @@ def export_cmd(
     tokenizer: Path = typer.Option(
         None, "--tokenizer", help="CLIP tokenizer: tokenizer.json, vocab.json(+merges.txt), bpe_simple_vocab"
     ),
+    charset: Path = typer.Option(None, "--charset", help="recogniser classes after the CTC blank, one per "
+                                 "line (default: the known list of the checkpoint, e.g. english_g2)"),
     activation: str = typer.Option(
         "auto", "--activation", help="CLIP MLP activation for plain state dicts: auto | quickgelu | gelu"
     ),
@@ -159,8 +161,6 @@ def export_cmd(
     target: str = typer.Option(
         "onnx", "--target", help="onnx | tensorrt (also writes graphs with the EdgevlAttention plugin op)"
     ),
-    charset: Path = typer.Option(None, "--charset", help="recogniser classes after the CTC blank, one per "
-                                 "line (default: the known list of the checkpoint, e.g. english_g2)"),
     force: bool = typer.Option(False, "--force", help="overwrite a non-empty --out"),
     as_json: bool = typer.Option(False, "--json", help="print the manifest as JSON"),
 ) -> None:
