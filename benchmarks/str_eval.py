@@ -252,7 +252,8 @@ def render(report: dict[str, Any]) -> str:
             row.append("—" if pd is None else f"{100 * pd['accuracy']:.1f}% ({pd['one_minus_ned']:.3f})")
         rows.append(row)
     rows.append(["**all**", *[f"**{100 * report['results'][n]['accuracy']:.1f}%**" for n in names]])
-    for kind in ("dictionary", "random"):
+    has_kinds = any("by_kind" in report["results"][n] for n in names)  # results made before the split
+    for kind in ("dictionary", "random") if has_kinds else ():
         cells = []
         for n in names:
             bk = report["results"][n].get("by_kind", {}).get(kind)
@@ -364,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             head.append(f"{d}: edgevl {100 * e:.1f}% vs RapidOCR rec {100 * r:.1f}%")
     report = oc.new_result(
-        "str_eval", load_before,
+        args.result_name, load_before,
         headline="; ".join(head),
         seed=args.seed,
         n_per_distortion=args.n,
