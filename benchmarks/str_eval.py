@@ -364,6 +364,10 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 continue
             head.append(f"{d}: edgevl {100 * e:.1f}% vs RapidOCR rec {100 * r:.1f}%")
+    for name in (f"edgevl[{s.partition('=')[0]}]" for s in rec_bundles(args, ap, Path(tmp.name))):
+        if name in results and "edgevl" in results:
+            head.insert(0, f"all: {name} {100 * results[name]['accuracy']:.1f}% vs edgevl "
+                        f"({_default_model()}) {100 * results['edgevl']['accuracy']:.1f}%")
     report = oc.new_result(
         args.result_name, load_before,
         headline="; ".join(head),
