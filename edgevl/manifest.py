@@ -417,10 +417,18 @@ class ClassifierConfig:
         return {"labels": list(self.labels), "thresh": self.thresh}
 
 
+REC_PADS = ("constant", "edge")
+
+
 @dataclass(frozen=True)
 class RecognizerPreprocess:
     """``preprocess`` of a ``text-recognition`` bundle: crops resized to ``height``, width by aspect
-    ratio within ``min_width..max_width``, batches padded to a multiple of ``width_multiple``."""
+    ratio within ``min_width..max_width``, batches padded to a multiple of ``width_multiple``.
+    ``grayscale``: the model reads one grey channel (BGR → grey as ``cv2.COLOR_BGR2GRAY``, then
+    ``mean[0]``/``std[0]``; the three values must be equal); written only when true. ``pad``: how a
+    batch's narrower crops are padded on the right: ``constant`` (zeros after normalisation) or
+    ``edge`` (the crop's last column repeated, as EasyOCR's ``NormalizePAD``); written only when
+    not ``constant``."""
 
     norm: Normalization
     height: int
@@ -428,9 +436,11 @@ class RecognizerPreprocess:
     max_width: int = 1600
     width_multiple: int = 8
     interpolation: str = "linear"
+    grayscale: bool = False
+    pad: str = "constant"
 
     KEYS = ("color", "scale", "mean", "std", "height", "min_width", "max_width", "width_multiple",
-            "interpolation")
+            "interpolation", "grayscale", "pad")
 
     @staticmethod
     def from_manifest(pre: Any, where: str = "preprocess") -> RecognizerPreprocess:
@@ -442,15 +452,21 @@ class RecognizerPreprocess:
             min_width=get_int(d, "min_width", where, height, lo=1, hi=65536),
             max_width=get_int(d, "max_width", where, 1600, lo=1, hi=65536),
             width_multiple=get_int(d, "width_multiple", where, 8, lo=1, hi=1024),
-            interpolation=get_str(d, "interpolation", where, "linear", choices=OCR_INTERPOLATIONS))
+            interpolation=get_str(d, "interpolation", where, "linear", choices=OCR_INTERPOLATIONS),
+            grayscale=get_bool(d, "grayscale", where, RecognizerPreprocess.grayscale),
+            pad=get_str(d, "pad", where, RecognizerPreprocess.pad, choices=REC_PADS))
         if out.min_width > out.max_width:
             raise BundleError(f"{where}: min_width {out.min_width} > max_width {out.max_width}")
+        if out.grayscale and (len(set(out.norm.mean)) > 1 or len(set(out.norm.std)) > 1):
+            raise BundleError(f"{where}: grayscale needs one mean and one std (the three values equal), "
+                              f"got mean {list(out.norm.mean)}, std {list(out.norm.std)}")
         return out
 
     def to_manifest(self) -> dict[str, Any]:
         return {**self.norm.to_manifest(), "height": self.height, "min_width": self.min_width,
                 "max_width": self.max_width, "width_multiple": self.width_multiple,
-                "interpolation": self.interpolation}
+                "interpolation": self.interpolation, **({"grayscale": True} if self.grayscale else {}),
+                **({"pad": self.pad} if self.pad != RecognizerPreprocess.pad else {})}
 
 
 DECODERS = ("ctc-greedy",)

@@ -29,7 +29,7 @@ COMMANDS: tuple[tuple[str, str, bool, str], ...] = (
     ("classify", "embed", False,
      "Zero-shot classify images against class names (prompt ensembling or descriptions)."),
     ("export", "export", False,
-     "Export a CLIP / LightCLIP / BERT (MiniLM) checkpoint to a checked ONNX bundle."),
+     "Export a CLIP / LightCLIP / BERT (MiniLM) / EasyOCR CRNN or CRAFT checkpoint to a checked bundle."),
     ("info", "info", False, "Print a bundle's manifest and the inputs/outputs of its models."),
     ("ocr", "ocr", False, "Read the text in IMAGE(s): one line per detected text box, in reading order."),
     ("quantize", "quantize", False,

@@ -25,6 +25,8 @@ from edgevl.safeio import read_json_file
 PRECISIONS = ("fp32", "fp16", "int8")
 TARGETS = ("onnx", "tensorrt")
 ACTIVATIONS = {"auto": None, "quickgelu": True, "gelu": False}
+#: --arch values that pick an OCR exporter instead of a CLIP architecture
+OCR_ARCHS = ("crnn", "craft")
 
 
 def _build_side(module: str) -> ModuleType:
@@ -65,6 +67,7 @@ def export_any(
     activation: str = "auto",
     dynamo: bool = False,
     target: str = "onnx",
+    charset: Path | None = None,
 ) -> Bundle:
     """What ``edgevl export`` does, callable from Python."""
     if target not in TARGETS:
@@ -73,6 +76,11 @@ def export_any(
         if precision == "fp16":
             raise EdgevlError("--target tensorrt rewrites fp32 or int8 graphs; export fp32 and build "
                               "the fp16 engine with `edgevl engine build BUNDLE --precision fp16`")
+        if arch in OCR_ARCHS or (arch is None and checkpoint.is_file()
+                                 and _build_side("edgevl_export.arch").sniff(checkpoint)[0] in OCR_ARCHS):
+            raise EdgevlError("--target tensorrt rewrites attention blocks (CLIP, MiniLM); the EasyOCR CRNN "
+                              "and CRAFT have none: export without --target and build a TensorRT engine "
+                              "from the ONNX bundle")
         trt = _build_side("edgevl_export.trt.bundle")
         bundle = export_any(checkpoint, out, arch=arch, precision=precision, opset=opset,
                             calibration=calibration, tokenizer=tokenizer, activation=activation,
@@ -101,6 +109,22 @@ def export_any(
             bert = _build_side("edgevl_export.bert_bundle")
             result: Bundle = bert.export_bert(checkpoint, target, precision=base_precision, opset=opset)
             return result
+        if arch in OCR_ARCHS or (arch is None and checkpoint.is_file()):
+            sniff = _build_side("edgevl_export.arch").sniff
+            kind, sd, fmt = (arch, None, "torch") if arch else sniff(checkpoint)
+            if kind == "crnn":
+                crnn = _build_side("edgevl_export.crnn_bundle")
+                result = crnn.export_crnn(checkpoint, target, opset=opset, precision=precision,
+                                          charset=charset, state_dict=sd, fmt=fmt)
+                return result
+            if kind == "craft":
+                craft = _build_side("edgevl_export.craft_bundle")
+                result = craft.export_craft(checkpoint, target, opset=opset, precision=precision,
+                                            state_dict=sd, fmt=fmt)
+                return result
+        if charset is not None:
+            raise EdgevlError("--charset is for text recogniser checkpoints (EasyOCR CRNN); "
+                              f"{checkpoint} is not one")
         clip = _build_side("edgevl_export.clip_bundle")
         result = clip.export_checkpoint(
             checkpoint, target, arch=arch, precision=base_precision, opset=opset, tokenizer=tokenizer,
@@ -122,13 +146,16 @@ def export_cmd(
     checkpoint: Path = typer.Option(..., "--checkpoint", "-c",
                                     help="HF folder, .pt/.pth/.bin state dict or TorchScript, .safetensors"),
     out: Path = typer.Option(..., "--out", "-o", help="bundle directory to write"),
-    arch: str = typer.Option(None, "--arch", help="architecture name (default: read from the checkpoint)"),
+    arch: str = typer.Option(None, "--arch", help="architecture name (default: read from the checkpoint); "
+                             "'crnn' / 'craft' force the EasyOCR CRNN recogniser / CRAFT detector exporter"),
     precision: str = typer.Option("fp32", "--precision", help="fp32 | fp16 | int8"),
     opset: int = typer.Option(17, "--opset", help="ONNX opset (>= 17 for LayerNormalization)"),
     calibration: Path = typer.Option(None, "--calibration", help="calibration data (int8 only)"),
     tokenizer: Path = typer.Option(
         None, "--tokenizer", help="CLIP tokenizer: tokenizer.json, vocab.json(+merges.txt), bpe_simple_vocab"
     ),
+    charset: Path = typer.Option(None, "--charset", help="recogniser classes after the CTC blank, one per "
+                                 "line (default: the known list of the checkpoint, e.g. english_g2)"),
     activation: str = typer.Option(
         "auto", "--activation", help="CLIP MLP activation for plain state dicts: auto | quickgelu | gelu"
     ),
@@ -139,7 +166,7 @@ def export_cmd(
     force: bool = flag("--force", help="overwrite a non-empty --out"),
     as_json: bool = flag("--json", help="print the manifest as JSON"),
 ) -> None:
-    """Export a CLIP / LightCLIP / BERT (MiniLM) checkpoint to a checked ONNX bundle."""
+    """Export a CLIP / LightCLIP / BERT (MiniLM) / EasyOCR CRNN or CRAFT checkpoint to a checked bundle."""
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         if not force:
             raise EdgevlError(f"{out}: exists and is not empty; pass --force to overwrite a bundle")
@@ -151,7 +178,8 @@ def export_cmd(
                 raise EdgevlError(f"{out}: --force would delete the input {src}; choose another --out")
         shutil.rmtree(out)
     b = export_any(checkpoint, out, arch=arch, precision=precision, opset=opset, calibration=calibration,
-                   tokenizer=tokenizer, activation=activation, dynamo=dynamo, target=target)
+                   tokenizer=tokenizer, activation=activation, dynamo=dynamo, target=target,
+                   charset=charset)
     m = b.manifest
     if as_json:
         emit_json({"path": str(b.path), "digest": b.digest, **m.to_dict()})

@@ -277,6 +277,9 @@ class TextRecognizer:
         self.max_width, self.multiple = pre.max_width, pre.width_multiple
         self.mean, self.std, self.scale = list(pre.norm.mean), list(pre.norm.std), pre.norm.scale
         self.color = pre.norm.color
+        self.grayscale, self.pad = pre.grayscale, pre.pad
+        if self.grayscale:  # one channel: the manifest's three equal values (checked by from_manifest)
+            self.mean, self.std = self.mean[:1], self.std[:1]
         self.charset = load_charset(self.bundle)
         self.blank = cfg.blank_index
         self.batch_size = batch_size
@@ -295,7 +298,9 @@ class TextRecognizer:
         nw = max(self.min_width, min(self.max_width, nw))
         interp = cv2.INTER_AREA if h > self.height else cv2.INTER_LINEAR
         r = cv2.resize(crop, (nw, self.height), interpolation=interp)
-        if self.color == "RGB":
+        if self.grayscale:
+            r = cv2.cvtColor(r, cv2.COLOR_BGR2GRAY)
+        elif self.color == "RGB":
             r = r[:, :, ::-1]
         return normalize_chw(np.asarray(r, np.uint8), self.mean, self.std, self.scale)
 
@@ -322,7 +327,7 @@ class TextRecognizer:
                 end += 1
             idx = order[start:end]
             width = -(-prepared[idx[-1]].shape[2] // self.multiple) * self.multiple
-            batch = pad_batch([prepared[i] for i in idx], width)
+            batch = pad_batch([prepared[i] for i in idx], width, mode=self.pad)
             columns += width * len(idx)
             probs = next(iter(self.engine.run({self._input: batch}).values()))
             t = probs.shape[1]

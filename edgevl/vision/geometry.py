@@ -161,15 +161,20 @@ def resize_to_height(image: Image, height: int, *, min_width: int = 1, max_width
     return np.asarray(cv2.resize(image, (nw, height), interpolation=cv2.INTER_LINEAR), dtype=np.uint8)
 
 
-def pad_batch(chws: list[Floats], width: int, value: float = 0.0) -> Floats:
-    """Stack 3xHxWi arrays into Bx3xHxwidth, padding on the right with ``value``."""
+def pad_batch(chws: list[Floats], width: int, value: float = 0.0, mode: str = "constant") -> Floats:
+    """Stack CxHxWi arrays into BxCxHxwidth, padding on the right with ``value`` (``mode="edge"``:
+    with each array's last column repeated)."""
     if not chws:
         raise InputError("pad_batch needs at least one array")
+    if mode not in ("constant", "edge"):
+        raise InputError(f"pad mode {mode!r}: expected 'constant' or 'edge'")
     c, h = chws[0].shape[:2]
     out = np.full((len(chws), c, h, width), value, dtype=np.float32)
     for i, a in enumerate(chws):
         w = min(a.shape[2], width)
         out[i, :, :, :w] = a[:, :, :w]
+        if mode == "edge" and 0 < w < width:
+            out[i, :, :, w:] = a[:, :, w - 1 : w]
     return out
 
 
