@@ -60,6 +60,14 @@ def ocr(
     vertical: str = typer.Option("auto", "--vertical",
                                  help="tall boxes: 'auto' (classifier decides, both if unsure), 'both'; "
                                  "with --crops also 'none' (read crops as they are)"),
+    rec: str | None = typer.Option(None, "--rec", help="recogniser: a model name (ppocrv6 default, "
+                                   "ppocrv5, ppocrv4, svtrv2) or a text-recognition bundle folder"),
+    rec_cascade: str | None = typer.Option(None, "--rec-cascade",
+                                           help="re-read uncertain lines with this stronger recogniser "
+                                           "(a name such as svtrv2, or a bundle folder)"),
+    cascade_below: float | None = typer.Option(None, "--cascade-below", callback=number_in(0.0, 1.0),
+                                               help="with --rec-cascade: re-read readings whose confidence "
+                                               "is below this (default: 0.9 crops, 0.9 photos; docs/ocr.md)"),
 ) -> None:
     """Read the text in IMAGE(s): one line per detected text box, in reading order."""
     if draw is not None and crops:
@@ -69,12 +77,16 @@ def ocr(
     name = ocr_model(model).name  # an unknown model fails before any image is read
     opts = EngineOptions(backend=backend, threads=threads)
     imgs = [read_image(p) for p in images]  # fail on the first bad image before loading models
+    if cascade_below is not None and rec_cascade is None:
+        raise InputError("--cascade-below needs --rec-cascade")
+    recognizer = TextRecognizer(options=opts, rec=rec) if rec is not None else None
     if crops:
         readings: Sequence[Reading]
         if vertical == "none":
-            readings = TextRecognizer(options=opts, model=name).read(imgs)
+            readings = (recognizer or TextRecognizer(options=opts, model=name)).read(imgs)
         else:
-            pipe = OcrPipeline(options=opts, vertical=vertical, model=name)
+            pipe = OcrPipeline(recognizer=recognizer, options=opts, vertical=vertical, model=name,
+                               rec_cascade=rec_cascade, cascade_below=cascade_below)
             readings = pipe.read_crops(imgs)
         if as_json:
             emit_json({"crops": [{"path": str(p), **r.to_dict()} for p, r in zip(images, readings,
@@ -86,7 +98,8 @@ def ocr(
     if vertical not in ("auto", "both"):
         raise InputError(f"--vertical must be 'auto' or 'both' for photos, got {vertical!r}")
     pipe = OcrPipeline(TextDetector(options=opts, limit_side=limit_side, model=name), options=opts,
-                       vertical=vertical, min_score=min_score, model=name)
+                       recognizer=recognizer, vertical=vertical, min_score=min_score, model=name,
+                       rec_cascade=rec_cascade, cascade_below=cascade_below)
     results = []
     for i, (p, img) in enumerate(zip(images, imgs, strict=True)):
         lines = pipe(img)
@@ -103,7 +116,7 @@ def ocr(
                         "lines": [ln.to_dict() for ln in lines],
                         "timings": {"det": round(t.det, 4), "cls": round(t.cls, 4),
                                     "rec": round(t.rec, 4), "total": round(t.total, 4),
-                                    "boxes": t.boxes, "reads": t.reads},
+                                    "boxes": t.boxes, "reads": t.reads, "cascaded": t.cascaded},
                         **({"draw": str(drawn)} if drawn else {})})
         if not as_json:
             if len(images) > 1:
