@@ -10,8 +10,6 @@ import typer
 from edgevl.bundle import load_bundle
 from edgevl.cli.app import app, emit_json
 from edgevl.errors import BundleError, InputError
-from edgevl.models.recognizers import STANDALONE, standalone
-from edgevl.models.recognizers import ensure as ensure_standalone
 from edgevl.models.ppocr import (
     DEFAULT_MODEL,
     MODELS,
@@ -23,6 +21,8 @@ from edgevl.models.ppocr import (
     is_current,
     ocr_model,
 )
+from edgevl.models.recognizers import STANDALONE, standalone
+from edgevl.models.recognizers import ensure as ensure_standalone
 
 models_app = typer.Typer(help="Build and list the OCR model bundles (PP-OCRv6, PP-OCRv5, PP-OCRv4).",
                          no_args_is_help=True)

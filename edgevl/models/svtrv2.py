@@ -47,7 +47,7 @@ SIZES: tuple[tuple[int, int], ...] = ((64, 64), (48, 96), (40, 112), (32, 128))
 PREPROCESS = RecognizerPreprocess(
     norm=Normalization(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), scale=1.0 / 255.0, color="RGB"),
     height=32, min_width=64, max_width=128, width_multiple=4, interpolation="linear",
-    sizes=SIZES, size_policy="aspect", selector=SELECTOR_FILE)
+    sizes=SIZES, size_policy="aspect", selector=SELECTOR_FILE, margin=0.25)
 CONFIG = RecognizerConfig(charset=CHARSET_FILE, blank_index=0, num_classes=1 + len(CHARSET),
                           decoder="ctc-greedy")
 #: the graph rewrite stored in the bundle; a new value rebuilds cached bundles

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import math
 import time
-from pathlib import Path
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, TypeVar, overload
 
 import cv2
@@ -33,6 +33,7 @@ from edgevl.manifest import (
 )
 from edgevl.text.ctc import ctc_greedy
 from edgevl.vision.db import DBParams, db_boxes
+from edgevl.vision.fixedsize import SizeChooser, add_margin, stretch_chw
 from edgevl.vision.geometry import (
     crop_quad,
     fit_stride,
@@ -42,7 +43,6 @@ from edgevl.vision.geometry import (
     rotate180,
     tiles,
 )
-from edgevl.vision.fixedsize import SizeChooser, add_margin, stretch_chw
 from edgevl.vision.io import Image, as_image
 
 Floats = npt.NDArray[np.float32]

@@ -51,7 +51,7 @@ def add_margin(crop: Image, margin: float) -> Image:
     edge pixels (a tight detector box cuts the last letter's side; the model was trained on looser
     crops, docs/ocr.md)."""
     h = crop.shape[0]
-    m = int(round(margin * h))
+    m = round(margin * h)
     if m <= 0:
         return crop
     img = crop if crop.ndim == 3 else cv2.cvtColor(crop, cv2.COLOR_GRAY2BGR)
