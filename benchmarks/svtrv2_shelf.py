@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         t_plain = time.perf_counter() - t0
         quads, _ = probe.detector(img)
         crops = [crop_quad(img, q) for q in quads]
-        best, vertical = probe._read(crops, ocr._Clock(), 1.0)
+        _, vertical = probe._read(crops, ocr._Clock(), 1.0)
         rec = probe.record
         per_box = rec["seconds"] / max(1, len(crops))
         rows = []
@@ -119,15 +119,15 @@ def main(argv: list[str] | None = None) -> int:
             n_re = sum(f.score < t for f in rec["first"])
             seconds = t_plain + per_box * n_re
             rows.append({"threshold": t, "catalogue_total": total, "catalogue_distinct": distinct,
-                         "reread": n_re, "boxes": len(crops), "seconds": seconds, "time_ratio": seconds / t_plain,
-                         "matched": matched(matcher, img, res)})
+                         "reread": n_re, "boxes": len(crops), "seconds": seconds,
+                         "time_ratio": seconds / t_plain, "matched": matched(matcher, img, res)})
         t0 = time.perf_counter()
         casc = real(img)
         t_real = time.perf_counter() - t0
         base_m = matched(matcher, img, base)
         real_m = matched(matcher, img, casc)
-        out.append({"photo": p.name, "boxes": len(crops), "seconds_plain": t_plain, "seconds_cascade": t_real,
-                    "measured_ratio": t_real / t_plain, "svtrv2_per_box": per_box,
+        out.append({"photo": p.name, "boxes": len(crops), "seconds_plain": t_plain,
+                    "seconds_cascade": t_real, "measured_ratio": t_real / t_plain, "svtrv2_per_box": per_box,
                     "plain_words": cat_words([ln.text for ln in base], vocab),
                     "cascade_words": cat_words([ln.text for ln in casc], vocab),
                     "cascaded": casc.timings.cascaded,
@@ -157,17 +157,20 @@ def render(report: dict[str, Any]) -> str:
     for r in report["results"]:
         blocks += [f"## {r['photo']}: per threshold (computed from one pass with both readings)", ""]
         blocks.append(bench.Table(
-            ["threshold", "catalogue words (distinct)", "boxes re-read", "time vs PP-OCRv6", "spines matched"],
+            ["threshold", "catalogue words (distinct)", "boxes re-read", "time vs PP-OCRv6",
+             "spines matched"],
             [[f"{x['threshold']:g}", f"{x['catalogue_total']} ({x['catalogue_distinct']})",
-              f"{x['reread']} / {x['boxes']}", f"{x['time_ratio']:.2f}x", len(x["matched"])] for x in r["curve"]]))
+              f"{x['reread']} / {x['boxes']}", f"{x['time_ratio']:.2f}x", len(x["matched"])]
+             for x in r["curve"]]))
         pm = sorted({(m["tag"], m["title"][:50]) for m in r["plain_matched"]})
         cm = {(m["tag"], m["title"][:50]) for m in r["cascade_matched"]}
         blocks += ["Spines matched by PP-OCRv6 alone (kept with the cascade?):", "",
-                   bench.Table(["tag", "title", "kept"], [[t, ti, "yes" if (t, ti) in cm else "**no**"]
-                                                          for t, ti in pm])]
-    notes = ["catalogue words: recognised words of >= 4 letters (NFKD, accents stripped, lower-case) found in "
-             "the catalogue's titles and authors; total (distinct)",
-             "times: one shared 2-core machine; the per-threshold times are computed, the default's is measured"]
+                   bench.Table(["tag", "title", "kept"],
+                               [[t, ti, "yes" if (t, ti) in cm else "**no**"] for t, ti in pm])]
+    notes = ["catalogue words: recognised words of >= 4 letters (NFKD, accents stripped, lower-case) found "
+             "in the catalogue's titles and authors; total (distinct)",
+             "times: one shared 2-core machine; the per-threshold times are computed, the default's is "
+             "measured"]
     return bench.render_markdown(report, "Cascade PP-OCRv6 -> SVTRv2 on the shelf photos", blocks, notes)
 
 

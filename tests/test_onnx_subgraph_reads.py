@@ -6,10 +6,9 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import onnxruntime as ort
-from onnx import TensorProto, helper
-
 from edgevl_export.quantize.qdq import prune
 from edgevl_export.trt.rewrite import _drop_dead, subgraph_reads
+from onnx import TensorProto, helper
 
 
 def _model() -> onnx.ModelProto:

@@ -16,6 +16,7 @@ TensorRT itself is not run here.
 
 from __future__ import annotations
 
+import importlib
 import json
 import shutil
 import tempfile
@@ -35,16 +36,18 @@ def build_trt_bundle(root: Path | str) -> Bundle:
     """Build ``svtrv2-rec-tensorrt`` into ``root`` and return it loaded."""
     try:
         import onnx
-        from edgevl_export.trt.bundle import add_tensorrt_graphs
-        from edgevl_export.trt.rewrite import check_parity
+
+        trt_bundle = importlib.import_module("edgevl_export.trt.bundle")
+        check_parity = importlib.import_module("edgevl_export.trt.rewrite").check_parity
     except ImportError as e:
-        raise EdgevlError(f"--target tensorrt needs the build-side extra (pip install 'edgevl[export]'): {e}") from e
+        raise EdgevlError("--target tensorrt needs the build-side extra "
+                          f"(pip install 'edgevl[export]'): {e}") from e
     base = Path(root)
     final = base / BUNDLE_NAME
     work = Path(tempfile.mkdtemp(prefix=f".{BUNDLE_NAME}-", dir=base if base.exists() else None))
     try:
         built = svtrv2.build_bundle(work, fuse=False)
-        b = add_tensorrt_graphs(built)
+        b: Bundle = trt_bundle.add_tensorrt_graphs(built)
         trt = b.manifest.config["tensorrt"]
         original = onnx.load(str(b.model_path("model")))
         rewritten = onnx.load(str(b.path / trt["graphs"]["model"]))
