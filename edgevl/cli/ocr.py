@@ -67,7 +67,7 @@ def ocr(
                                            "(a name such as svtrv2, or a bundle folder)"),
     cascade_below: float | None = typer.Option(None, "--cascade-below", callback=number_in(0.0, 1.0),
                                                help="with --rec-cascade: re-read readings whose confidence "
-                                               "is below this (default: 0.9 crops, 0.9 photos; docs/ocr.md)"),
+                                               "is below this (default: 0.9 crops, 0.6 photos; docs/ocr.md)"),
 ) -> None:
     """Read the text in IMAGE(s): one line per detected text box, in reading order."""
     if draw is not None and crops:

@@ -32,6 +32,7 @@ from edgevl.manifest import (
     RecognizerPreprocess,
 )
 from edgevl.text.ctc import ctc_greedy
+from edgevl.text.respace import respace
 from edgevl.vision.db import DBParams, db_boxes
 from edgevl.vision.fixedsize import SizeChooser, add_margin, stretch_chw
 from edgevl.vision.geometry import (
@@ -77,6 +78,24 @@ class TextLine:
     def to_dict(self) -> dict[str, Any]:
         return {"quad": [[round(x, 1), round(y, 1)] for x, y in self.quad], "text": self.text,
                 "score": round(self.score, 4), "vertical": self.vertical}
+
+
+def _respaced(r: Reading, spaced: str) -> Reading:
+    """``r`` with the word spaces of another reading of the same crop (:func:`respace`); an inserted
+    space gets the lower confidence of its two neighbours."""
+    text = respace(r.text, spaced)
+    if text == r.text:
+        return r
+    scores: list[float] = []
+    k = 0
+    for c in text:
+        if c == " ":
+            inside = 0 < k < len(r.char_scores)
+            scores.append(min(r.char_scores[k - 1], r.char_scores[k]) if inside else r.score)
+        else:
+            scores.append(r.char_scores[k] if k < len(r.char_scores) else r.score)
+            k += 1
+    return Reading(text, r.score, tuple(scores))
 
 
 def _strip(r: Reading) -> Reading:
@@ -347,7 +366,9 @@ class TextRecognizer:
 #: default cascade thresholds (a first reading below this confidence is re-read by the cascade
 #: recogniser): chosen on the STR set and the shelf photos, docs/ocr.md
 CASCADE_BELOW_CROPS = 0.9
-CASCADE_BELOW_PHOTOS = 0.9
+CASCADE_BELOW_PHOTOS = 0.6
+#: the cascade re-reads only crops at most this many times wider than tall (docs/ocr.md)
+CASCADE_MAX_ASPECT = 6.0
 
 
 @dataclass(frozen=True)
@@ -514,6 +535,9 @@ class OcrPipeline:
         #: a first reading whose confidence is below this is re-read by the cascade recogniser (None:
         #: the default for this call: CASCADE_BELOW_CROPS or CASCADE_BELOW_PHOTOS, docs/ocr.md)
         self.cascade_below = cascade_below
+        #: crops wider than this times their height are not re-read (SVTRv2's widest input is 4:1
+        #: with 32 output frames: longer lines are squashed; docs/ocr.md)
+        self.cascade_max_aspect = CASCADE_MAX_ASPECT
         self.vertical = vertical
         self.vertical_ratio = vertical_ratio
         self.min_score = min_score
@@ -607,18 +631,23 @@ class OcrPipeline:
         return best, vertical
 
     def _cascade(self, best: list[Reading], seen: list[Image], below: float, tm: _Clock) -> list[Reading]:
-        """Re-read the crops whose first reading's confidence is below ``below`` with the cascade
+        """Re-read the crops whose first reading's confidence is below ``below`` and that are at most
+        ``cascade_max_aspect`` times wider than tall (as read, laid flat) with the cascade
         recogniser, in the direction the first reading chose; its reading replaces the first one
-        unless it is empty."""
+        unless it is empty. The two recognisers' confidences are not comparable (SVTRv2 gives
+        0.9-0.97 where PP-OCRv6 gives 1.0 on the same clean word), so they are not compared."""
         assert self.cascade is not None
-        idx = [i for i, r in enumerate(best) if r.score < below]
+        idx = [i for i, r in enumerate(best)
+               if r.score < below and seen[i].shape[1] <= self.cascade_max_aspect * seen[i].shape[0]]
         if not idx:
             return best
         more, cols = self.cascade.read_counted([seen[i] for i in idx])
         out = list(best)
+        spaces = " " in self.cascade.charset
         for i, r in zip(idx, more, strict=True):
             if r.text:
-                out[i] = r
+                # a recogniser without a space class (SVTRv2) glues words: the first reading's spaces
+                out[i] = r if spaces else _respaced(r, best[i].text)
         tm.cascaded += len(idx)
         tm.columns += cols
         return out
