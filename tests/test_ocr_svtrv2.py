@@ -249,3 +249,38 @@ def test_accented_words_are_read_as_their_base_letters(bundle: Path) -> None:
     got = TextRecognizer(rec=str(bundle)).read([render_word(w, size=34) for w in words])
     assert [r.text for r in got] == ["Matematicas", "Nino", "Corazon", "Cancion"]
     assert [normalize(r.text) for r in got] == [normalize(w) for w in words]
+
+
+@pytest.mark.parametrize(("text", "spaced", "want"), [
+    ("TENISENLAESCUELA", "TENIS EN LA ESCUELA", "TENIS EN LA ESCUELA"),
+    ("TENISENLAESCUELA", "TENIS ENLAESCUELA", "TENIS ENLAESCUELA"),
+    ("FISICAYELDEPORTE", "D FÍSICAY EL DEPORTE", "FISICAY EL DEPORTE"),  # accents compared as base letters
+    ("796.42Pol", "日796.42 Pol", "796.42 Pol"),
+    ("NPam", "N Pam", "N Pam"),
+    ("ORHAN", "ORHHN", "ORHAN"),  # no space to take
+    ("already spaced", "al ready spaced", "already spaced"),  # text with spaces is kept
+    ("", "a b", ""),
+])
+def test_respace_takes_the_word_spaces_of_the_other_reading(text: str, spaced: str, want: str) -> None:
+    from edgevl.text.respace import respace
+
+    assert respace(text, spaced) == want
+
+
+def test_respaced_reading_keeps_one_confidence_per_character() -> None:
+    from edgevl.tasks.ocr import Reading, _respaced
+
+    r = _respaced(Reading("ab", 0.5, (0.9, 0.4)), "a b")
+    assert r.text == "a b" and r.char_scores == (0.9, 0.4, 0.4) and r.score == 0.5
+
+
+def test_cascade_skips_crops_wider_than_the_limit(home: Path, bundle: Path) -> None:
+    svtr = TextRecognizer(rec=str(bundle))
+    base = OcrPipeline()
+    crops = [render_word("Cervantes", size=34), render_word("a very long line of words here", size=20)]
+    pipe = OcrPipeline(recognizer=base.recognizer, rec_cascade=svtr, cascade_below=1.0)
+    assert crops[1].shape[1] > pipe.cascade_max_aspect * crops[1].shape[0]
+    res = pipe.read_crops(crops)
+    assert res.timings.cascaded == 1
+    pipe.cascade_max_aspect = 1e9
+    assert pipe.read_crops(crops).timings.cascaded == 2
