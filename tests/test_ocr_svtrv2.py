@@ -284,3 +284,29 @@ def test_cascade_skips_crops_wider_than_the_limit(home: Path, bundle: Path) -> N
     assert res.timings.cascaded == 1
     pipe.cascade_max_aspect = 1e9
     assert pipe.read_crops(crops).timings.cascaded == 2
+
+
+def test_models_build_svtrv2_stores_the_checked_fused_graph(tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    _wheel()
+    assert main(["models", "build", "svtrv2", "--out", str(tmp_path), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["bundles"]
+    assert [r["name"] for r in rows] == ["svtrv2-rec"]
+    graph = load_bundle(tmp_path / "svtrv2-rec").manifest.extra["graph"]
+    assert graph["applied"] is True and graph["max_abs_diff"] <= 1e-3
+    assert graph["ops"]["Erf"] == -21 and len(graph["checked_sizes"]) == 4
+
+
+def test_tensorrt_target_rewrites_every_attention_block(tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    _wheel()
+    pytest.importorskip("onnxruntime_extensions")
+    assert main(["models", "build", "svtrv2", "--target", "tensorrt", "--out", str(tmp_path), "--json"]) == 0
+    capsys.readouterr()
+    b = load_bundle(tmp_path / "svtrv2-rec-tensorrt")
+    trt = b.manifest.config["tensorrt"]
+    assert trt["attention_nodes"]["model"] == 11  # all Q.K^T softmax blocks of the graph
+    assert max(trt["parity_by_size"].values()) <= 1e-4 and len(trt["parity_by_size"]) == 4
+    # the ONNX Runtime model is the wheel's graph (TensorRT cannot parse ORT's BiasGelu)
+    assert b.manifest.extra["graph"]["applied"] is False
+    assert main(["models", "build", "ppocrv6", "--target", "tensorrt", "--out", str(tmp_path)]) == 2
