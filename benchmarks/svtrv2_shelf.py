@@ -130,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
                              "catalogue_distinct": distinct, "reread": n_re, "boxes": len(crops),
                              "seconds": seconds, "time_ratio": seconds / t_plain,
                              "matched": matched(matcher, img, res)})
+        real(img)  # warm-up: SVTRv2's first run at each input size allocates
         t0 = time.perf_counter()
         casc = real(img)
         t_real = time.perf_counter() - t0
