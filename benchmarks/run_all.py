@@ -113,7 +113,7 @@ def bench_ppocr_commands(quick: bool) -> list[tuple[str, list[str], Path]]:
     for name, paths, batches in (("det", [det], "1,8"), ("cls_rec", [cls, rec], small)):
         js = tmp / f"{BENCH_PPOCR}_{name}.json"
         cmd = [sys.executable, "-m", "edgevl", "bench", *paths, "--batch", batches, *timing,
-               "--json", str(js)]
+               "--out", str(js)]
         out.append((f"{BENCH_PPOCR}:{name}", cmd, js))
     return out
 

@@ -55,6 +55,8 @@ SUITE: tuple[Benchmark, ...] = (
     Benchmark("int8_minilm", _out("int8_minilm", J, M), "int8_bench.py",
               ("--kinds", "minilm", "--rounds", "60", "--name", "int8_minilm"),
               quick=("--kinds", "minilm", "--rounds", "5", "--name", "int8_minilm"), lock="self"),
+    Benchmark("int8_minilm_defaults", _out("int8_minilm_defaults", J, M), "int8_minilm_defaults.py",
+              note="accuracy of int8 MiniLM recipes calibrated on catalogue lines: quantize's defaults"),
     Benchmark("int8_ppocr", _out("int8_ppocr", J, M), "int8_bench.py",
               ("--kinds", "rec,det", "--rounds", "10", "--name", "int8_ppocr"),
               quick=("--kinds", "rec,det", "--rounds", "3", "--name", "int8_ppocr"), lock="self"),

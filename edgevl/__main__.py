@@ -1,5 +1,3 @@
-import sys
+from edgevl.cli import run
 
-from edgevl.cli import main
-
-sys.exit(main())
+run()

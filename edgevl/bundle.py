@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
-from edgevl.errors import BundleError
+from edgevl.errors import BundleError, InputError
 from edgevl.manifest import (
     MAX_SIZE,
     DimRange,
@@ -40,6 +40,7 @@ from edgevl.manifest import (
     referenced_files,
     validate_sections,
 )
+from edgevl.safeio import parse_json
 
 SCHEMA_VERSION = 2
 #: schema versions this edgevl reads (older ones are upgraded in memory)
@@ -48,6 +49,11 @@ MANIFEST_NAME = "manifest.json"
 PRECISIONS = ("fp32", "fp16", "int8")
 #: a manifest larger than this is refused before it is parsed
 MAX_MANIFEST_BYTES = 16 << 20
+#: a listed file larger than this is refused before it is hashed (a 16 GB sparse file would take
+#: most of a minute to hash; no model an edge device runs has a file this big)
+MAX_BUNDLE_FILE_BYTES = 8 << 30
+#: nesting limit of a manifest (the schema's own check allows 32 levels)
+MANIFEST_DEPTH = 40
 _TOP_KEYS = ("schema_version", "name", "task", "precision", "models", "preprocess", "config", "source",
              "extra", "files")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -415,12 +421,14 @@ def read_manifest(bundle_dir: Path | str) -> Manifest:
         raise BundleError(f"{mpath}: cannot read it ({e.strerror})") from e
     except UnicodeDecodeError as e:
         raise BundleError(f"{mpath}: not UTF-8 ({e.reason})") from e
-    try:
-        data = json.loads(text)
-    except RecursionError:
-        raise BundleError(f"{mpath}: nested too deeply to be a manifest") from None
-    except ValueError as e:  # JSONDecodeError, or an integer literal with too many digits
-        raise BundleError(f"{mpath}: does not parse as JSON ({str(e)[:200]})") from e
+    except MemoryError:
+        raise BundleError(f"{mpath}: not enough memory to read it") from None
+    try:  # strict: a duplicate key (a bad sha256 behind a good one), a lone surrogate, NaN are refused
+        data = parse_json(text, str(mpath), max_depth=MANIFEST_DEPTH)
+    except InputError as e:
+        raise BundleError(str(e)) from None
+    finally:
+        del text
     if not isinstance(data, dict):
         raise BundleError(f"{mpath}: expected a JSON object")
     return Manifest.from_dict(data, where=str(mpath))
@@ -449,7 +457,7 @@ def load_bundle(bundle_dir: Path | str, *, verify: bool = True) -> Bundle:
     root = Path(bundle_dir)
     manifest = read_manifest(root)
     paths = _check_references(root, manifest, str(root))
-    for rel, digest in manifest.files.items():
+    for rel in manifest.files:
         p = paths[rel]
         try:
             st = os.stat(p)
@@ -457,11 +465,47 @@ def load_bundle(bundle_dir: Path | str, *, verify: bool = True) -> Bundle:
             raise BundleError(f"{root}: file {rel!r} named in the manifest is missing") from None
         if not stat.S_ISREG(st.st_mode):
             raise BundleError(f"{root}: file {rel!r} named in the manifest is not a regular file")
+        if st.st_size > MAX_BUNDLE_FILE_BYTES:
+            raise BundleError(f"{root}: file {rel!r} is {st.st_size / 2**30:.1f} GiB, over the "
+                              f"{MAX_BUNDLE_FILE_BYTES >> 30} GiB a bundle file may have; refused before "
+                              "hashing")
+    for rel, digest in manifest.files.items():
+        p = paths[rel]
         if verify and sha256_file(p) != digest:
             raise BundleError(
                 f"{root / rel}: sha256 does not match the manifest (file changed or corrupt); re-export"
             )
     return Bundle(path=root, manifest=manifest)
+
+
+def check_external_data(bundle: Bundle, onnx_path: Path, locations: tuple[str, ...]) -> None:
+    """Every external-data file an ONNX model of the bundle reads must be a data file listed (with its
+    sha256) in the manifest's ``files``: otherwise its weights could change while every checksum still
+    passes. ``manifest.json``, the model files themselves and the files the task config names
+    (tokenizer, charset…) are never data files. Names are resolved as ONNX Runtime does (against the
+    ONNX file's folder) and must stay inside the bundle."""
+    root = bundle.path.resolve()
+    listed = {inside(bundle.path, rel, str(bundle.path)): rel for rel in bundle.manifest.files}
+    not_data = {MANIFEST_NAME, *(m.file for m in bundle.manifest.models.values()),
+                *(rel for _, rel in referenced_files(bundle.manifest.task, bundle.manifest.config))}
+    base = onnx_path.resolve().parent
+    for loc in dict.fromkeys(locations):
+        shown = loc[:80]
+        if not loc or "\x00" in loc:
+            raise BundleError(f"{onnx_path.name}: external data with an empty or invalid location")
+        try:
+            real = (base / loc).resolve()
+        except (OSError, RuntimeError, ValueError):
+            real = None
+        if real is None or not real.is_relative_to(root):
+            raise BundleError(f"{onnx_path.name}: external data {shown!r} is not a file inside the bundle")
+        rel = listed.get(real)
+        if rel is None:
+            raise BundleError(f"{onnx_path.name}: external data {shown!r} is not listed with a sha256 in the "
+                              f"manifest's files; every file a model reads must be (re-export the bundle)")
+        if rel in not_data or real == root / MANIFEST_NAME:
+            raise BundleError(f"{onnx_path.name}: external data {shown!r} is the bundle's {rel}, "
+                              "not a data file")
 
 
 def check_io(spec: ModelSpec, actual: tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]],
@@ -477,13 +521,24 @@ def check_io(spec: ModelSpec, actual: tuple[tuple[TensorSpec, ...], tuple[Tensor
 def verify_models(bundle: Bundle) -> dict[str, str]:
     """Load every ONNX model of the bundle (a structure check beyond the checksum) and compare its IO
     with the manifest; returns ``{role: "ok"}`` or raises BundleError naming the model."""
+    from edgevl.onnxguard import inspect_onnx
+
     out: dict[str, str] = {}
     for role, spec in bundle.manifest.models.items():
         path = bundle.model_path(role)
         try:
+            check_external_data(bundle, path, inspect_onnx(path).external_files)
             io = onnx_io(path)
         except BundleError as e:
             raise BundleError(f"{bundle.path}: model {role!r}: {e}") from e
         check_io(spec, io, f"{bundle.path}: model {role!r} ({spec.file})")
         out[role] = "ok"
+    from edgevl.manifest import BackendConfig
+
+    for role, rel in BackendConfig.from_manifest(bundle.manifest.config).trt_graphs.items():
+        graph = bundle.file(rel)  # the TensorRT plugin graph reads external data too
+        try:
+            check_external_data(bundle, graph, inspect_onnx(graph).external_files)
+        except BundleError as e:
+            raise BundleError(f"{bundle.path}: TensorRT graph of {role!r}: {e}") from e
     return out

@@ -42,6 +42,9 @@ def load_error(path: Path, e: Exception) -> BundleError:
 
 def read_io(path: Path) -> IO:
     """Inputs and outputs of the ONNX file ``path``; BundleError when ONNX Runtime cannot load it."""
+    from edgevl.onnxguard import inspect_onnx
+
+    inspect_onnx(path)  # size bombs and loop bounds, before a session exists
     so = ort.SessionOptions()
     so.log_severity_level = 3
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL

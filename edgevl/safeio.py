@@ -130,12 +130,14 @@ def _check_string(s: str) -> None:
 
 def parse_json(text: str, where: str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
     """Strict JSON: duplicate keys, NaN/Infinity, lone surrogates and nesting over ``max_depth`` are
-    an :class:`InputError` naming ``where``."""
+    an :class:`InputError` naming ``where``; so is running out of memory while parsing."""
     try:
         value = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
         _check_tree(value, max_depth)
     except RecursionError:
         raise InputError(f"{where}: JSON nested too deeply (at most {max_depth} levels)") from None
+    except MemoryError:  # a large document under an address-space or cgroup limit
+        raise InputError(f"{where}: not enough memory to parse {len(text)} characters of JSON") from None
     except ValueError as e:  # JSONDecodeError is a ValueError
         raise InputError(f"{where}: not valid JSON for edgevl ({str(e)[:200]})") from None
     return value

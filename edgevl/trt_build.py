@@ -129,9 +129,12 @@ def _record_path(bundle: Bundle, role: str) -> Path:
 
 def _recorded(bundle: Bundle, role: str) -> dict[str, Any]:
     p = _record_path(bundle, role)
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    from edgevl.errors import InputError
+    from edgevl.safeio import read_json_file
+
+    try:  # bounded: a FIFO or a huge file in a bundle's engines/ folder is ignored, not read
+        data = read_json_file(p, "engine record", max_bytes=1 << 20)
+    except InputError:
         return {}
     return data if isinstance(data, dict) else {}
 

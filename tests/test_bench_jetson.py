@@ -299,5 +299,5 @@ def test_bench_cli_warns_when_clocks_are_not_locked(tmp_path: Path, monkeypatch:
 
     paths = _jetson_tree(tmp_path, locked=False)
     run = make_run([], {}, jetson=JetsonRun.start(paths))
-    cli_bench._finish(run, None, None, None)
+    cli_bench._finish(run, False, None, None, None, [])
     assert f"warning: {UNLOCKED_WARNING}" in capsys.readouterr().err

@@ -228,7 +228,7 @@ def test_schema_round_trip_and_rejections(tiny: Bundle, tmp_path: Path) -> None:
             validate(bad)
         assert i >= 0
     (tmp_path / "junk.json").write_text("{")
-    with pytest.raises(InputError, match="does not parse"):
+    with pytest.raises(InputError, match="not valid JSON"):
         load_run(tmp_path / "junk.json")
 
 
@@ -237,21 +237,21 @@ def test_cli_json_compare_and_plot(tiny: Bundle, tmp_path: Path, capsys: pytest.
     png = tmp_path / "p.png"
     md = tmp_path / "a.md"
     args = [str(tiny.path), "--batch", "1,2", "--iters", "4", "--warmup", "1"]
-    assert main(["bench", *args, "--json", str(a), "--plot", str(png), "--md", str(md)]) == 0
-    assert main(["bench", "run", *args, "--json", str(b)]) == 0
+    assert main(["bench", *args, "--out", str(a), "--plot", str(png), "--md", str(md)]) == 0
+    assert main(["bench", "run", *args, "-o", str(b)]) == 0
     assert load_run(b).command == "edgevl bench " + " ".join(args[:1]) + " --backend ort-cpu --batch 1,2 " \
         "--threads 0 --warmup 1 --iters 4"
     ra = load_run(a)
     assert [(r.batch, r.status) for r in ra.results] == [(1, "ok"), (2, "ok")]
     assert png.stat().st_size > 1000 and png.read_bytes()[:4] == b"\x89PNG"
-    assert "| tiny/model | ort-cpu | fp32 | 2 |" in md.read_text()
+    assert "| tiny/model | ort-cpu | fp32 | 2 | 2×16 |" in md.read_text()  # input shape: batch × 16
     capsys.readouterr()
     assert main(["bench", "compare", str(a), str(b), "--json"]) == 0
     rep = json.loads(capsys.readouterr().out)
     assert [r["batch"] for r in rep["rows"]] == [1, 2] and all("within_noise" in r for r in rep["rows"])
     assert main(["bench", "compare", str(a), str(b), "--more-a", str(b), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["files"] == [2, 1]
-    assert main(["bench", *args, "--json", "-"]) == 0
+    assert main(["bench", *args, "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     validate(doc)
 
@@ -294,12 +294,12 @@ def test_task_mode_stages(tmp_path: Path) -> None:
 def test_plot_series_groups_by_backend_and_precision(tiny: Bundle) -> None:
     run = bench_bundles([tiny.path], BenchSettings(batches=(1, 2), iters=2, warmup=0))
     s = series(run.results)
-    assert list(s) == ["tiny (test / model)"]
-    assert [p[0] for p in s["tiny (test / model)"]["ort-cpu fp32"]] == [1, 2]
+    assert list(s) == ["tiny (test / model), input B×16"]  # the panel names the input shape (batch × 16)
+    assert [p[0] for p in s["tiny (test / model), input B×16"]["ort-cpu fp32"]] == [1, 2]
     int8 = [dataclasses.replace(r, bundle="tiny-int8", precision="int8") for r in run.results]
     both = series([*run.results, *int8])
-    assert list(both) == ["test / model"]  # one panel, fp32 and int8 side by side
-    assert sorted(both["test / model"]) == ["tiny ort-cpu fp32", "tiny-int8 ort-cpu int8"]
+    assert list(both) == ["test / model, input B×16"]  # one panel, fp32 and int8 side by side
+    assert sorted(both["test / model, input B×16"]) == ["tiny ort-cpu fp32", "tiny-int8 ort-cpu int8"]
 
 
 def test_images_preprocessed_like_the_ocr_tasks(tiny: Bundle, tmp_path: Path) -> None:
@@ -359,7 +359,7 @@ def test_cli_ctrl_c_writes_partial_json(tiny: Bundle, tmp_path: Path,
     monkeypatch.setattr(OrtEngine, "run", run)
     out = tmp_path / "partial.json"
     code = main(["bench", str(tiny.path), "--batch", "1,2", "--iters", "3", "--warmup", "1",
-                 "--json", str(out)])
+                 "--out", str(out)])
     assert code == 130
     r = load_run(out)
     assert r.interrupted and [(x.batch, x.status) for x in r.results] == [(1, "ok")]
@@ -383,3 +383,32 @@ def test_clip_images_use_the_encoders_preprocessing(tiny: Bundle, tmp_path: Path
     x = feed["pixel_values"]
     assert x.shape == (3, 3, 32, 32) and x.dtype == np.float32
     assert x[1].mean() == pytest.approx((30 / 255 - 0.5) / 0.25, abs=1e-3)  # photo 1 is flat grey 30
+
+
+def test_npz_inputs_are_sized_from_their_headers_before_loading(tmp_path: Path) -> None:
+    """A small, highly compressed .npz that declares a huge array is refused before decompression."""
+    from edgevl.bench.inputs import npz_declared_bytes
+
+    ok = tmp_path / "ok.npz"
+    np.savez(ok, x=np.zeros((4, 16), np.float32))
+    assert npz_declared_bytes(ok) == 4 * 16 * 4
+    bomb = tmp_path / "bomb.npz"
+    np.savez_compressed(bomb, x=np.zeros((64, 1024, 1024), np.uint8))  # 64 MiB of zeros, a few KiB on disk
+    assert bomb.stat().st_size < 1 << 20 and npz_declared_bytes(bomb) == 64 << 20
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    with pytest.raises(InputError, match=r"not a readable \.npz"):
+        npz_declared_bytes(tmp_path / "junk.npz")
+
+
+def test_npz_over_the_memory_limit_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import edgevl.bench.memory as memory
+    from edgevl.bench.inputs import _npz_feeds
+
+    bomb = tmp_path / "bomb.npz"
+    np.savez_compressed(bomb, x=np.zeros((8, 1024, 1024), np.uint8))
+    monkeypatch.setattr(memory, "default_limit", lambda: 1 << 20)
+    with pytest.raises(InputError, match=r"declare 8 MiB, over the 1 MiB"):
+        _npz_feeds(bomb, [])
+    monkeypatch.setattr(memory, "default_limit", lambda: 1 << 30)
+    with pytest.raises(InputError, match=r"do not match the model inputs"):  # loaded, then checked
+        _npz_feeds(bomb, [])

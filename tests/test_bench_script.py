@@ -101,7 +101,7 @@ def test_load_result_errors(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="no such result file"):
         load_result(tmp_path / "none.json")
     (tmp_path / "x.json").write_text("{")
-    with pytest.raises(InputError, match="does not parse as JSON"):
+    with pytest.raises(InputError, match="not valid JSON"):
         load_result(tmp_path / "x.json")
 
 

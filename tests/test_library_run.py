@@ -139,6 +139,12 @@ def test_ray_gives_the_same_matches_as_the_local_pool(
     assert rows_by_photo(out2) == rows_by_photo(local_result[1])
 
 
+def test_the_address_probe_accepts_a_real_ray(ray_session: Any) -> None:
+    from edgevl.library.ray_runner import check_reachable
+
+    check_reachable(ray_session._private.worker._global_node.gcs_address)  # a GCS answers as gRPC
+
+
 def _log_photos(log: Path) -> list[str]:
     if not log.is_file():
         return []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import onnxruntime as ort
 from edgevl.backends.base import Array, EngineBase, EngineOptions, validate_feeds
 from edgevl.bundle import Bundle, ModelSpec, TensorSpec, check_io
 from edgevl.errors import BackendError, BundleError
+from edgevl.onnxguard import inspect_onnx, run_timeout_s
 from edgevl.onnxio import arg_io, load_error
 
 #: ONNX Runtime execution providers of each ``ort-*`` backend; the first one is required
@@ -41,6 +43,7 @@ def _session(path: Path, opts: EngineOptions | None = None) -> ort.InferenceSess
     o = opts or EngineOptions()
     if not path.is_file():
         raise BundleError(f"{path}: ONNX file not found")
+    inspect_onnx(path)  # size bombs folded at load and unbounded loops are refused before a session exists
     so = ort.SessionOptions()
     so.log_severity_level = 3
     if o.threads:
@@ -89,6 +92,8 @@ class OrtEngine(EngineBase):
         self.path = Path(path)
         self.options = options or EngineOptions()
         self._sess: ort.InferenceSession | None = _session(self.path, self.options)
+        # a graph with data-dependent loops runs under a wall-clock limit (RunOptions.terminate)
+        self._timeout = run_timeout_s() if inspect_onnx(self.path).control_flow else None
         inputs = tuple(_spec(a) for a in self._sess.get_inputs())
         outputs = tuple(_spec(a) for a in self._sess.get_outputs())
         if expected is not None:
@@ -127,8 +132,36 @@ class OrtEngine(EngineBase):
         if self._sess is None:
             raise BackendError(f"{self.path}: engine is closed")
         validate_feeds(self._inputs, feeds)
-        outs = self._sess.run(self._output_names, dict(feeds))
+        try:
+            outs = self._run(dict(feeds))
+        except BackendError:
+            raise
+        except MemoryError:
+            raise BackendError(f"{self.path.name}: out of memory while running the model") from None
+        except Exception as e:  # onnxruntime's Fail/RuntimeException/InvalidArgument...: the model failed
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise BackendError(f"{self.path.name}: the model failed at run time ({first[:300]})") from None
         return {n: np.asarray(v) for n, v in zip(self._output_names, outs, strict=True)}
+
+    def _run(self, feeds: dict[str, Array]) -> list[Array]:
+        assert self._sess is not None
+        opts = ort.RunOptions()
+        opts.log_severity_level = 4  # a failing kernel is reported once, as the BackendError, not also logged
+        if self._timeout is None:
+            return list(self._sess.run(self._output_names, feeds, opts))
+        timer = threading.Timer(self._timeout, lambda: setattr(opts, "terminate", True))
+        timer.daemon = True
+        timer.start()
+        try:
+            return list(self._sess.run(self._output_names, feeds, opts))
+        except Exception:
+            if opts.terminate:
+                raise BackendError(f"{self.path.name}: a run of this graph (it has loops) took over "
+                                   f"{self._timeout:g} s and was stopped (EDGEVL_RUN_TIMEOUT_S sets the "
+                                   "limit)") from None
+            raise
+        finally:
+            timer.cancel()
 
     def close(self) -> None:
         self._sess = None

@@ -9,10 +9,12 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from edgevl.backends.base import Engine, EngineOptions
-from edgevl.bundle import Bundle
+from edgevl.bundle import Bundle, check_external_data
 from edgevl.errors import BackendError
+from edgevl.onnxguard import inspect_onnx
 
 
 @dataclass(frozen=True)
@@ -87,4 +89,21 @@ def open_engine(bundle: Bundle, role: str = "model", options: EngineOptions | No
     another device.
     """
     opts = options or EngineOptions()
-    return get_backend(opts.backend).open(bundle, role, opts)
+    backend = get_backend(opts.backend)
+    # every backend reads the same ONNX: its size bombs, loop bounds and external-data files are
+    # checked (against the manifest's checksummed files) before any session or builder sees it
+    for path in model_graphs(bundle, role):
+        check_external_data(bundle, path, inspect_onnx(path).external_files)
+    return backend.open(bundle, role, opts)
+
+
+def model_graphs(bundle: Bundle, role: str) -> list[Path]:
+    """The ONNX files a backend may read for ``role``: the model and, when the bundle has one, its
+    TensorRT plugin-rewritten graph (``config.tensorrt.graphs``)."""
+    from edgevl.manifest import BackendConfig
+
+    out = [bundle.model_path(role)]
+    rel = BackendConfig.from_manifest(bundle.manifest.config).trt_graphs.get(role)
+    if rel is not None:
+        out.append(bundle.file(rel))
+    return out

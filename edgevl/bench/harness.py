@@ -29,7 +29,7 @@ from edgevl.backends import (
     backend_unavailable,
     open_engine,
 )
-from edgevl.bench.inputs import describe_shapes, folder_feeds, synthetic_feeds
+from edgevl.bench.inputs import describe_shapes, dim_role, folder_feeds, synthetic_feeds
 from edgevl.bench.jetson import JetsonRun
 from edgevl.bench.machine import load_average, machine_record, peak_rss_mb, process_gpu_memory_mb
 from edgevl.bench.memory import GiB, check_bundle_role
@@ -39,6 +39,14 @@ from edgevl.bundle import Bundle, load_bundle
 from edgevl.errors import BackendError, EdgevlError, InputError
 
 DEFAULT_SECONDS = 2.0
+#: bounds of the counting options: a hostile --iters 10**12 or --warmup 10**9 is refused, not run for days
+MAX_WARMUP = 100_000
+MAX_ITERS = 10_000_000
+MAX_REPEATS = 1_000
+#: the CLI's default limit on a whole run's wall time (--max-seconds); past it the run stops with what
+#: it measured, like Ctrl-C
+DEFAULT_MAX_SECONDS = 3600.0
+LIMIT_REASON = "stopped at the --max-seconds limit"
 Progress = Callable[[str, float], None]
 
 
@@ -61,6 +69,8 @@ class BenchSettings:
     keep_samples: int = 1000
     seed: int = 0
     max_memory_gb: float | None = None  # None: 75% of the memory available (edgevl.bench.memory)
+    max_seconds: float | None = None  # wall-time limit of the whole run, from when the settings are made
+    started_ns: int = field(default_factory=time.perf_counter_ns, compare=False)
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -78,6 +88,22 @@ class BenchSettings:
             raise InputError(f"--max-memory-gb {self.max_memory_gb}: must be a finite number > 0")
         if self.warmup < 0 or self.repeats < 1 or self.threads < 0:
             raise InputError("--warmup and --threads must be >= 0, --repeats >= 1")
+        for name, value, hi in (("--warmup", self.warmup, MAX_WARMUP), ("--iters", self.iters, MAX_ITERS),
+                                ("--repeats", self.repeats, MAX_REPEATS)):
+            if value is not None and value > hi:
+                raise InputError(f"{name} {value}: at most {hi}")
+        lim = self.max_seconds
+        if lim is not None and not (math.isfinite(lim) and lim > 0):
+            raise InputError(f"--max-seconds {lim}: must be a finite number > 0")
+
+    @property
+    def deadline_ns(self) -> int | None:
+        """perf_counter_ns at which the run stops (None: no limit)."""
+        return None if self.max_seconds is None else self.started_ns + int(self.max_seconds * 1e9)
+
+    def past_deadline(self) -> bool:
+        d = self.deadline_ns
+        return d is not None and time.perf_counter_ns() >= d
 
     @property
     def memory_limit(self) -> int | None:
@@ -102,6 +128,7 @@ class BenchSettings:
             "dims": dict(self.dims),
             "inputs": str(self.inputs) if self.inputs else None,
             "roles": list(self.roles),
+            "max_seconds": self.max_seconds,
         }
 
 
@@ -109,6 +136,7 @@ class BenchSettings:
 class _Loop:
     samples_ms: list[float]
     interrupted: bool = False
+    timed_out: bool = False  # the run's deadline came first
 
 
 def time_loop(
@@ -120,10 +148,12 @@ def time_loop(
     label: str = "",
     progress: Progress | None = None,
     clock: Callable[[], int] = time.perf_counter_ns,
+    deadline_ns: int | None = None,
 ) -> _Loop:
     """Call ``fn(i)`` ``iters`` times, or for ``seconds`` (at least ``min_iters`` calls), timing each.
 
-    Ctrl-C stops the loop and returns what was measured, flagged ``interrupted``.
+    Ctrl-C stops the loop and returns what was measured, flagged ``interrupted``; reaching
+    ``deadline_ns`` (a ``clock`` value) stops it too, flagged ``timed_out``.
     """
     out = _Loop(samples_ms=[])
     start = clock()
@@ -135,6 +165,9 @@ def time_loop(
             if iters is not None and i >= iters:
                 break
             if budget_ns is not None and i >= min_iters and clock() - start >= budget_ns:
+                break
+            if deadline_ns is not None and clock() >= deadline_ns:
+                out.timed_out = True
                 break
             t0 = clock()
             fn(i)
@@ -225,6 +258,7 @@ def bench_role(
     medians: dict[int, list[float]] = {b: [] for b in feeds}
     errors: dict[int, str] = {}
     interrupted = False
+    timed_out = False  # stopped by the run's --max-seconds limit, not Ctrl-C
     cut: int | None = None  # the batch whose loop Ctrl-C stopped
     per_repeat_iters = None if settings.iters is None else -(-settings.iters // settings.repeats)
     per_repeat_secs = None
@@ -246,6 +280,9 @@ def bench_role(
                 try:
                     n_warm = settings.warmup if r == 0 else min(1, settings.warmup)
                     for i in range(n_warm):
+                        if settings.past_deadline():
+                            timed_out = True
+                            raise KeyboardInterrupt
                         run(i)
                 except EdgevlError as e:
                     errors[b] = str(e)
@@ -255,12 +292,13 @@ def bench_role(
                     continue
                 loop = time_loop(run, iters=per_repeat_iters, seconds=per_repeat_secs,
                                  min_iters=max(1, -(-settings.min_iters // settings.repeats)),
-                                 label=label, progress=progress)
+                                 label=label, progress=progress, deadline_ns=settings.deadline_ns)
                 samples[b].extend(loop.samples_ms)
                 if loop.samples_ms:
                     medians[b].append(float(np.median(loop.samples_ms)))
-                if loop.interrupted:
+                if loop.interrupted or loop.timed_out:
                     cut = b
+                    timed_out = loop.timed_out
                     raise KeyboardInterrupt
     except KeyboardInterrupt:
         interrupted = True
@@ -287,7 +325,7 @@ def bench_role(
         out.append(BenchResult(
             **base,
             status="ok" if complete else "interrupted",
-            reason=None if complete else "stopped with Ctrl-C",
+            reason=None if complete else (LIMIT_REASON if timed_out else "stopped with Ctrl-C"),
             shapes=describe_shapes(feeds[b][0]),
             stats=summarize(s, items_per_iter=b),
             repeat_p50_ms=tuple(medians[b]),
@@ -319,6 +357,25 @@ def make_run(results: Sequence[BenchResult], settings: Mapping[str, Any], *, int
     )
 
 
+def check_dim_names(bundles: Sequence[Bundle], settings: BenchSettings) -> None:
+    """Every ``--dim NAME=N`` names a symbolic dim (or its role: batch, seq, height, width...) of an
+    input of a benchmarked model: a misspelt or foreign name is an error, never silently ignored.
+    (Its value is then checked against the manifest's range for that axis when inputs are made.)"""
+    if not settings.dims:
+        return
+    known: set[str] = set()
+    for b in bundles:
+        for role in settings.roles or tuple(b.manifest.models):
+            for spec in b.model(role).inputs:
+                for axis, d in enumerate(spec.shape):
+                    if not (isinstance(d, int) and d > 0):
+                        known.update((str(d), dim_role(spec, axis)))
+    unknown = sorted(set(settings.dims) - known)
+    if unknown:
+        raise InputError(f"--dim {', '.join(unknown)}: no input of the benchmarked models has such a "
+                         f"dimension (they have: {', '.join(sorted(known)) or 'none, all fixed'})")
+
+
 def bench_bundles(
     paths: Sequence[Path | str],
     settings: BenchSettings,
@@ -333,6 +390,7 @@ def bench_bundles(
         missing = [r for r in settings.roles if r not in b.manifest.models]
         if missing:
             raise InputError(f"{b.path}: no model {missing} (has {sorted(b.manifest.models)})")
+    check_dim_names(bundles, settings)
     results: list[BenchResult] = []
     interrupted = False
     try:

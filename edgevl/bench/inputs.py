@@ -9,7 +9,6 @@ ranges (a bare ONNX, never a schema-2 bundle) use :data:`edgevl.manifest.GENERIC
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import numpy as np
 
 from edgevl.backends import Array
 from edgevl.bundle import Bundle, TensorSpec
-from edgevl.errors import BundleError, InputError
+from edgevl.errors import EdgevlError, InputError
 from edgevl.manifest import GENERIC_RANGES, EncoderConfig, TokenizerSpec
 from edgevl.manifest import dim_role as _dim_role
 
@@ -88,11 +87,14 @@ def vocab_size(bundle: Bundle | None) -> int:
     if "tokenizer" not in cfg:
         return DEFAULT_VOCAB
     try:
-        data = json.loads(bundle.file(TokenizerSpec.from_manifest(cfg).tokenizer).read_text(encoding="utf-8"))
+        from edgevl.safeio import read_json_file
+
+        data = read_json_file(bundle.file(TokenizerSpec.from_manifest(cfg).tokenizer), "tokenizer",
+                              max_bytes=256 << 20)  # bounded: a FIFO or a huge file is refused
         vocab = data.get("model", {}).get("vocab")
         if isinstance(vocab, (dict, list)) and vocab:
             return len(vocab)
-    except (OSError, ValueError, AttributeError, BundleError):
+    except (OSError, ValueError, AttributeError, EdgevlError):
         pass
     return DEFAULT_VOCAB
 
@@ -153,7 +155,35 @@ def parse_dims(items: Sequence[str]) -> dict[str, int]:
 Preprocessor = Callable[[Bundle, Sequence[Path]], list[Array]]
 
 
+def npz_declared_bytes(path: Path) -> int:
+    """The bytes the arrays of an ``.npz`` declare in their headers, read without decompressing
+    them (a small, highly compressed file can declare gigabytes). InputError when it is no .npz."""
+    import zipfile
+
+    from numpy.lib import format as npformat
+
+    total = 0
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for info in zf.infolist():
+                with zf.open(info) as f:
+                    version = npformat.read_magic(f)
+                    read = (npformat.read_array_header_1_0 if version == (1, 0)
+                            else npformat.read_array_header_2_0)
+                    shape, _, dtype = read(f)
+                    total += int(np.prod(shape, dtype=object)) * dtype.itemsize
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+        raise InputError(f"{path}: not a readable .npz of input arrays ({e})") from None
+    return total
+
+
 def _npz_feeds(path: Path, specs: Sequence[TensorSpec]) -> dict[str, Array]:
+    from edgevl.bench.memory import default_limit
+
+    declared, limit = npz_declared_bytes(path), default_limit()
+    if declared > limit:
+        raise InputError(f"{path}: its arrays declare {declared / 2**20:,.0f} MiB, over the "
+                         f"{limit / 2**20:,.0f} MiB that may be loaded (75% of the available memory)")
     try:
         with np.load(path, allow_pickle=False) as z:
             data = {k: np.asarray(z[k]) for k in z.files}

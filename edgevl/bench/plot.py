@@ -5,14 +5,17 @@ matplotlib is the optional ``plot`` extra and is imported only here, lazily.
 
 from __future__ import annotations
 
+import io
 import math
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from edgevl.bench.report import input_shape
 from edgevl.bench.results import BenchResult
 from edgevl.errors import InputError
+from edgevl.safeio import write_bytes_atomic
 
 
 def _pyplot() -> Any:
@@ -51,11 +54,15 @@ def series(results: Sequence[BenchResult]) -> dict[str, dict[str, list[tuple[int
             line += f" {r.threads}t" if r.threads else ""
             lines[line].append((r.batch, r.stats.p50_ms, r.stats.p90_ms))
         title = panel if several else f"{rs[0].bundle} ({panel})"
+        shapes = {input_shape(r, batch_symbol=True) for r in rs} - {""}
+        if len(shapes) == 1:  # one input shape (batch as B) for the whole panel: say it
+            title += f", input {shapes.pop()}"
         out[title] = {ln: sorted(pts) for ln, pts in lines.items()}
     return out
 
 
-def plot_results(results: Sequence[BenchResult], out: Path | str, title: str | None = None) -> Path:
+def plot_results(results: Sequence[BenchResult], out: Path | str, title: str | None = None, *,
+                 inputs: Sequence[Path | str] = ()) -> Path:
     """Write a PNG; InputError when matplotlib is missing or nothing was measured."""
     data = series(results)
     if not data:
@@ -99,6 +106,7 @@ def plot_results(results: Sequence[BenchResult], out: Path | str, title: str | N
     fig.tight_layout()
     p = Path(out)
     p.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(p, dpi=110)
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=110, format="png")
     plt.close(fig)
-    return p
+    return write_bytes_atomic(p, buf.getvalue(), "--plot picture", inputs=inputs)

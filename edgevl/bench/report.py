@@ -8,7 +8,7 @@ from edgevl.bench.compare import CompareReport
 from edgevl.bench.results import BenchResult, BenchRun
 from edgevl.bench.script import machine_line, md_table
 
-HEADERS = ("model", "backend", "prec", "batch", "p50 ms", "p90 ms", "p99 ms", "mean±std ms",
+HEADERS = ("model", "backend", "prec", "batch", "input", "p50 ms", "p90 ms", "p99 ms", "mean±std ms",
            "items/s", "peak RSS MB", "dev MB", "status")
 
 
@@ -22,13 +22,28 @@ def _f(v: float | None, nd: int = 3) -> str:
     return f"{v:.{nd}g}" if v < 1 else f"{v:.2f}"
 
 
+def input_shape(r: BenchResult, batch_symbol: bool = False) -> str:
+    """The measured input shape(s), e.g. ``1×8`` (input_ids and attention_mask alike) or
+    ``1×3×224×224``; with ``batch_symbol`` the batch axis is written ``B``."""
+    out: list[str] = []
+    for dims in r.shapes.values():
+        parts = [str(d) for d in dims]
+        if batch_symbol and parts and dims[0] == r.batch:
+            parts[0] = "B"
+        text = "×".join(parts)
+        if text not in out:
+            out.append(text)
+    return ", ".join(out)
+
+
 def result_row(r: BenchResult) -> tuple[str, ...]:
     model = f"{r.bundle}/{r.role}"
     status = r.status
+    shape = input_shape(r) or "–"
     if r.stats is None:
-        return (model, r.backend, r.precision, str(r.batch), "–", "–", "–", "–", "–", "–", "–", status)
+        return (model, r.backend, r.precision, str(r.batch), shape, "–", "–", "–", "–", "–", "–", "–", status)
     s = r.stats
-    return (model, r.backend, r.precision, str(r.batch), _f(s.p50_ms), _f(s.p90_ms), _f(s.p99_ms),
+    return (model, r.backend, r.precision, str(r.batch), shape, _f(s.p50_ms), _f(s.p90_ms), _f(s.p99_ms),
             f"{_f(s.mean_ms)}±{_f(s.std_ms)}", _f(s.throughput_items_s), _f(r.peak_rss_mb),
             _f(r.device_memory_mb), status if r.status != "ok" else f"ok ({s.count} it)")
 
@@ -46,7 +61,7 @@ def run_markdown(run: BenchRun, title: str = "edgevl bench") -> str:
            f"- machine: {machine_line(dict(run.machine))}",
            f"- settings: {', '.join(f'{k}={v}' for k, v in run.settings.items() if v not in (None, [], {}))}"]
     if run.interrupted:
-        out.append("- **interrupted with Ctrl-C: partial results**")
+        out.append("- **interrupted (Ctrl-C or --max-seconds): partial results**")
     out += ["", md_table(HEADERS, rows), ""]
     out += [f"- {n}" for n in notes(run.results)]
     if notes(run.results):

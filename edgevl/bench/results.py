@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -248,10 +248,13 @@ def load_run(path: Path | str) -> BenchRun:
     return BenchRun.from_dict(doc, where=str(p))
 
 
-def write_run(run: BenchRun, path: Path | str) -> Path:
+def write_run(run: BenchRun, path: Path | str, *, inputs: Sequence[Path | str] = ()) -> Path:
+    """Write the result file whole or not at all (:func:`edgevl.safeio.write_text_atomic`), never
+    over one of ``inputs``."""
+    from edgevl.safeio import write_text_atomic
+
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     doc = run.to_dict()
     validate(doc, str(p))
-    p.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
-    return p
+    return write_text_atomic(p, json.dumps(doc, indent=1) + "\n", "result file", inputs=inputs)

@@ -328,13 +328,13 @@ def write_result(doc: Mapping[str, Any], out: Path, render: Callable[[Mapping[st
 
 
 def read_json(path: Path, missing: str = "no such result file") -> Any:
-    """A JSON file's content; InputError with the path when it is absent or does not parse."""
-    if not path.is_file():
+    """A JSON file's content; InputError with the path when it is absent, not a regular file, over
+    64 MiB, nested over 64 levels or not strict JSON (:func:`edgevl.safeio.read_json_file`)."""
+    from edgevl.safeio import read_json_file
+
+    if not path.exists():
         raise InputError(f"{path}: {missing}")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise InputError(f"{path}: does not parse as JSON ({e})") from e
+    return read_json_file(path, "result file")
 
 
 def load_result(path: Path) -> dict[str, Any]:

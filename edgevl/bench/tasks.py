@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from edgevl.backends import EngineOptions, backend_unavailable
-from edgevl.bench.harness import BenchSettings, Progress, make_run
+from edgevl.bench.harness import LIMIT_REASON, BenchSettings, Progress, make_run
 from edgevl.bench.inputs import IMAGE_SUFFIXES
 from edgevl.bench.jetson import JetsonRun
 from edgevl.bench.machine import load_average, peak_rss_mb, process_gpu_memory_mb
@@ -130,9 +130,13 @@ def bench_task(
     i = 0
     try:
         for w in range(settings.warmup):
+            if settings.past_deadline():
+                raise KeyboardInterrupt
             timer(images[w % len(images)])
         while (iters is None or i < iters) and (budget is None or i < settings.min_iters
                                                  or time.perf_counter_ns() - start < budget):
+            if settings.past_deadline():
+                raise KeyboardInterrupt
             stages = timer(images[i % len(images)])
             for k, v in stages.items():
                 per_stage.setdefault(k, []).append(v * 1000.0)
@@ -148,7 +152,8 @@ def bench_task(
     results = [
         BenchResult(**base, role=stage, precision=precision,
                     status="interrupted" if interrupted else "ok",
-                    reason="stopped with Ctrl-C" if interrupted else None,
+                    reason=(LIMIT_REASON if settings.past_deadline() else "stopped with Ctrl-C")
+                    if interrupted else None,
                     stats=summarize(v), samples_ms=tuple(thin(v, settings.keep_samples)),
                     repeat_p50_ms=(), peak_rss_mb=rss, device_memory_mb=dev)
         for stage, v in per_stage.items() if len(v) == n

@@ -11,7 +11,7 @@ assignment rejects a segment when no candidate reaches ``min_confidence``.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
@@ -21,7 +21,8 @@ import numpy as np
 import numpy.typing as npt
 from scipy.optimize import minimize
 
-from edgevl.errors import CalibrationError
+from edgevl.errors import CalibrationError, InputError
+from edgevl.safeio import read_json_file, write_text_atomic
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -55,9 +56,7 @@ class Calibration:
     def __post_init__(self) -> None:
         object.__setattr__(self, "weights", MappingProxyType(dict(self.weights)))
         object.__setattr__(self, "notes", MappingProxyType(dict(self.notes)))
-        if self.scale <= 0:
-            raise CalibrationError(f"calibration scale must be positive, got {self.scale}")
-        logit(self.min_confidence)  # validates the range
+        _check_values(self)
 
     def __reduce__(self) -> tuple[Any, tuple[dict[str, Any]]]:
         # mapping proxies do not pickle; worker processes receive the plain dict form
@@ -102,10 +101,50 @@ class Calibration:
             min_conf = (float(d["min_confidence"]) if "min_confidence" in d
                         else 1 / (1 + math.exp(-float(d["reject"]))))
             return cls(weights, float(d["bias"]), (a0, a1, a2), float(d.get("scale", 1.0)),
-                       float(d.get("shift", 0.0)), min_conf, int(d.get("k", 10)), str(d.get("source", "")),
-                       dict(d.get("notes", {})))
-        except (KeyError, TypeError, ValueError, AttributeError) as e:
+                       float(d.get("shift", 0.0)), min_conf, _integer(d.get("k", 10), "k"),
+                       str(d.get("source", "")), dict(d.get("notes", {})))
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
             raise CalibrationError(f"malformed matcher calibration ({type(e).__name__}: {e})") from e
+
+
+#: candidates per segment a calibration may ask for (shipped: 10; retrieval cost grows with it)
+MAX_K = 200
+#: features a calibration may weigh (the matcher computes a few dozen)
+MAX_FEATURES = 256
+#: largest magnitude of any weight, bias, stage-B coefficient, scale or shift
+MAX_COEFFICIENT = 1e9
+
+
+def _check_values(cal: Calibration) -> None:
+    """Every number of a calibration in its range: a hand-edited or hostile file (k = 10**9, k = 0,
+    NaN weights) is refused here, before any matching, instead of hanging or matching nothing."""
+    if isinstance(cal.k, bool) or not isinstance(cal.k, int) or not 1 <= cal.k <= MAX_K:
+        raise CalibrationError(f"calibration k (candidates per segment) must be an integer in 1..{MAX_K}, "
+                               f"got {cal.k!r}")
+    if len(cal.weights) > MAX_FEATURES:
+        raise CalibrationError(f"calibration weighs {len(cal.weights)} features; at most {MAX_FEATURES}")
+    named = [*(f"weight {k!r}" for k in cal.weights), "bias", "stage2[0]", "stage2[1]", "stage2[2]",
+             "scale", "shift"]
+    values = [*cal.weights.values(), cal.bias, *cal.stage2, cal.scale, cal.shift]
+    if len(cal.stage2) != 3:
+        raise CalibrationError(f"calibration stage2 needs 3 coefficients, got {len(cal.stage2)}")
+    for name, v in zip(named, values, strict=True):
+        if not isinstance(v, (int, float)) or not math.isfinite(v) or abs(v) > MAX_COEFFICIENT:
+            raise CalibrationError(f"calibration {name} must be a finite number of magnitude at most "
+                                   f"{MAX_COEFFICIENT:g}, got {v!r}")
+    if cal.scale <= 0:
+        raise CalibrationError(f"calibration scale must be positive, got {cal.scale}")
+    if not isinstance(cal.min_confidence, (int, float)) or not math.isfinite(cal.min_confidence):
+        raise CalibrationError("calibration min_confidence must be a finite number, "
+                               f"got {cal.min_confidence!r}")
+    logit(cal.min_confidence)  # validates the range
+
+
+def _integer(value: Any, name: str) -> int:
+    """A JSON integer (10 or 10.0), never a bool or a fraction."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+        raise CalibrationError(f"calibration {name} must be an integer, got {value!r}")
+    return int(value)
 
 
 def _columns(cal: Calibration, feature_names: Sequence[str]) -> list[int]:
@@ -215,22 +254,31 @@ def default_calibration() -> Calibration:
     return Calibration.from_dict(json.loads(text))
 
 
-def save_calibration(cal: Calibration, path: Path) -> None:
-    """Write ``cal`` as JSON to a path the user named (never into the shared index cache)."""
+def save_calibration(cal: Calibration, path: Path, *, inputs: Iterable[Path | str | None] = ()) -> None:
+    """Write ``cal`` as JSON to a path the user named (never into the shared index cache, never over
+    one of ``inputs``), whole or not at all."""
     import json
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(cal.to_dict(), indent=2) + "\n", encoding="utf-8")
+    write_text_atomic(path, json.dumps(cal.to_dict(), indent=2) + "\n", "calibration file",
+                      inputs=[i for i in inputs if i is not None])
+
+
+#: largest calibration file read (the shipped one is about 2 KB)
+MAX_CALIBRATION_BYTES = 1 << 20
 
 
 def load_calibration(path: Path) -> Calibration:
-    """A calibration written by :func:`save_calibration`; CalibrationError when it is not one."""
-    import json
+    """A calibration written by :func:`save_calibration`; CalibrationError when it is not one.
 
+    Read with :func:`edgevl.safeio.read_json_file` (a regular file of at most 1 MiB, nesting at most
+    16 levels, no duplicate keys, no NaN), then every value checked by :class:`Calibration`."""
     try:
-        d = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as e:
-        raise CalibrationError(f"{path}: cannot read a matcher calibration ({type(e).__name__}: {e})") from e
+        d = read_json_file(path, "matcher calibration", max_bytes=MAX_CALIBRATION_BYTES, max_depth=16)
+    except InputError as e:
+        raise CalibrationError(str(e)) from None
     if not isinstance(d, dict):
         raise CalibrationError(f"{path}: a matcher calibration is a JSON object")
-    return Calibration.from_dict(d)
+    try:
+        return Calibration.from_dict(d)
+    except CalibrationError as e:
+        raise CalibrationError(f"{path}: {e}") from None

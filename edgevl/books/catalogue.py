@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgevl.errors import CatalogueError
+from edgevl.errors import CatalogueError, InputError
+from edgevl.memlimit import memory_budget
+from edgevl.safeio import read_bytes_file
 
 _WORD = re.compile(r"[0-9a-z]+")
 
@@ -138,15 +140,46 @@ def unbalanced_quote(text: str, path: Path | str) -> None:
         # other strict-mode complaints (a stray quote inside an unquoted field) stay tolerated
 
 
+#: the least memory reading a catalogue takes, as a multiple of its file size (bytes + text + rows)
+MEMORY_FACTOR = 3
+
+
 def read_csv_rows(path: Path | str, required: Sequence[str]) -> tuple[list[dict[str, str]], str, str]:
     """Read a CSV into dict rows; check the file exists, is non-empty and has the required columns.
 
     Returns (rows, encoding, sha256 of the bytes).
     """
     p = Path(path)
-    if not p.is_file():
+    if not p.exists():
         raise CatalogueError(f"{p}: no such file; expected a CSV with columns {', '.join(required)}")
-    data = p.read_bytes()
+    try:
+        return _parse_csv(_read_catalogue_bytes(p), p, required)
+    except MemoryError:  # what the size check below could not foresee (many tiny rows, say)
+        raise CatalogueError(f"{p}: not enough memory to read this catalogue "
+                             f"({memory_budget().available / 2**30:.1f} GiB left)") from None
+
+
+def _read_catalogue_bytes(p: Path) -> bytes:
+    """The bytes of a regular file whose size leaves room to parse it: the bytes, the decoded text and
+    the rows take at least :data:`MEMORY_FACTOR` times the file size, so a file over a third of the
+    memory this process may still use (host, ``ulimit -v``, cgroup) is refused before it is read."""
+    try:
+        size = p.stat().st_size
+    except OSError as e:
+        raise CatalogueError(f"{p}: cannot read it ({e.strerror})") from None
+    budget = memory_budget()
+    if size * MEMORY_FACTOR > budget.available:
+        raise CatalogueError(
+            f"{p}: a {size / 2**30:.2f} GiB catalogue needs at least {size * MEMORY_FACTOR / 2**30:.1f} GiB "
+            f"to read, {budget.available / 2**30:.1f} GiB is left under {budget.limited_by}; split it or "
+            "give the process more memory")
+    try:
+        return read_bytes_file(p, "catalogue", max_bytes=max(size, 1) * 2)
+    except InputError as e:
+        raise CatalogueError(str(e)) from None
+
+
+def _parse_csv(data: bytes, p: Path, required: Sequence[str]) -> tuple[list[dict[str, str]], str, str]:
     if not data.strip():
         raise CatalogueError(f"{p}: empty file; expected a CSV with a header row ({', '.join(required)})")
     text, encoding = decode_bytes(data, p)

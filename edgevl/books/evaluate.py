@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from typing import Any
 from edgevl.books.catalogue import read_csv_rows, work_key
 from edgevl.books.matcher import BookMatch, BookMatcher
 from edgevl.errors import CatalogueError
+from edgevl.safeio import atomic_output, csv_cell
 
 _FLAGS = ("not_book", "not_in_db", "segmentation_merged_books")
 
@@ -86,14 +87,17 @@ def metrics(segments: Sequence[Segment], preds: Sequence[BookMatch]) -> dict[str
             "reject_rate": rejected / n_neg if n_neg else 0.0}
 
 
-def write_predictions(path: Path | str, segments: Sequence[Segment], preds: Sequence[BookMatch]) -> None:
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    with p.open("w", encoding="utf-8", newline="") as f:
+def write_predictions(path: Path | str, segments: Sequence[Segment], preds: Sequence[BookMatch], *,
+                      inputs: Iterable[Path | str | None] = ()) -> None:
+    """The predictions CSV, written whole or not at all (never over one of ``inputs``); text cells
+    through :func:`edgevl.safeio.csv_cell`, so a title such as ``=HYPERLINK(…)`` is not a formula."""
+    with atomic_output(path, "predictions file", inputs=[i for i in inputs if i is not None],
+                       newline="") as f:
         w = csv.writer(f)
         w.writerow(["image_name", "mask_id", "pred_title", "pred_author", "score"])
         for s, m in zip(segments, preds, strict=True):
-            w.writerow([s.image_name, s.mask_id, m.title, m.author, f"{m.score:.4f}"])
+            text = [csv_cell(v) for v in (s.image_name, s.mask_id, m.title, m.author)]
+            w.writerow([*text, f"{m.score:.4f}"])
 
 
 def evaluate(matcher: BookMatcher, segments: Sequence[Segment]) -> tuple[list[BookMatch], dict[str, Any]]:

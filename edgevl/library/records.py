@@ -20,7 +20,7 @@ from edgevl.books.shelf import ShelfResult
 #: columns of the results table (CSV and Parquet), one row per spine; a photo without spines or
 #: whose processing failed has one row with ``spine`` -1 and status ``no_spines`` / ``error``
 COLUMNS = ("photo", "spine", "quad", "ocr", "book_id", "title", "author", "tag", "score", "status", "error")
-STATUSES = ("matched", "rejected", "no_spines", "error")
+STATUSES = ("matched", "rejected", "no_spines", "error")  # of a table row
 
 
 def worker_info() -> dict[str, Any]:
@@ -42,11 +42,13 @@ def photo_record(photo: str, result: ShelfResult, seconds: float) -> dict[str, A
             "seconds": secs, "worker": worker_info()}
 
 
-def error_record(photo: str, error: BaseException | str, seconds: float = 0.0) -> dict[str, Any]:
-    """The record of a photo that could not be processed (the run goes on)."""
+def error_record(photo: str, error: BaseException | str, seconds: float = 0.0, *,
+                 worker: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The record of a photo that could not be processed (the run goes on). ``worker``: who found
+    the error (default: this process; ``{}`` for the driver, which is no worker)."""
     msg = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
     return {"photo": photo, "status": "error", "error": msg, "lines": 0, "spines": [],
-            "seconds": {"total": round(seconds, 3)}, "worker": worker_info()}
+            "seconds": {"total": round(seconds, 3)}, "worker": worker_info() if worker is None else worker}
 
 
 def table_rows(record: dict[str, Any]) -> Iterator[dict[str, Any]]:

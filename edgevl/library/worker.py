@@ -55,10 +55,14 @@ class ShelfWorker:
 _WORKER: ShelfWorker | None = None
 
 
-def init_pool_worker(index_folder: str, options: WorkerOptions) -> None:
-    """Pool initializer: map the shared index read-only and load the OCR bundles, once per process."""
+def init_pool_worker(index_folder: str, options: WorkerOptions, parent_pid: int) -> None:
+    """Pool initializer: end with the driver (``parent_pid``), map the shared index read-only and
+    load the OCR bundles, once per process."""
     global _WORKER
     from edgevl.books.index import load_shared
+    from edgevl.library.lifecycle import die_with_parent
+
+    die_with_parent(parent_pid)
 
     _WORKER = ShelfWorker(load_shared(index_folder), options)
 

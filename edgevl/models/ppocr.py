@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -411,6 +412,20 @@ def _is_current(b: Bundle, key: str) -> bool:
     return is_current(b, _V4, key)
 
 
+#: called with one sentence before bundles are built (the CLI prints it on stderr; None: silent)
+BUILD_NOTICE: Callable[[str], None] | None = None
+_announced: set[tuple[str, str]] = set()
+
+
+def _announce(base: Path, model: OcrModel) -> None:
+    """Say once per process, model and folder that the first use builds the bundles (~10 s)."""
+    key = (str(base), model.name)
+    if BUILD_NOTICE is not None and key not in _announced:
+        _announced.add(key)
+        BUILD_NOTICE(f"building the {model.name} bundles once under {base} (about 10 s; later runs load "
+                     "them)")
+
+
 def ensure_bundle(role: str, model: str | None = None, root: Path | str | None = None) -> Bundle:
     """``model``'s bundle for ``role`` (det, cls or rec), built first when absent, corrupt or stale.
     Only that bundle is read (``edgevl ocr --crops`` never touches the detector's)."""
@@ -424,6 +439,7 @@ def ensure_bundle(role: str, model: str | None = None, root: Path | str | None =
             return b
     except BundleError:
         pass
+    _announce(base, m)
     return build_bundle(base, m, role)
 
 
@@ -442,6 +458,8 @@ def ensure_bundles(root: Path | str | None = None, model: str | None = None) -> 
         except BundleError:
             pass
         stale.append(k)
+    if stale:
+        _announce(base, m)
     for k in stale:
         loaded[k] = build_bundle(base, m, k)
     return OcrBundles(det=loaded["det"], cls=loaded["cls"], rec=loaded["rec"])

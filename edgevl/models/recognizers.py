@@ -74,6 +74,15 @@ def rec_names() -> list[str]:
     return [*MODELS, *STANDALONE]
 
 
+def check_rec(spec: str, option: str = "--rec") -> None:
+    """InputError unless ``spec`` is a recogniser name or an existing folder (checked before any image
+    is read; the bundle itself is loaded and checked later)."""
+    if spec in rec_names() or Path(spec).is_dir():
+        return
+    raise InputError(f"{option} {spec!r}: not a recogniser name ({', '.join(rec_names())}) "
+                     "nor a bundle folder")
+
+
 _CACHE: dict[str, Bundle] = {}
 
 

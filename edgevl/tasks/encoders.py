@@ -77,6 +77,23 @@ class TextEncoder:
             )
         self.input_names = tuple(names)
         self.output_name = self.engine.outputs[0].name
+        self._check_vocab(role)
+
+    def _check_vocab(self, role: str) -> None:
+        """Every token id the tokenizer can emit indexes the model's embedding table (its rows read
+        from the graph, else the manifest's ``vocab_size``): an id past the table would make the
+        model fail, or read another token's row, at run time."""
+        from edgevl.manifest import EncoderConfig
+        from edgevl.onnxguard import inspect_onnx
+
+        rows = inspect_onnx(self.bundle.model_path(role)).embedding_rows.get("input_ids")
+        where = "the text model's embedding table"
+        if rows is None:
+            rows = EncoderConfig.from_manifest(self.bundle.manifest.config).vocab_size
+            where = "the manifest's vocab_size"
+        if rows is not None and self.tokenizer.max_id >= rows:
+            raise BundleError(f"{self.bundle.path}: the tokenizer emits token id {self.tokenizer.max_id}, "
+                              f"{where} has {rows} rows; tokenizer and model do not match")
 
     @property
     def dim(self) -> int | str:

@@ -29,6 +29,7 @@ from edgevl.bundle import Bundle
 from edgevl.errors import BundleError, InputError
 from edgevl.manifest import EncoderConfig
 from edgevl.paths import edgevl_home
+from edgevl.safeio import parse_json, read_text_file
 from edgevl.tasks.encoders import ImageEncoder, TextEncoder, as_bundle, l2_normalize, require_task
 from edgevl.vision.preprocess import Image
 
@@ -116,10 +117,7 @@ def load_labels(path: Path | str) -> tuple[str, ...]:
 def load_descriptions(path: Path | str) -> dict[str, tuple[str, ...]]:
     """A JSON object ``{"label": ["description", ...], ...}`` (a single string is one description)."""
     p = Path(path)
-    try:
-        data = json.loads(_read_text(p, "descriptions file"))
-    except json.JSONDecodeError as e:
-        raise InputError(f"{p}: not JSON ({e}); expected {{\"label\": [\"description\", ...]}}") from e
+    data = parse_json(_read_text(p, "descriptions file"), f"{p}: descriptions file", max_depth=8)
     return parse_descriptions(data, str(p))
 
 
@@ -235,12 +233,9 @@ class EmbeddingCache:
 
 
 def _read_text(p: Path, what: str) -> str:
-    if not p.exists() or p.is_dir():  # not is_file(): pipes such as <(...) are fine
-        raise InputError(f"{p}: {what} not found")
-    try:
-        return p.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise InputError(f"{p}: {what} is not UTF-8 text ({e.reason})") from e
+    """A user's labels or templates file: :func:`edgevl.safeio.read_text_file` (a regular UTF-8 file
+    of at most 16 MiB; a FIFO or /dev/zero is refused before anything is read)."""
+    return read_text_file(p, what, max_bytes=16 << 20)
 
 
 # ---------------------------------------------------------------- classifier

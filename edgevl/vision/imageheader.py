@@ -117,3 +117,49 @@ def png_problem(data: bytes) -> str | None:
         if kind == b"IEND":
             return None
         i = end + 4
+
+
+def _tiff_orientation(tiff: bytes) -> int | None:
+    """The Orientation tag (0x0112) of IFD0 of an EXIF (TIFF-structured) block, or None."""
+    if len(tiff) < 8:
+        return None
+    order = tiff[:2]
+    if order == b"II":
+        e = "<"
+    elif order == b"MM":
+        e = ">"
+    else:
+        return None
+    magic, ifd = struct.unpack_from(e + "HI", tiff, 2)
+    if magic != 42 or ifd + 2 > len(tiff):
+        return None
+    (count,) = struct.unpack_from(e + "H", tiff, ifd)
+    for k in range(min(count, 512)):
+        at = ifd + 2 + 12 * k
+        if at + 12 > len(tiff):
+            return None
+        tag, typ, n = struct.unpack_from(e + "HHI", tiff, at)
+        if tag == 0x0112 and typ == 3 and n >= 1:  # SHORT
+            (value,) = struct.unpack_from(e + "H", tiff, at + 8)
+            return value if 1 <= value <= 8 else None
+    return None
+
+
+def png_orientation(data: bytes) -> int | None:
+    """The EXIF orientation (1..8) of a PNG's ``eXIf`` chunk, or None when it has none.
+
+    Only chunks before the image data count (the PNG extension requires eXIf before IDAT);
+    the chunk structure is assumed checked by :func:`png_problem`."""
+    if not data.startswith(PNG_SIGNATURE):
+        return None
+    i = len(PNG_SIGNATURE)
+    n = len(data)
+    while i + 8 <= n:
+        length, kind = struct.unpack_from(">I4s", data, i)
+        start = i + 8
+        if kind in (b"IDAT", b"IEND") or start + length > n:
+            return None
+        if kind == b"eXIf":
+            return _tiff_orientation(data[start : start + length])
+        i = start + length + 4
+    return None

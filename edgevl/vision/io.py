@@ -7,7 +7,7 @@ RGBA and palette images are converted, not rejected.
 from __future__ import annotations
 
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -16,7 +16,8 @@ import numpy as np
 import numpy.typing as npt
 
 from edgevl.errors import ImageError
-from edgevl.vision.imageheader import PNG_SIGNATURE, HeaderSize, header_size, png_problem
+from edgevl.memlimit import memory_budget
+from edgevl.vision.imageheader import PNG_SIGNATURE, HeaderSize, header_size, png_orientation, png_problem
 
 Image = npt.NDArray[np.uint8]
 MAX_PIXELS = 200_000_000  # 200 MP: far above any phone photo, below what exhausts a Jetson
@@ -31,16 +32,12 @@ def _file_kind(mode: int) -> str:
     return "not a plain file"
 
 
-def _available_bytes() -> int:
-    import psutil
-
-    return int(psutil.virtual_memory().available)
-
-
 def check_decode_size(size: HeaderSize | None, where: str) -> None:
     """ImageError before decoding when the header's pixel count is over :data:`MAX_PIXELS`, or the
     decode's memory estimate (decoded pixels, the BGR copy and the float alpha composite) is over
-    the memory available now. ``size`` None (a format whose header is not parsed) passes: OpenCV's
+    the memory this process may still use (the smallest of the host's available memory, the
+    address-space limit and the cgroup limit, :mod:`edgevl.memlimit`). ``size``
+    None (a format whose header is not parsed) passes: OpenCV's
     own pixel limit and :func:`to_bgr8`'s check still apply after decoding."""
     if size is None:
         return
@@ -49,10 +46,11 @@ def check_decode_size(size: HeaderSize | None, where: str) -> None:
         raise ImageError(f"{where}: {size.width}x{size.height} is over {MAX_PIXELS / 1e6:g} megapixels "
                          "(edgevl --max-image-mp raises the limit); downscale it first")
     need = size.decode_bytes()
-    avail = _available_bytes()
+    budget = memory_budget()
+    avail = budget.available
     if need > avail:
         raise ImageError(f"{where}: decoding {size.width}x{size.height} needs about {need / 2**30:.1f} GiB, "
-                         f"{avail / 2**30:.1f} GiB of memory is available")
+                         f"{avail / 2**30:.1f} GiB is left under {budget.limited_by}; downscale it first")
 
 
 @contextmanager
@@ -160,6 +158,7 @@ def decode_image(encoded: bytes | npt.NDArray[np.uint8], where: str = "image") -
             raise ImageError(f"{p}: not a readable PNG ({problem})")
     check_decode_size(header_size(head), str(p))
     is_jpeg = head[:2] == b"\xff\xd8"
+    orientation = png_orientation(head)
     del head
     with _quiet_opencv():
         # JPEG: 8-bit colour or grey, no alpha; IMREAD_COLOR applies the EXIF orientation as a
@@ -168,7 +167,32 @@ def decode_image(encoded: bytes | npt.NDArray[np.uint8], where: str = "image") -
         arr = cv2.imdecode(data, cv2.IMREAD_COLOR if is_jpeg else cv2.IMREAD_UNCHANGED)
     if arr is None:
         raise ImageError(f"{p}: not a readable image (corrupt, truncated or unsupported format)")
-    return to_bgr8(arr, str(p))
+    try:
+        return apply_orientation(to_bgr8(arr, str(p)), orientation)
+    except MemoryError:
+        raise ImageError(f"{p}: not enough memory to convert the decoded image") from None
+
+
+def apply_orientation(img: Image, orientation: int | None) -> Image:
+    """The image as a viewer shows it, given its EXIF orientation (1..8; None or 1 = as stored).
+
+    OpenCV applies it to JPEGs (``IMREAD_COLOR``) but not with ``IMREAD_UNCHANGED``, which PNGs are
+    read with (to keep 16-bit depth and alpha), so a PNG's ``eXIf`` orientation is applied here."""
+    if orientation is None or orientation == 1:
+        return img
+    op = _ORIENT.get(orientation)
+    return img if op is None else np.ascontiguousarray(op(img), dtype=np.uint8)
+
+
+_ORIENT: dict[int, Callable[[Image], npt.NDArray[np.generic]]] = {
+    2: lambda a: cv2.flip(a, 1),
+    3: lambda a: cv2.rotate(a, cv2.ROTATE_180),
+    4: lambda a: cv2.flip(a, 0),
+    5: lambda a: cv2.transpose(a),
+    6: lambda a: cv2.rotate(a, cv2.ROTATE_90_CLOCKWISE),
+    7: lambda a: cv2.rotate(cv2.transpose(a), cv2.ROTATE_180),
+    8: lambda a: cv2.rotate(a, cv2.ROTATE_90_COUNTERCLOCKWISE),
+}
 
 
 def as_image(image: Image | Path | str, where: str = "image") -> Image:
