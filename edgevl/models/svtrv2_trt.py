@@ -27,6 +27,7 @@ import numpy as np
 from edgevl.bundle import MANIFEST_NAME, Bundle, load_bundle
 from edgevl.errors import EdgevlError
 from edgevl.models import svtrv2
+from edgevl.safeio import read_json_file, write_text_atomic
 
 BUNDLE_NAME = f"{svtrv2.BUNDLE_NAME}-tensorrt"
 PARITY_TOL = 1e-4
@@ -60,10 +61,10 @@ def build_trt_bundle(root: Path | str) -> Bundle:
         if worst > PARITY_TOL:
             raise EdgevlError(f"SVTRv2's EdgevlAttention graph differs by {worst:.3g} (> {PARITY_TOL})")
         path = b.path / MANIFEST_NAME
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = read_json_file(path, "bundle manifest")
         data["name"] = BUNDLE_NAME
         data["config"]["tensorrt"]["parity_by_size"] = per_size
-        path.write_text(json.dumps(data, indent=2) + "\n")
+        write_text_atomic(path, json.dumps(data, indent=2) + "\n", "bundle manifest")
         if final.exists():
             shutil.rmtree(final)
         shutil.move(str(b.path), str(final))
