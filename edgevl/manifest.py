@@ -419,16 +419,28 @@ class ClassifierConfig:
 
 REC_PADS = ("constant", "edge")
 
+#: how a fixed-size recogniser picks its input size (docs/ocr.md): ``aspect`` the size whose aspect
+#: ratio is nearest the crop's w/h; ``selector`` the bundle's learned chooser (``selector`` file)
+SIZE_POLICIES = ("aspect", "selector")
+
 
 @dataclass(frozen=True)
 class RecognizerPreprocess:
-    """``preprocess`` of a ``text-recognition`` bundle: crops resized to ``height``, width by aspect
-    ratio within ``min_width..max_width``, batches padded to a multiple of ``width_multiple``.
+    """``preprocess`` of a ``text-recognition`` bundle.
+
     ``grayscale``: the model reads one grey channel (BGR → grey as ``cv2.COLOR_BGR2GRAY``, then
     ``mean[0]``/``std[0]``; the three values must be equal); written only when true. ``pad``: how a
     batch's narrower crops are padded on the right: ``constant`` (zeros after normalisation) or
     ``edge`` (the crop's last column repeated, as EasyOCR's ``NormalizePAD``); written only when
-    not ``constant``."""
+    not ``constant``.
+
+    Variable width (PP-OCR, ``sizes`` empty): crops resized to ``height``, width by aspect ratio
+    within ``min_width..max_width``, batches padded to a multiple of ``width_multiple``.
+    Fixed sizes (SVTRv2): each crop gets a border of ``margin`` x its height in its border colour, is
+    stretched to one of ``sizes`` (``(height, width)`` pairs) picked by ``size_policy``; crops of one
+    size run as one batch. These keys (and ``selector``) are written only for a fixed-size model, so
+    variable-width manifests are unchanged.
+    """
 
     norm: Normalization
     height: int
@@ -438,15 +450,24 @@ class RecognizerPreprocess:
     interpolation: str = "linear"
     grayscale: bool = False
     pad: str = "constant"
+    sizes: tuple[tuple[int, int], ...] = ()
+    size_policy: str = "aspect"
+    selector: str | None = None
+    margin: float = 0.0  # fixed sizes: border (fraction of the crop height) added on each side
 
     KEYS = ("color", "scale", "mean", "std", "height", "min_width", "max_width", "width_multiple",
-            "interpolation", "grayscale", "pad")
+            "interpolation", "grayscale", "pad", "sizes", "size_policy", "selector", "margin")
 
     @staticmethod
     def from_manifest(pre: Any, where: str = "preprocess") -> RecognizerPreprocess:
         d = obj(pre, where)
         no_unknown(d, RecognizerPreprocess.KEYS, where)
         height = get_int(d, "height", where, lo=1, hi=4096)
+        sizes = _sizes(d.get("sizes", []), f"{where}.sizes")
+        policy = get_str(d, "size_policy", where, "aspect", choices=SIZE_POLICIES)
+        selector = file_name(d, "selector", where) if d.get("selector") is not None else None
+        if policy == "selector" and selector is None:
+            raise BundleError(f"{where}: size_policy 'selector' needs a selector file")
         out = RecognizerPreprocess(
             norm=Normalization.parse(d, where), height=height,
             min_width=get_int(d, "min_width", where, height, lo=1, hi=65536),
@@ -454,7 +475,9 @@ class RecognizerPreprocess:
             width_multiple=get_int(d, "width_multiple", where, 8, lo=1, hi=1024),
             interpolation=get_str(d, "interpolation", where, "linear", choices=OCR_INTERPOLATIONS),
             grayscale=get_bool(d, "grayscale", where, RecognizerPreprocess.grayscale),
-            pad=get_str(d, "pad", where, RecognizerPreprocess.pad, choices=REC_PADS))
+            pad=get_str(d, "pad", where, RecognizerPreprocess.pad, choices=REC_PADS),
+            sizes=sizes, size_policy=policy, selector=selector,
+            margin=get_float(d, "margin", where, 0.0, lo=0.0, hi=1.0))
         if out.min_width > out.max_width:
             raise BundleError(f"{where}: min_width {out.min_width} > max_width {out.max_width}")
         if out.grayscale and (len(set(out.norm.mean)) > 1 or len(set(out.norm.std)) > 1):
@@ -463,10 +486,31 @@ class RecognizerPreprocess:
         return out
 
     def to_manifest(self) -> dict[str, Any]:
-        return {**self.norm.to_manifest(), "height": self.height, "min_width": self.min_width,
-                "max_width": self.max_width, "width_multiple": self.width_multiple,
-                "interpolation": self.interpolation, **({"grayscale": True} if self.grayscale else {}),
-                **({"pad": self.pad} if self.pad != RecognizerPreprocess.pad else {})}
+        out: dict[str, Any] = {**self.norm.to_manifest(), "height": self.height, "min_width": self.min_width,
+                               "max_width": self.max_width, "width_multiple": self.width_multiple,
+                               "interpolation": self.interpolation,
+                               **({"grayscale": True} if self.grayscale else {}),
+                               **({"pad": self.pad} if self.pad != RecognizerPreprocess.pad else {})}
+        if self.sizes:
+            out["sizes"] = [list(s) for s in self.sizes]
+            out["size_policy"] = self.size_policy
+            out["margin"] = self.margin
+            if self.selector is not None:
+                out["selector"] = self.selector
+        return out
+
+
+def _sizes(v: Any, where: str) -> tuple[tuple[int, int], ...]:
+    """A list of ``[height, width]`` pairs of positive ints (at most 64 of them, sides ≤ 4096)."""
+    if not isinstance(v, list) or len(v) > 64:
+        raise BundleError(f"{where}: expected a list of at most 64 [height, width] pairs")
+    out: list[tuple[int, int]] = []
+    for i, s in enumerate(v):
+        if (not isinstance(s, list) or len(s) != 2
+                or not all(isinstance(x, int) and not isinstance(x, bool) and 1 <= x <= 4096 for x in s)):
+            raise BundleError(f"{where}[{i}]: expected [height, width] with sides 1..4096, got {s!r}")
+        out.append((s[0], s[1]))
+    return tuple(out)
 
 
 DECODERS = ("ctc-greedy",)
@@ -736,11 +780,17 @@ def input_dims(task: str, role: str, shape: Sequence[int | str], dtype: str,
         policy["height"] = policy["width"] = (det.stride, opt, hi)
     elif task == "text-recognition":
         rec = RecognizerPreprocess.from_manifest(preprocess)
+        if rec.sizes:  # fixed sizes: each side ranges over the sizes' sides, the largest size optimal
+            hs, ws = [h for h, _ in rec.sizes], [w for _, w in rec.sizes]
+            big = max(rec.sizes, key=lambda s: s[0] * s[1])
+            policy["height"] = (min(hs), big[0], max(hs))
+            policy["width"] = (min(ws), big[1], max(ws))
         lo = round_up(rec.min_width, rec.width_multiple)
         hi = round_up(rec.max_width, rec.width_multiple)
         opt = min(max(TEXT_LINE_WIDTH, lo), hi) // rec.width_multiple * rec.width_multiple
-        policy["height"] = (rec.height, rec.height, rec.height)
-        policy["width"] = (lo, max(lo, opt), hi)
+        if not rec.sizes:
+            policy["height"] = (rec.height, rec.height, rec.height)
+            policy["width"] = (lo, max(lo, opt), hi)
     elif task == "text-orientation":
         cls = ClassifierPreprocess.from_manifest(preprocess)
         policy["height"] = (cls.height, cls.height, cls.height)

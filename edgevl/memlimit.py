@@ -133,4 +133,13 @@ def available_bytes() -> int:
     return memory_budget().available
 
 
-__all__ = ["MemoryBudget", "available_bytes", "cgroup_left", "memory_budget"]
+#: the share of :func:`available_bytes` a benchmark may load (``edgevl bench``'s inputs and models)
+BENCH_FRACTION = 0.75
+
+
+def bench_limit() -> int:
+    """What ``edgevl bench`` may load by default: :data:`BENCH_FRACTION` of the memory available now."""
+    return int(available_bytes() * BENCH_FRACTION)
+
+
+__all__ = ["BENCH_FRACTION", "MemoryBudget", "available_bytes", "bench_limit", "cgroup_left", "memory_budget"]

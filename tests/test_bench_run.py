@@ -401,14 +401,14 @@ def test_npz_inputs_are_sized_from_their_headers_before_loading(tmp_path: Path) 
 
 
 def test_npz_over_the_memory_limit_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import edgevl.bench.memory as memory
+    import edgevl.memlimit as memlimit
     from edgevl.bench.inputs import _npz_feeds
 
     bomb = tmp_path / "bomb.npz"
     np.savez_compressed(bomb, x=np.zeros((8, 1024, 1024), np.uint8))
-    monkeypatch.setattr(memory, "default_limit", lambda: 1 << 20)
+    monkeypatch.setattr(memlimit, "bench_limit", lambda: 1 << 20)
     with pytest.raises(InputError, match=r"declare 8 MiB, over the 1 MiB"):
         _npz_feeds(bomb, [])
-    monkeypatch.setattr(memory, "default_limit", lambda: 1 << 30)
+    monkeypatch.setattr(memlimit, "bench_limit", lambda: 1 << 30)
     with pytest.raises(InputError, match=r"do not match the model inputs"):  # loaded, then checked
         _npz_feeds(bomb, [])

@@ -178,9 +178,9 @@ def npz_declared_bytes(path: Path) -> int:
 
 
 def _npz_feeds(path: Path, specs: Sequence[TensorSpec]) -> dict[str, Array]:
-    from edgevl.bench.memory import default_limit
+    from edgevl.memlimit import bench_limit
 
-    declared, limit = npz_declared_bytes(path), default_limit()
+    declared, limit = npz_declared_bytes(path), bench_limit()
     if declared > limit:
         raise InputError(f"{path}: its arrays declare {declared / 2**20:,.0f} MiB, over the "
                          f"{limit / 2**20:,.0f} MiB that may be loaded (75% of the available memory)")

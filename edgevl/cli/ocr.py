@@ -20,6 +20,7 @@ from edgevl.cli.checks import (
 from edgevl.errors import ImageError, InputError
 from edgevl.models import ppocr
 from edgevl.models.ppocr import DEFAULT_MODEL, MODELS, ocr_model
+from edgevl.models.recognizers import check_rec
 from edgevl.safeio import term_safe
 from edgevl.tasks.ocr import OcrPipeline, Reading, TextDetector, TextRecognizer
 from edgevl.vision.draw import draw_lines, write_picture
@@ -61,6 +62,14 @@ def ocr(
     vertical: str = typer.Option("auto", "--vertical",
                                  help="tall boxes: 'auto' (classifier decides, both if unsure), 'both'; "
                                  "with --crops also 'none' (read crops as they are)"),
+    rec: str | None = typer.Option(None, "--rec", help="recogniser: a model name (ppocrv6 default, "
+                                   "ppocrv5, ppocrv4, svtrv2) or a text-recognition bundle folder"),
+    rec_cascade: str | None = typer.Option(None, "--rec-cascade",
+                                           help="re-read uncertain lines with this stronger recogniser "
+                                           "(a name such as svtrv2, or a bundle folder)"),
+    cascade_below: float | None = typer.Option(None, "--cascade-below", callback=number_in(0.0, 1.0),
+                                               help="with --rec-cascade: re-read readings whose confidence "
+                                               "is below this (default: 0.9 crops, 0.6 photos; docs/ocr.md)"),
 ) -> None:
     """Read the text in IMAGE(s): one line per detected text box, in reading order.
 
@@ -81,9 +90,14 @@ def ocr(
     check_outputs([(d, "--draw picture") for d in draws], images)
     ppocr.BUILD_NOTICE = _notice
     opts = EngineOptions(backend=backend, threads=threads, openvino=OpenVinoOptions(precision=precision))
+    if cascade_below is not None and rec_cascade is None:
+        raise InputError("--cascade-below needs --rec-cascade")
+    for spec, opt in ((rec, "--rec"), (rec_cascade, "--rec-cascade")):
+        if spec is not None:
+            check_rec(spec, opt)  # an unknown name fails before any image is read
     errors = BatchErrors()
     if crops:
-        _read_crops(images, opts, name, vertical, as_json, errors)
+        _read_crops(images, opts, name, vertical, as_json, errors, rec, rec_cascade, cascade_below)
         errors.finish()
         return
     pipe: OcrPipeline | None = None  # built at the first readable image: a batch of bad files loads nothing
@@ -96,7 +110,9 @@ def ocr(
             continue
         if pipe is None:
             pipe = OcrPipeline(TextDetector(options=opts, limit_side=limit_side, model=name), options=opts,
-                               vertical=vertical, min_score=min_score, model=name)
+                               recognizer=None if rec is None else TextRecognizer(options=opts, rec=rec),
+                               vertical=vertical, min_score=min_score, model=name,
+                               rec_cascade=rec_cascade, cascade_below=cascade_below)
         lines = pipe(img)
         t = lines.timings
         if drawn is not None:
@@ -105,7 +121,7 @@ def ocr(
                         "lines": [ln.to_dict() for ln in lines],
                         "timings": {"det": round(t.det, 4), "cls": round(t.cls, 4),
                                     "rec": round(t.rec, 4), "total": round(t.total, 4),
-                                    "boxes": t.boxes, "reads": t.reads},
+                                    "boxes": t.boxes, "reads": t.reads, "cascaded": t.cascaded},
                         **({"draw": str(drawn)} if drawn else {})})
         del img
         if not as_json:
@@ -121,7 +137,8 @@ def ocr(
 
 
 def _read_crops(images: list[Path], opts: EngineOptions, name: str, vertical: str, as_json: bool,
-                errors: BatchErrors) -> None:
+                errors: BatchErrors, rec: str | None = None, rec_cascade: str | None = None,
+                cascade_below: float | None = None) -> None:
     """--crops: word crops are small, so the readable ones are decoded, then read in one batch."""
     good: list[Path] = []
     imgs: list[Image] = []
@@ -134,10 +151,12 @@ def _read_crops(images: list[Path], opts: EngineOptions, name: str, vertical: st
     if not imgs:
         return
     readings: Sequence[Reading]
+    recognizer = TextRecognizer(options=opts, rec=rec) if rec is not None else None
     if vertical == "none":
-        readings = TextRecognizer(options=opts, model=name).read(imgs)
+        readings = (recognizer or TextRecognizer(options=opts, model=name)).read(imgs)
     else:
-        readings = OcrPipeline(options=opts, vertical=vertical, model=name).read_crops(imgs)
+        readings = OcrPipeline(recognizer=recognizer, options=opts, vertical=vertical, model=name,
+                               rec_cascade=rec_cascade, cascade_below=cascade_below).read_crops(imgs)
     if as_json:
         emit_json({"crops": [{"path": str(p), **r.to_dict()} for p, r in zip(good, readings, strict=True)]})
         return

@@ -12,6 +12,7 @@ import math
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, TypeVar, overload
 
 import cv2
@@ -31,7 +32,9 @@ from edgevl.manifest import (
     RecognizerPreprocess,
 )
 from edgevl.text.ctc import ctc_greedy
+from edgevl.text.respace import respace
 from edgevl.vision.db import DBParams, db_boxes
+from edgevl.vision.fixedsize import SizeChooser, add_margin, stretch_chw
 from edgevl.vision.geometry import (
     crop_quad,
     fit_detector,
@@ -75,6 +78,24 @@ class TextLine:
     def to_dict(self) -> dict[str, Any]:
         return {"quad": [[round(x, 1), round(y, 1)] for x, y in self.quad], "text": self.text,
                 "score": round(self.score, 4), "vertical": self.vertical}
+
+
+def _respaced(r: Reading, spaced: str) -> Reading:
+    """``r`` with the word spaces of another reading of the same crop (:func:`respace`); an inserted
+    space gets the lower confidence of its two neighbours."""
+    text = respace(r.text, spaced)
+    if text == r.text:
+        return r
+    scores: list[float] = []
+    k = 0
+    for c in text:
+        if c == " ":
+            inside = 0 < k < len(r.char_scores)
+            scores.append(min(r.char_scores[k - 1], r.char_scores[k]) if inside else r.score)
+        else:
+            scores.append(r.char_scores[k] if k < len(r.char_scores) else r.score)
+            k += 1
+    return Reading(text, r.score, tuple(scores))
 
 
 def _strip(r: Reading) -> Reading:
@@ -256,12 +277,25 @@ class AngleClassifier:
 
 
 class TextRecognizer:
-    """CTC text recogniser for word/line crops, batched by width so padding stays small."""
+    """CTC text recogniser for word/line crops, batched by width so padding stays small.
+
+    ``rec`` names the recogniser instead of ``model``: a PP-OCR family, a standalone recogniser
+    (``"svtrv2"``) or a bundle folder (:func:`edgevl.models.recognizers.resolve`). A bundle whose
+    preprocess lists fixed ``sizes`` (SVTRv2) stretches each crop to one of them
+    (:mod:`edgevl.vision.fixedsize`) and runs the crops of one size as a batch.
+    """
 
     def __init__(self, engine: Engine | None = None, bundle: Bundle | None = None, *,
                  options: EngineOptions | None = None, batch_size: int = 16,
                  batch_pixels: int = 16 * 640, max_pad: float = 0.1,
-                 height: int | None = None, model: str | None = None) -> None:
+                 height: int | None = None, model: str | None = None,
+                 rec: str | Path | None = None, size_policy: str | None = None) -> None:
+        if rec is not None and bundle is None:
+            if model is not None:
+                raise InputError("give the recogniser as model= or rec=, not both")
+            from edgevl.models.recognizers import resolve
+
+            bundle = resolve(rec)
         self.engine, self.bundle = _engine(engine, bundle, "rec", model, options, "text-recognition")
         from edgevl.models.ppocr import load_charset
 
@@ -291,6 +325,10 @@ class TextRecognizer:
             raise BundleError(f"{cs}: {len(self.charset)} classes, the model outputs {n_out} "
                               "(another model's charset?)")
         self._input = _input_name(self.engine)
+        self.sizes = pre.sizes
+        self._chooser: SizeChooser | None = None
+        if self.sizes:
+            self._chooser = SizeChooser(pre, self.bundle, options, size_policy)
 
     def _prepare(self, crop: Image) -> Floats:
         h, w = crop.shape[:2]
@@ -311,6 +349,8 @@ class TextRecognizer:
     def read_counted(self, crops: Sequence[Image | str | Any]) -> tuple[list[Reading], int]:
         """:meth:`read` plus the padded input columns it ran (the recogniser's work)."""
         imgs = [as_image(c, f"crop {i}") for i, c in enumerate(crops)]
+        if self._chooser is not None:
+            return self._read_fixed(imgs)
         prepared = [self._prepare(c) for c in imgs]
         columns = 0
         order = sorted(range(len(prepared)), key=lambda i: prepared[i].shape[2])
@@ -338,8 +378,34 @@ class TextRecognizer:
             start = end
         return [r for r in out if r is not None], columns
 
+    def _read_fixed(self, imgs: list[Image]) -> tuple[list[Reading], int]:
+        """Fixed-size model: each crop stretched to its chosen size, one batch per size (chunks of
+        ``batch_size``), the whole output decoded (no padding)."""
+        assert self._chooser is not None
+        imgs = [add_margin(c, self._chooser.pre.margin) for c in imgs]
+        choice = self._chooser(imgs)
+        out: list[Reading | None] = [None] * len(imgs)
+        columns = 0
+        for k, (h, w) in enumerate(self.sizes):
+            idx = [i for i, c in enumerate(choice) if c == k]
+            for s in range(0, len(idx), self.batch_size):
+                part = idx[s : s + self.batch_size]
+                batch = np.stack([stretch_chw(imgs[i], h, w, self._chooser.pre) for i in part])
+                probs = next(iter(self.engine.run({self._input: batch}).values()))
+                columns += w * len(part)
+                for i, d in zip(part, ctc_greedy(probs, self.charset, blank=self.blank), strict=True):
+                    out[i] = _strip(Reading(d.text, d.score, d.char_scores))
+        return [r for r in out if r is not None], columns
+
 
 # --------------------------------------------------------------------------- pipeline
+
+#: default cascade thresholds (a first reading below this confidence is re-read by the cascade
+#: recogniser): chosen on the STR set and the shelf photos, docs/ocr.md
+CASCADE_BELOW_CROPS = 0.9
+CASCADE_BELOW_PHOTOS = 0.6
+#: the cascade re-reads only crops at most this many times wider than tall (docs/ocr.md)
+CASCADE_MAX_ASPECT = 6.0
 
 
 @dataclass(frozen=True)
@@ -355,11 +421,14 @@ class Timings:
     reads: int = 0
     crop: float = 0.0
     rec_columns: int = 0
+    cascaded: int = 0  # crops re-read by the cascade recogniser
+    cascade: float = 0.0  # seconds it spent
 
     def to_dict(self) -> dict[str, float | int]:
         return {"det": round(self.det, 4), "cls": round(self.cls, 4), "rec": round(self.rec, 4),
                 "total": round(self.total, 4), "boxes": self.boxes, "reads": self.reads,
-                "crop": round(self.crop, 4), "rec_columns": self.rec_columns}
+                "crop": round(self.crop, 4), "rec_columns": self.rec_columns,
+                "cascaded": self.cascaded, "cascade": round(self.cascade, 4)}
 
 
 @dataclass
@@ -370,6 +439,8 @@ class _Clock:
     rec: float = 0.0
     reads: int = 0
     columns: int = 0
+    cascaded: int = 0
+    cascade_time: float = 0.0
     extra: dict[str, float] = field(default_factory=dict)
 
 
@@ -471,9 +542,15 @@ class OcrPipeline:
                  recognizer: TextRecognizer | None = None, *, options: EngineOptions | None = None,
                  use_cls: bool = True, vertical: str = "auto", vertical_ratio: float = 1.5,
                  min_score: float = 0.5, reread_below: float = 0.5, cls_horizontal: bool = True,
-                 model: str | None = None) -> None:
+                 model: str | None = None, rec: str | Path | None = None,
+                 rec_cascade: str | Path | TextRecognizer | None = None,
+                 cascade_below: float | None = None) -> None:
         if vertical not in ("auto", "both"):
             raise InputError(f"vertical must be 'auto' or 'both', got {vertical!r}")
+        if recognizer is not None and rec is not None:
+            raise InputError("give the recogniser as recognizer= or rec=, not both")
+        if cascade_below is not None and not 0.0 <= cascade_below <= 1.0:
+            raise InputError(f"cascade_below must be in [0, 1], got {cascade_below}")
         from edgevl.models.ppocr import ocr_model
 
         self.model = ocr_model(model).name if model is not None else _family(detector, classifier, recognizer)
@@ -481,8 +558,23 @@ class OcrPipeline:
         self._detector = detector
         self.classifier = classifier if classifier is not None else (
             AngleClassifier(options=options, model=self.model) if use_cls else None)
-        self.recognizer = recognizer or TextRecognizer(options=options, model=self.model)
+        if recognizer is None:
+            recognizer = (TextRecognizer(options=options, rec=rec) if rec is not None
+                          else TextRecognizer(options=options, model=self.model))
+        self.recognizer = recognizer
         _check_family(self._detector, self.classifier, self.recognizer)
+        #: the stronger recogniser that re-reads uncertain lines (None: no cascade)
+        self.cascade: TextRecognizer | None = None
+        if isinstance(rec_cascade, TextRecognizer):
+            self.cascade = rec_cascade
+        elif rec_cascade is not None:
+            self.cascade = TextRecognizer(options=options, rec=rec_cascade)
+        #: a first reading whose confidence is below this is re-read by the cascade recogniser (None:
+        #: the default for this call: CASCADE_BELOW_CROPS or CASCADE_BELOW_PHOTOS, docs/ocr.md)
+        self.cascade_below = cascade_below
+        #: crops wider than this times their height are not re-read (SVTRv2's widest input is 4:1
+        #: with 32 output frames: longer lines are squashed; docs/ocr.md)
+        self.cascade_max_aspect = CASCADE_MAX_ASPECT
         self.vertical = vertical
         self.vertical_ratio = vertical_ratio
         self.min_score = min_score
@@ -511,12 +603,15 @@ class OcrPipeline:
         t0 = time.perf_counter()
         imgs = [as_image(c, f"crop {i}") for i, c in enumerate(crops)]
         clock = _Clock()
-        readings, _ = self._read(imgs, clock)
+        below = CASCADE_BELOW_CROPS if self.cascade_below is None else self.cascade_below
+        readings, _ = self._read(imgs, clock, below)
         return CropsResult(tuple(readings), Timings(cls=clock.cls, rec=clock.rec,
                                                     total=time.perf_counter() - t0, reads=clock.reads,
-                                                    rec_columns=clock.columns))
+                                                    rec_columns=clock.columns, cascaded=clock.cascaded,
+                                                    cascade=clock.cascade_time))
 
-    def _read(self, raw: list[Image], tm: _Clock) -> tuple[list[Reading], list[bool]]:
+    def _read(self, raw: list[Image], tm: _Clock,
+              below: float | None = None) -> tuple[list[Reading], list[bool]]:
         t1 = time.perf_counter()
         crops: list[Image] = []
         vertical: list[bool] = []
@@ -548,23 +643,51 @@ class OcrPipeline:
             second = []
         readings, columns = self.recognizer.read_counted([c for _, c in jobs]) if jobs else ([], 0)
         best = readings[: len(crops)]
-        for (i, _), r in zip(jobs[len(crops) :], readings[len(crops) :], strict=True):
+        seen = list(first)  # the image each best reading came from
+        for (i, img), r in zip(jobs[len(crops) :], readings[len(crops) :], strict=True):
             if r.score > best[i].score:
-                best[i] = r
+                best[i], seen[i] = r, img
         again = [i for i in second if best[i].score < self.reread_below]
         # a horizontal crop the classifier turned over is read as it stands too, keeping the more
         # confident reading: the 0/180 classifier is sure and wrong on some tilted or small words
         again += [i for i in range(len(crops)) if not vertical[i] and first[i] is not crops[i]]
         if again:
-            more, cols = self.recognizer.read_counted([rotate180(first[i]) for i in again])
-            for i, r in zip(again, more, strict=True):
+            flips = [rotate180(first[i]) for i in again]
+            more, cols = self.recognizer.read_counted(flips)
+            for i, img, r in zip(again, flips, more, strict=True):
                 if r.score > best[i].score:
-                    best[i] = r
+                    best[i], seen[i] = r, img
             columns += cols
-        tm.rec += time.perf_counter() - t2
+        t3 = time.perf_counter()
+        tm.rec += t3 - t2
         tm.reads += len(jobs) + len(again)
         tm.columns += columns
+        if self.cascade is not None and below is not None:
+            best = self._cascade(best, seen, below, tm)
+            tm.cascade_time += time.perf_counter() - t3
         return best, vertical
+
+    def _cascade(self, best: list[Reading], seen: list[Image], below: float, tm: _Clock) -> list[Reading]:
+        """Re-read the crops whose first reading's confidence is below ``below`` and that are at most
+        ``cascade_max_aspect`` times wider than tall (as read, laid flat) with the cascade
+        recogniser, in the direction the first reading chose; its reading replaces the first one
+        unless it is empty. The two recognisers' confidences are not comparable (SVTRv2 gives
+        0.9-0.97 where PP-OCRv6 gives 1.0 on the same clean word), so they are not compared."""
+        assert self.cascade is not None
+        idx = [i for i, r in enumerate(best)
+               if r.score < below and seen[i].shape[1] <= self.cascade_max_aspect * seen[i].shape[0]]
+        if not idx:
+            return best
+        more, cols = self.cascade.read_counted([seen[i] for i in idx])
+        out = list(best)
+        spaces = " " in self.cascade.charset
+        for i, r in zip(idx, more, strict=True):
+            if r.text:
+                # a recogniser without a space class (SVTRv2) glues words: the first reading's spaces
+                out[i] = r if spaces else _respaced(r, best[i].text)
+        tm.cascaded += len(idx)
+        tm.columns += cols
+        return out
 
     def __call__(self, image: Image | str | Any) -> OcrResult:
         img = as_image(image)
@@ -575,7 +698,8 @@ class OcrPipeline:
         t1 = time.perf_counter()
         crops = [crop_quad(img, q) for q in quads]
         t_crop = time.perf_counter() - t1
-        best, vertical = self._read(crops, clock)
+        below = CASCADE_BELOW_PHOTOS if self.cascade_below is None else self.cascade_below
+        best, vertical = self._read(crops, clock, below)
         lines: list[TextLine] = []
         keep = [i for i in range(len(quads)) if best[i].text.strip() and best[i].score >= self.min_score]
         for i in reading_order(quads[keep]) if keep else []:
@@ -584,24 +708,27 @@ class OcrPipeline:
             quad = tuple((float(x), float(y)) for x, y in q)
             lines.append(TextLine(quad, best[k].text, best[k].score, vertical[k]))  # type: ignore[arg-type]
         tm = Timings(det=t1 - t0, cls=clock.cls, rec=clock.rec, total=time.perf_counter() - t0,
-                     boxes=len(quads), reads=clock.reads, crop=t_crop, rec_columns=clock.columns)
+                     boxes=len(quads), reads=clock.reads, crop=t_crop, rec_columns=clock.columns,
+                     cascaded=clock.cascaded, cascade=clock.cascade_time)
         return OcrResult(tuple(lines), tm)
 
 
 def _family(*stages: Any) -> str | None:
     """The model family of the first stage given (None: none given, use the default)."""
-    from edgevl.models.ppocr import bundle_model
+    from edgevl.models.ppocr import MODELS, bundle_model
 
     for st in stages:
         if st is not None and isinstance(getattr(st, "bundle", None), Bundle):
-            return bundle_model(st.bundle)
+            fam = bundle_model(st.bundle)
+            if fam in MODELS:  # a standalone recogniser (svtrv2, an exported bundle) has no detector
+                return fam
     return None
 
 
 def _check_family(*stages: Any) -> None:
     """All stages must come from one model family: a PP-OCRv5 classifier's or detector's settings are
     not tuned for another family's recogniser. BundleError names the bundle that differs."""
-    from edgevl.models.ppocr import bundle_model
+    from edgevl.models.ppocr import MODELS, bundle_model
 
     seen: dict[str, Bundle] = {}
     for st in stages:
@@ -609,7 +736,7 @@ def _check_family(*stages: Any) -> None:
         if not isinstance(b, Bundle):
             continue
         fam = bundle_model(b)
-        if fam is None:
+        if fam is None or fam not in MODELS:  # a standalone recogniser goes with any detector
             continue
         if seen and fam not in seen:
             other = next(iter(seen.items()))

@@ -58,6 +58,7 @@ from onnx import numpy_helper
 
 from edgevl.errors import QuantizationError
 
+from ..trt.rewrite import subgraph_reads
 from .data import FeedReader
 
 METHODS = ("minmax", "percentile", "entropy")
@@ -467,6 +468,7 @@ def prune(model: onnx.ModelProto) -> None:
         if any(o in needed for o in n.output):
             keep.append(n)
             needed.update(i for i in n.input if i)
+            needed |= subgraph_reads(n)  # If/Loop bodies read outer tensors by name (SVTRv2's decoder)
     keep.reverse()
     del model.graph.node[:]
     model.graph.node.extend(keep)

@@ -227,10 +227,26 @@ def rewrite_attention(model: Any, *, domain: str = PLUGIN_DOMAIN) -> tuple[Any, 
     return m, RewriteReport(replaced, tuple(skipped))
 
 
+def subgraph_reads(node: Any) -> set[str]:
+    """Every tensor name the node's subgraphs (If/Loop/Scan bodies) read, their own outputs included:
+    a body may read a tensor of the outer graph by name (SVTRv2's decoder does), and a node feeding
+    only such a body is not dead."""
+    names: set[str] = set()
+    for a in node.attribute:
+        graphs = [a.g] if a.HasField("g") else list(a.graphs)
+        for g in graphs:
+            for n in g.node:
+                names.update(n.input)
+                names |= subgraph_reads(n)
+            names.update(o.name for o in g.output)
+    return names
+
+
 def _drop_dead(nodes: list[Any], outputs: set[str]) -> list[Any]:
     """Nodes whose outputs nobody reads any more (the Kᵀ transposes that were folded away)."""
+    inner = {i for n in nodes for i in subgraph_reads(n)}
     while True:
-        used = set(outputs) | {i for n in nodes for i in n.input}
+        used = set(outputs) | inner | {i for n in nodes for i in n.input}
         keep = [n for n in nodes if any(o in used for o in n.output)]
         if len(keep) == len(nodes):
             return keep
