@@ -23,10 +23,8 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,6 +44,7 @@ from edgevl.manifest import (
     Section,
     TileSpec,
 )
+from edgevl.models.staging import staged_bundle
 from edgevl.paths import edgevl_home
 
 CHARSET_FILE = "charset.txt"
@@ -351,10 +350,7 @@ def build_bundle(root: Path, model: OcrModel, role: str, pkg: Path | None = None
     rel = model.files()[role]
     src = pkg / rel
     extra_files = {CHARSET_FILE: charset_bytes(classes)} if classes else {}
-    # build next to the final place and swap in, so a concurrent reader never sees half a bundle
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=root))
-    work = Path(tempfile.mkdtemp(prefix=f".{name}-fuse-", dir=root))
-    try:
+    with staged_bundle(root, name) as (tmp, work):
         fused = work / Path(rel).name
         graph = fused_copy(src, fused, _CHECK_SHAPES[role])
         onnx_file = fused if graph["applied"] else src
@@ -362,17 +358,6 @@ def build_bundle(root: Path, model: OcrModel, role: str, pkg: Path | None = None
                      extra_files=extra_files, preprocess=model.preprocess(role),
                      config=_config(model, role, classes), source=_source(model, pkg, rel),
                      extra={"graph": graph})
-        if final.exists():
-            shutil.rmtree(final, ignore_errors=True)
-        try:
-            tmp.rename(final)
-        except OSError:
-            if not final.exists():
-                raise
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return load_bundle(final)
 
 

@@ -17,9 +17,7 @@ attention fused for ONNX Runtime CPU when that rewrite is available and checked 
 from __future__ import annotations
 
 import importlib.util
-import shutil
 import string
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -27,6 +25,7 @@ from typing import Any
 from edgevl.bundle import Bundle, load_bundle, sha256_file, write_bundle
 from edgevl.errors import BundleError
 from edgevl.manifest import Normalization, RecognizerConfig, RecognizerPreprocess
+from edgevl.models.staging import staged_bundle
 
 NAME = "svtrv2"
 TITLE = "SVTRv2-base attention recogniser (CTC, ASCII printable)"
@@ -113,9 +112,7 @@ def build_bundle(root: Path | str, pkg: Path | None = None, *, fuse: bool = True
     except OSError as e:
         raise BundleError(f"{base}: cannot create the bundle folder ({e})") from e
     final = base / BUNDLE_NAME
-    tmp = Path(tempfile.mkdtemp(prefix=f".{BUNDLE_NAME}-", dir=base))
-    work = Path(tempfile.mkdtemp(prefix=f".{BUNDLE_NAME}-fuse-", dir=base))
-    try:
+    with staged_bundle(base, BUNDLE_NAME) as (tmp, work):
         model = pkg / MODEL_FILE
         graph: dict[str, Any] = {"rewrite": GRAPH_REWRITE, "applied": False, "reason": "not asked"}
         if fuse:
@@ -123,17 +120,6 @@ def build_bundle(root: Path | str, pkg: Path | None = None, *, fuse: bool = True
         write_bundle(tmp, name=BUNDLE_NAME, task="text-recognition", models={"model": model},
                      extra_files={CHARSET_FILE: charset_bytes(), SELECTOR_FILE: pkg / SELECTOR_FILE},
                      preprocess=PREPROCESS, config=CONFIG, source=source(pkg), extra={"graph": graph})
-        if final.exists():
-            shutil.rmtree(final, ignore_errors=True)
-        try:
-            tmp.rename(final)
-        except OSError:
-            if not final.exists():
-                raise
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return load_bundle(final)
 
 

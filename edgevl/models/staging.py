@@ -1,0 +1,33 @@
+"""Building a bundle next to its final place and swapping it in, so that a concurrent reader never
+sees half a bundle: one helper for every bundle builder of the OCR model registry."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def staged_bundle(root: Path, name: str) -> Iterator[tuple[Path, Path]]:
+    """Yield ``(tmp, work)``: write the bundle into ``tmp`` (scratch files into ``work``). When the
+    block ends without an error, ``tmp`` replaces ``root / name``; both folders are removed in any
+    case. A build racing another one of the same bundle keeps whichever landed first."""
+    final = root / name
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=root))
+    work = Path(tempfile.mkdtemp(prefix=f".{name}-fuse-", dir=root))
+    try:
+        yield tmp, work
+        if final.exists():
+            shutil.rmtree(final, ignore_errors=True)
+        try:
+            tmp.rename(final)
+        except OSError:
+            if not final.exists():
+                raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
