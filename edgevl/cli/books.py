@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
@@ -219,7 +220,7 @@ def match_books_cmd(
                 progress.advance(task)
                 continue
             res = shelf(image)
-            res = ShelfResult(str(photo), res.spines, res.n_lines, res.seconds)
+            res = dataclasses.replace(res, source=str(photo))
             results.append(res)
             if out is not None:
                 write_image(out, draw_spines(image, res.spines, draw_max_side), "--draw picture", inputs,
