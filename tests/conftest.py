@@ -11,8 +11,8 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-# beside the checkout (../shared); EDGEVL_LIBRARY_DIR names another place (a git worktree one level deeper)
-LIBRARY_DIR = Path(os.environ.get("EDGEVL_LIBRARY_DIR")
+# beside the checkout (../shared); EDGEVL_LIBRARY_DATA names another place (a git worktree one level deeper)
+LIBRARY_DIR = Path(os.environ.get("EDGEVL_LIBRARY_DATA")
                    or Path(__file__).resolve().parents[2] / "shared" / "data" / "library")
 
 

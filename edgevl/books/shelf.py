@@ -79,9 +79,37 @@ class ShelfResult:
     def matched(self) -> int:
         return sum(s.match.matched for s in self.spines)
 
+    @property
+    def labels_read(self) -> bool:
+        """Whether any spine shows a library label (False: none does, or there is no spine); the
+        photo was then matched with the calibration for unlabelled shelves."""
+        return bool(self.spines) and self.spines[0].match.labels_read
+
+    @property
+    def condition(self) -> str:
+        """'labels', 'no labels' (spines but no library label read) or 'no spines'."""
+        if not self.spines:
+            return "no spines"
+        return "labels" if self.labels_read else "no labels"
+
+    @property
+    def found(self) -> str:
+        """One sentence saying what was found on the photo."""
+        if not self.n_lines:
+            return "no text found: no shelf, no spine"
+        if not self.spines:
+            return f"{self.n_lines} text lines, no spine"
+        rows = f"{len(self.rows)} shelf row{'s' * (len(self.rows) != 1)}" if self.rows else "no shelf row"
+        signs = f", {len(self.signs)} sign{'s' * (len(self.signs) != 1)}" if self.signs else ""
+        labels = ("library labels read" if self.labels_read
+                  else "no library label read (matched with the calibration for unlabelled shelves)")
+        return (f"{self.n_lines} text lines: {rows}{signs}, {len(self.spines)} spines, {self.matched} "
+                f"matched; {labels}")
+
     def to_dict(self) -> dict[str, Any]:
         return {"photo": self.source, "lines": self.n_lines, "spines_found": len(self.spines),
-                "spines_matched": self.matched, "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
+                "spines_matched": self.matched, "condition": self.condition, "found": self.found,
+                "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
                 "rows": [r.to_dict() for r in self.rows], "signs": [g.to_dict() for g in self.signs],
                 "spines": [s.to_dict() for s in self.spines]}
 
