@@ -36,7 +36,7 @@ from edgevl.books import BookMatcher, build_index, load_catalogue
 from edgevl.books.calibration import _LEGACY_FEATURES, Calibration, default_calibration
 from edgevl.books.catalogue import work_key
 from edgevl.books.evaluate import evaluate, read_segments
-from edgevl.books.shelf import Spine, match_lines
+from edgevl.books.shelf import ShelfSpines, Spine, read_shelf
 
 PATHS = bench.bench_paths(__file__)
 ROOT = PATHS.repo
@@ -267,6 +267,22 @@ def _error(photo: str, s: Spine, lab: Label, matcher: BookMatcher, what: str) ->
     }
 
 
+def structure(found: ShelfSpines, labels: Sequence[Label]) -> dict[str, Any]:
+    """Shelf rows and signs found; spines whose outline crosses a board (reaches from one row into
+    the next); hand-labelled shelf signs (kind ``shelf_label``) left as spines, and matched."""
+    boards = [(a.y1, b.y0) for a, b in zip(found.rows, found.rows[1:], strict=False)]
+    crossing = [s.text for s in found.spines
+                if any(min(p[1] for p in s.polygon) < top and max(p[1] for p in s.polygon) > bottom
+                       for top, bottom in boards)]
+    signs = [lab for lab in labels if lab.kind == "shelf_label"]
+    on_spines = [(s, lab) for s, lab in zip(found.spines, label_spines(found.spines, signs), strict=True)
+                 if lab is not None]
+    return {"rows": [[round(r.y0), round(r.y1)] for r in found.rows], "signs": [g.text for g in found.signs],
+            "spines_across_a_board": crossing, "labelled_signs": len(signs),
+            "labelled_signs_left_as_spines": len(on_spines),
+            "labelled_signs_matched": sum(s.match.matched for s, _ in on_spines)}
+
+
 def summarise(c: dict[str, int]) -> dict[str, float]:
     recall = c["book_correct"] / c["book"] if c["book"] else 0.0
     precision = c["book_correct"] / c["predicted_main"] if c["predicted_main"] else 0.0
@@ -322,8 +338,10 @@ def main(argv: list[str] | None = None) -> int:
         errors: list[dict[str, Any]] = []
         for photo in PHOTOS:
             image, lines = read[photo]
-            spines = match_lines(lines, matcher, image)
+            found = read_shelf(lines, matcher, image)
+            spines = list(found.spines)
             ocr_info[photo]["spines"] = len(spines)
+            ocr_info[photo]["structure"] = structure(found, [lab for lab in labels if lab.photo == photo])
             labs = label_spines(spines, [lab for lab in labels if lab.photo == photo])
             c, e = score(spines, labs, matcher, photo)
             for k, v in c.items():
@@ -359,6 +377,13 @@ def main(argv: list[str] | None = None) -> int:
 def render(r: Any) -> str:
     photos = ", ".join(
         f"{p}: {v['lines']} lines -> {v['spines']} spines" for p, v in r["ocr"]["photos"].items()
+    )
+    shelves = "; ".join(
+        f"{p}: {len(st['rows'])} rows, signs {st['signs']}, spines across a board: "
+        f"{len(st['spines_across_a_board'])}, hand-labelled signs {st['labelled_signs']} "
+        f"(left as spines {st['labelled_signs_left_as_spines']}, matched {st['labelled_signs_matched']})"
+        for p, v in r["ocr"]["photos"].items()
+        if (st := v.get("structure"))
     )
     rows = []
     for name, row in r["results"].items():
@@ -472,6 +497,7 @@ def render(r: Any) -> str:
         [
             f"OCR: {r['ocr']['pipeline']}; {photos}",
             f"labels: `{r['labels']}` (how they were made: docs/books.md)",
+            f"shelf structure (shipped calibration's run): {shelves}",
         ],
     )
 

@@ -53,6 +53,9 @@ SUITE: tuple[Benchmark, ...] = (
               "books_calibrate.py", quick=("--no-nested",),
               note="also rewrites the shipped calibration edgevl/data/books_calibration.json "
                    "(the same file again on the same data; --no-write leaves it)"),
+    Benchmark("books_conditions", _out("books_conditions", J, M), "books_conditions.py",
+              note="labels / no-labels conditions out of fold; also rewrites the shipped "
+                   "edgevl/data/books_calibration_unlabelled.json (--no-write leaves it)"),
     Benchmark("books_photos", _out("books_photos", J, M), "books_photos.py",
               note="edgevl's OCR on the two shelf photos against benchmarks/data/shelf_spines.csv"),
     Benchmark("books_match", _out("books_match", J, M), "books_match.py", quick=("--limit", "300")),

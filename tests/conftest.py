@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -10,7 +11,9 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-LIBRARY_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "library"
+# beside the checkout (../shared); EDGEVL_LIBRARY_DATA names another place (a git worktree one level deeper)
+LIBRARY_DIR = Path(os.environ.get("EDGEVL_LIBRARY_DATA")
+                   or Path(__file__).resolve().parents[2] / "shared" / "data" / "library")
 
 
 def load_script(path: Path, name: str) -> ModuleType:

@@ -254,6 +254,21 @@ def default_calibration() -> Calibration:
     return Calibration.from_dict(json.loads(text))
 
 
+UNLABELLED = "books_calibration_unlabelled.json"  # in edgevl/data/: photos with no library label
+
+
+def default_unlabelled_calibration() -> Calibration | None:
+    """The shipped calibration for photos whose spines show no library label (fitted out of fold on
+    the dev split with its call numbers stripped; benchmarks/books_conditions.py), or None."""
+    import json
+    from importlib import resources
+
+    path = resources.files("edgevl").joinpath("data", UNLABELLED)
+    if not path.is_file():
+        return None
+    return Calibration.from_dict(json.loads(path.read_text(encoding="utf-8")))
+
+
 def save_calibration(cal: Calibration, path: Path, *, inputs: Iterable[Path | str | None] = ()) -> None:
     """Write ``cal`` as JSON to a path the user named (never into the shared index cache, never over
     one of ``inputs``), whole or not at all."""

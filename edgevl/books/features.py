@@ -144,6 +144,32 @@ def count_labels(query: str) -> int:
     return len(_LABEL.findall(query))
 
 
+def has_label(index: CatalogueIndex, query: str) -> bool:
+    """Whether a normalised segment shows a library label: a catalogue call number or a
+    call-number-shaped one (class number + three-letter code)."""
+    return count_tags(index, query) > 0 or count_labels(query) > 0
+
+
+def strip_labels(index: CatalogueIndex, query: str) -> str:
+    """``query`` (normalised) with its call numbers removed: the catalogue call numbers it holds
+    (2-4 words) and the call-number-shaped labels. Simulates a shelf whose labels are unreadable
+    or absent (a home shelf, another library), for calibrating that condition out of fold."""
+    words = query.split()
+    drop = [False] * len(words)
+    i = 0
+    while i < len(words):
+        for span in (4, 3, 2):
+            part = words[i: i + span]
+            if len(part) == span and " ".join(part) in index.tag_set:
+                drop[i: i + span] = [True] * span
+                i += span
+                break
+        else:
+            i += 1
+    kept = " ".join(w for w, d in zip(words, drop, strict=True) if not d)
+    return " ".join(_LABEL.sub(" ", kept).split())
+
+
 def _numbers(words: Sequence[str]) -> set[str]:
     return {w.lstrip("0") or "0" for w in words if _NUMBER.match(w)}
 

@@ -11,8 +11,9 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from edgevl.books.layout import ShelfRow, shelf_layout
 from edgevl.books.matcher import BookMatch, BookMatcher
-from edgevl.books.spines import group_spines, spine_polygon
+from edgevl.books.spines import group_spines, line_geometry, spine_polygon
 from edgevl.vision.io import as_image
 
 
@@ -37,14 +38,28 @@ class Spine:
     polygon: tuple[tuple[float, float], ...]
     lines: tuple[str, ...]
     match: BookMatch
+    row: int = -1  # the shelf row (ShelfResult.rows) it stands in; -1: none found
 
     @property
     def text(self) -> str:
         return " ".join(self.lines)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"spine": self.index, "polygon": [[round(x, 1), round(y, 1)] for x, y in self.polygon],
+        return {"spine": self.index, "row": self.row,
+                "polygon": [[round(x, 1), round(y, 1)] for x, y in self.polygon],
                 "ocr": self.text, **{k: v for k, v in self.match.to_dict().items() if k != "text"}}
+
+
+@dataclass(frozen=True)
+class Sign:
+    """Text on a shelf board running across several spines (a sign, a classification strip):
+    never matched as a book."""
+
+    polygon: tuple[tuple[float, float], ...]
+    text: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"polygon": [[round(x, 1), round(y, 1)] for x, y in self.polygon], "ocr": self.text}
 
 
 @dataclass(frozen=True)
@@ -55,26 +70,82 @@ class ShelfResult:
     spines: tuple[Spine, ...]
     n_lines: int
     seconds: dict[str, float] = field(default_factory=dict)
+    rows: tuple[ShelfRow, ...] = ()  # shelf rows found (bands between boards), top to bottom
+    signs: tuple[Sign, ...] = ()  # shelf signs / classification strips (never matched)
 
     @property
     def matched(self) -> int:
         return sum(s.match.matched for s in self.spines)
 
+    @property
+    def labels_read(self) -> bool:
+        """Whether any spine shows a library label (False: none does, or there is no spine); the
+        photo was then matched with the calibration for unlabelled shelves."""
+        return bool(self.spines) and self.spines[0].match.labels_read
+
+    @property
+    def condition(self) -> str:
+        """'labels', 'no labels' (spines but no library label read) or 'no spines'."""
+        if not self.spines:
+            return "no spines"
+        return "labels" if self.labels_read else "no labels"
+
+    @property
+    def found(self) -> str:
+        """One sentence saying what was found on the photo."""
+        if not self.n_lines:
+            return "no text found: no shelf, no spine"
+        if not self.spines:
+            return f"{self.n_lines} text lines, no spine"
+        rows = f"{len(self.rows)} shelf row{'s' * (len(self.rows) != 1)}" if self.rows else "no shelf row"
+        signs = f", {len(self.signs)} sign{'s' * (len(self.signs) != 1)}" if self.signs else ""
+        labels = ("library labels read" if self.labels_read
+                  else "no library label read (matched with the calibration for unlabelled shelves)")
+        return (f"{self.n_lines} text lines: {rows}{signs}, {len(self.spines)} spines, {self.matched} "
+                f"matched; {labels}")
+
     def to_dict(self) -> dict[str, Any]:
         return {"photo": self.source, "lines": self.n_lines, "spines_found": len(self.spines),
-                "spines_matched": self.matched, "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
+                "spines_matched": self.matched, "condition": self.condition, "found": self.found,
+                "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
+                "rows": [r.to_dict() for r in self.rows], "signs": [g.to_dict() for g in self.signs],
                 "spines": [s.to_dict() for s in self.spines]}
+
+
+@dataclass(frozen=True)
+class ShelfSpines:
+    """What :func:`read_shelf` finds on a photo: spines (matched), shelf rows and signs."""
+
+    spines: tuple[Spine, ...]
+    rows: tuple[ShelfRow, ...]
+    signs: tuple[Sign, ...]
+
+
+def read_shelf(lines: Sequence[LineLike], matcher: BookMatcher,
+               image: npt.NDArray[Any] | None = None) -> ShelfSpines:
+    """Find the shelf rows and signs, group the other OCR lines into spines (never across a board)
+    and match them, all spines of the photo at once (one-to-one)."""
+    quads = [np.asarray(ln.quad, dtype=np.float64) for ln in lines]
+    texts = [ln.text for ln in lines]
+    layout = shelf_layout([line_geometry(q, ln.vertical) for q, ln in zip(quads, lines, strict=True)], texts)
+    keep = [k for k in range(len(lines)) if not layout.sign[k]]
+    sub = group_spines([quads[k] for k in keep], [lines[k].vertical for k in keep], image,
+                       [texts[k] for k in keep], rows=[layout.row_of[k] for k in keep])
+    groups = [[keep[k] for k in g] for g in sub]
+    spine_texts = [" ".join(texts[k] for k in g) for g in groups]
+    matches = matcher.match(spine_texts) if spine_texts else []
+    spines = tuple(Spine(i, tuple(spine_polygon([quads[k] for k in g])), tuple(texts[k] for k in g), m,
+                         max(layout.row_of[k] for k in g))
+                   for i, (g, m) in enumerate(zip(groups, matches, strict=True)))
+    signs = tuple(Sign(tuple(spine_polygon([quads[k]])), texts[k])
+                  for k in range(len(lines)) if layout.sign[k])
+    return ShelfSpines(spines, layout.rows, signs)
 
 
 def match_lines(lines: Sequence[LineLike], matcher: BookMatcher,
                 image: npt.NDArray[Any] | None = None) -> list[Spine]:
-    """Group OCR lines into spines and match them, all spines of the photo at once (one-to-one)."""
-    quads = [np.asarray(ln.quad, dtype=np.float64) for ln in lines]
-    groups = group_spines(quads, [ln.vertical for ln in lines], image, [ln.text for ln in lines])
-    texts = [" ".join(lines[k].text for k in g) for g in groups]
-    matches = matcher.match(texts) if texts else []
-    return [Spine(i, tuple(spine_polygon([quads[k] for k in g])), tuple(lines[k].text for k in g), m)
-            for i, (g, m) in enumerate(zip(groups, matches, strict=True))]
+    """The spines of :func:`read_shelf` (shelf signs left out, no spine across a board)."""
+    return list(read_shelf(lines, matcher, image).spines)
 
 
 class ShelfMatcher:
@@ -94,10 +165,11 @@ class ShelfMatcher:
         t0 = time.perf_counter()
         lines = self.ocr(img)
         t1 = time.perf_counter()
-        spines = match_lines(lines, self.matcher, img)
+        found = read_shelf(lines, self.matcher, img)
         t2 = time.perf_counter()
         src = str(photo) if isinstance(photo, (str, Path)) else "<array>"
-        return ShelfResult(src, tuple(spines), len(lines), {"ocr": t1 - t0, "match": t2 - t1})
+        return ShelfResult(src, found.spines, len(lines), {"ocr": t1 - t0, "match": t2 - t1}, found.rows,
+                           found.signs)
 
 
 def draw_spines(image: npt.NDArray[Any], spines: Sequence[Spine], max_side: int = 0) -> npt.NDArray[np.uint8]:

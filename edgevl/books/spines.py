@@ -122,7 +122,8 @@ def vertical_gradient(image: npt.NDArray[Any] | None) -> npt.NDArray[np.float32]
 
 def group_spines(quads: Sequence[QuadLike], vertical: Sequence[bool] | None = None,
                  image: npt.NDArray[Any] | None = None, texts: Sequence[str] | None = None, *,
-                 edge_thresh: float = 1.5, max_gap: float = 0.6) -> list[list[int]]:
+                 edge_thresh: float = 1.5, max_gap: float = 0.6,
+                 rows: Sequence[int] | None = None) -> list[list[int]]:
     """Group text lines (their quads) into spines; returns lists of line indices, left to right.
 
     ``max_gap``: largest vertical gap between two lines of one spine, as a fraction of the longer
@@ -130,6 +131,8 @@ def group_spines(quads: Sequence[QuadLike], vertical: Sequence[bool] | None = No
     ``texts``: the lines' OCR text; a call-number label ends its spine (nothing below it joins).
     ``edge_thresh``: edge strength (see :func:`edge_strength`) above which two side-by-side lines
     are split. Without an image, side-by-side lines are split when they do not overlap.
+    ``rows``: the shelf row of each line (:func:`edgevl.books.layout.shelf_layout`); lines of two
+    different rows never join (no spine crosses a shelf board).
     """
     geoms = [line_geometry(q, None if vertical is None else vertical[i]) for i, q in enumerate(quads)]
     n = len(geoms)
@@ -144,11 +147,12 @@ def group_spines(quads: Sequence[QuadLike], vertical: Sequence[bool] | None = No
     grad = vertical_gradient(image)
     is_tag = [looks_like_tag(t) for t in texts] if texts is not None else [False] * n
     tag_lines = [k for k in range(n) if is_tag[k]]
+    row = list(rows) if rows is not None else [0] * n
     for i in range(n):
         gi = geoms[i]
         for j in range(i + 1, n):
             gj = geoms[j]
-            if gi.vertical != gj.vertical:
+            if gi.vertical != gj.vertical or row[i] != row[j]:
                 continue
             if gi.vertical:
                 upper, lower = (i, j) if gi.y0 <= gj.y0 else (j, i)
@@ -165,7 +169,7 @@ def group_spines(quads: Sequence[QuadLike], vertical: Sequence[bool] | None = No
             continue
         hx, hy = 0.5 * (geoms[h].top[0] + geoms[h].bottom[0]), 0.5 * (geoms[h].top[1] + geoms[h].bottom[1])
         near = [(abs(hx - geoms[v].x_at(hy)), v) for v in range(n)
-                if geoms[v].vertical and _label_on_spine(geoms[v], geoms[h])]
+                if geoms[v].vertical and row[v] == row[h] and _label_on_spine(geoms[v], geoms[h])]
         if near:
             parent[find(h)] = find(min(near)[1])
     groups: dict[int, list[int]] = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
@@ -125,6 +126,10 @@ def eval_cmd(
     author_col: str = _AUTHOR_COL,
     tag_col: str = _TAG_COL,
     as_json: bool = flag("--json", help="print the metrics as JSON"),
+    unlabelled_shelves: bool = typer.Option(
+        False, "--unlabelled-shelves/--labelled-only",
+        help="an image whose segments show no library label is matched with the calibration for "
+             "unlabelled shelves (default here: off, the library's own segments)"),
 ) -> None:
     """Match OCR segments (per image, one-to-one) and print recall, precision, F1 and reject rate."""
     from edgevl.books.evaluate import evaluate, read_segments, write_predictions
@@ -135,7 +140,8 @@ def eval_cmd(
 
     matcher = BookMatcher.from_catalogue(catalogue, cache_dir, columns_option(title_col, author_col, tag_col),
                                          min_confidence=min_confidence,
-                                         calibration=_calibration(calibration))
+                                         calibration=_calibration(calibration),
+                                         unlabelled_shelves=unlabelled_shelves)
     segs = read_segments(segments)
     preds, res = evaluate(matcher, segs)
     if predictions_out is not None:
@@ -177,6 +183,10 @@ def match_books_cmd(
     author_col: str = _AUTHOR_COL,
     tag_col: str = _TAG_COL,
     as_json: bool = flag("--json", help="print the spines as JSON"),
+    unlabelled_shelves: bool = typer.Option(
+        True, "--unlabelled-shelves/--labelled-only",
+        help="a photo whose spines show no library label (a home shelf, another library) is matched "
+             "with the calibration for unlabelled shelves (default: on; --labelled-only: as any photo)"),
 ) -> None:
     """Match every spine on shelf photos to a catalogue: OCR, spine grouping, per-photo assignment.
 
@@ -204,7 +214,8 @@ def match_books_cmd(
     shelf = ShelfMatcher(
         BookMatcher.from_catalogue(catalogue, cache_dir, columns_option(title_col, author_col, tag_col),
                                    min_confidence=min_confidence,
-                                   calibration=_calibration(calibration)))
+                                   calibration=_calibration(calibration),
+                                   unlabelled_shelves=unlabelled_shelves))
     results: list[ShelfResult] = []
     errors = BatchErrors()
     err = Console(stderr=True)
@@ -219,7 +230,7 @@ def match_books_cmd(
                 progress.advance(task)
                 continue
             res = shelf(image)
-            res = ShelfResult(str(photo), res.spines, res.n_lines, res.seconds)
+            res = dataclasses.replace(res, source=str(photo))
             results.append(res)
             if out is not None:
                 write_picture(draw_spines(image, res.spines, draw_max_side), out, inputs, "--draw picture")
@@ -242,6 +253,7 @@ def match_books_cmd(
             cells = (str(s.index), m.title or "-", m.author, m.tag, f"{m.score:.2f}", s.text[:60])
             table.add_row(*(Text(term_safe(c)) for c in cells))  # Text: no rich markup from titles
         Console().print(table)
+        Console().print(Text(term_safe(r.found)))
     errors.finish()
 
 
