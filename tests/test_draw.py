@@ -188,3 +188,33 @@ def test_ocr_draw_of_a_16_megapixel_photo_is_at_most_5_mb(tmp_path: Path,
     assert out.stat().st_size <= 5_000_000
     drawn = cv2.imread(str(out))
     assert drawn is not None and max(drawn.shape[:2]) == DEFAULT_MAX_SIDE
+
+
+@dataclass(frozen=True)
+class Row:
+    y0: float
+    y1: float
+
+
+@dataclass(frozen=True)
+class Sign:
+    polygon: tuple[tuple[float, float], ...]
+    text: str
+
+
+def test_spine_drawing_shows_rows_and_signs_in_blue_with_a_legend_line() -> None:
+    img = np.full((600, 500, 3), 128, np.uint8)  # flat grey: any blue pixel was drawn
+    spine = Spine(0, ((50.0, 40.0), (110.0, 40.0), (110.0, 400.0), (50.0, 400.0)), "ROMA",
+                  Match(True, "Roma", "Beard, Mary", 0.9))
+    sign = Sign(((150.0, 450.0), (480.0, 450.0), (480.0, 490.0), (150.0, 490.0)), "796.4 GIMNÀSTICA")
+    plain = draw_spines(img, [spine], max_side=0)
+    full = draw_spines(img, [spine], max_side=0, rows=[Row(30.0, 420.0)], signs=[sign])
+    assert full.shape[0] > plain.shape[0]  # one more legend line: the sign
+
+    def blue(px: np.ndarray) -> np.ndarray:
+        px = px.reshape(-1, 3).astype(int)  # BGR
+        return (px[:, 0] > 170) & (px[:, 2] < 80)
+
+    assert not blue(plain[:600]).any()
+    assert blue(full[448:453, 200:400]).any()  # the sign's outline
+    assert blue(full[29:32, 300:490]).any() and blue(full[419:422, 300:490]).any()  # the row's edges

@@ -172,11 +172,13 @@ class ShelfMatcher:
                            found.signs)
 
 
-def draw_spines(image: npt.NDArray[Any], spines: Sequence[Spine], max_side: int = 0) -> npt.NDArray[np.uint8]:
+def draw_spines(image: npt.NDArray[Any], spines: Sequence[Spine], max_side: int = 0, *,
+                rows: Sequence[ShelfRow] = (), signs: Sequence[Sign] = ()) -> npt.NDArray[np.uint8]:
     """The photo with each spine outlined (green: matched, red: rejected), numbered, its matched
-    title written along it (accents kept), and a legend of every spine's match below it
-    (:func:`edgevl.vision.draw.draw_spines`). ``max_side`` > 0 bounds the longer side of the result.
+    title written along it (accents kept), shelf rows and signs in blue, and a legend of every
+    spine's match and every sign below it (:func:`edgevl.vision.draw.draw_spines`). ``max_side`` > 0
+    bounds the longer side of the result.
     """
     from edgevl.vision.draw import draw_spines as draw
 
-    return draw(as_image(image), spines, max_side)
+    return draw(as_image(image), spines, max_side, rows=rows, signs=signs)

@@ -233,7 +233,8 @@ def match_books_cmd(
             res = dataclasses.replace(res, source=str(photo))
             results.append(res)
             if out is not None:
-                write_picture(draw_spines(image, res.spines, draw_max_side), out, inputs, "--draw picture")
+                write_picture(draw_spines(image, res.spines, draw_max_side, rows=res.rows, signs=res.signs),
+                              out, inputs, "--draw picture")
             del image
             progress.advance(task)
     if csv_out is not None:

@@ -316,14 +316,18 @@ def draw_lines(image: Image, lines: Sequence[Any], max_side: int = DEFAULT_MAX_S
     return _with_legend(pil, panel, max_side)
 
 
-def draw_spines(image: Image, spines: Sequence[Any], max_side: int = DEFAULT_MAX_SIDE) -> Image:
+def draw_spines(image: Image, spines: Sequence[Any], max_side: int = DEFAULT_MAX_SIDE, *,
+                rows: Sequence[Any] = (), signs: Sequence[Any] = ()) -> Image:
     """The shelf photo with each spine outlined (green: matched, red: rejected), numbered, its
     matched title written along it, and a legend below: per spine, the matched title and author
     with the probability that the match is right, or for a rejected spine what OCR read and how
-    close its best candidate came.
+    close its best candidate came. Shelf rows are shown as blue lines at their top and bottom, and
+    shelf signs (never matched) outlined in blue, numbered after the spines, with their text in the
+    legend.
 
     ``spines``: objects with ``polygon`` (points), ``index``, ``text`` (OCR) and ``match`` (with
-    ``matched``, ``title``, ``author``, ``score``)."""
+    ``matched``, ``title``, ``author``, ``score``); ``rows``: objects with ``y0``/``y1`` (photo
+    pixels); ``signs``: objects with ``polygon`` and ``text``."""
     from PIL import ImageDraw
 
     small, f = fit(np.asarray(image, dtype=np.uint8), max_side)
@@ -333,23 +337,37 @@ def draw_spines(image: Image, spines: Sequence[Any], max_side: int = DEFAULT_MAX
     px = _font_px(W, H)
     font = label_font(px)
     thick = max(2, round(px / 8))
+    for row in rows:  # the band between two boards: a thin line at each edge
+        for y in (row.y0 * f, row.y1 * f):
+            draw.line([(0.0, float(y)), (float(W - 1), float(y))], fill=BLUE, width=max(1, thick // 2))
+    sign_polys = [np.asarray(g.polygon, dtype=np.float64).reshape(-1, 2) * f for g in signs]
+    for poly in sign_polys:
+        draw.polygon([(float(x), float(y)) for x, y in poly], outline=BLUE, width=thick)
     polys = [np.asarray(s.polygon, dtype=np.float64).reshape(-1, 2) * f for s in spines]
     for s, poly in zip(spines, polys, strict=True):
         colour = GREEN if s.match.matched else RED
         draw.polygon([(float(x), float(y)) for x, y in poly], outline=colour, width=thick)
     tag_font = label_font(max(11, px * 3 // 4))
     numbers = [int(getattr(s, "index", i)) + 1 for i, s in enumerate(spines)]
-    tag_sizes = [(text_size(tag_font, str(n))[0] + 6, text_size(tag_font, str(n))[1]) for n in numbers]
-    tags = place_tags([_bbox(p) for p in polys], tag_sizes, (W, H), [])
+    first_sign = max(numbers, default=0) + 1
+    sign_numbers = list(range(first_sign, first_sign + len(signs)))
+    tag_sizes = [(text_size(tag_font, str(n))[0] + 6, text_size(tag_font, str(n))[1])
+                 for n in numbers + sign_numbers]
+    all_tags = place_tags([_bbox(p) for p in polys + sign_polys], tag_sizes, (W, H), [])
+    tags, sign_tags = all_tags[:len(polys)], all_tags[len(polys):]
+    for r, n in zip(sign_tags, sign_numbers, strict=True):
+        _label(draw, r, str(n), tag_font, PAPER, BLUE, pad=3)
     for s, poly in zip(spines, polys, strict=True):
         if s.match.matched:
             _write_along(pil, poly, s.match.title.split(" : ")[0][:60], font)
     for s, r, n in zip(spines, tags, numbers, strict=True):
         _label(draw, r, str(n), tag_font, PAPER, GREEN if s.match.matched else RED, pad=3)
-    rows = [LegendRow(n, GREEN if s.match.matched else RED, spine_legend(s.match, getattr(s, "text", "")))
-            for s, n in zip(spines, numbers, strict=True)]
-    panel = _legend_panel(rows, W, font, "Spines (green: matched, red: rejected; p = chance the match is "
-                          "right):") if rows else None
+    legend = [LegendRow(n, GREEN if s.match.matched else RED, spine_legend(s.match, getattr(s, "text", "")))
+              for s, n in zip(spines, numbers, strict=True)]
+    legend += [LegendRow(n, BLUE, f"shelf sign (never matched): “{g.text[:80]}”")
+               for g, n in zip(signs, sign_numbers, strict=True)]
+    panel = _legend_panel(legend, W, font, "Spines (green: matched, red: rejected; p = chance the match is "
+                          "right; blue: shelf rows and signs):") if legend else None
     return _with_legend(pil, panel, max_side)
 
 
