@@ -204,6 +204,18 @@ def _to_bgr(pil: Any) -> Image:
     return np.ascontiguousarray(np.asarray(pil.convert("RGB"))[..., ::-1], dtype=np.uint8)
 
 
+def _canvas(image: Image, max_side: int) -> tuple[Any, Any, float, tuple[int, int], int, Any]:
+    """The photo bounded to ``max_side`` as a Pillow picture to draw on: (picture, its ImageDraw,
+    the scale from photo to picture pixels, (width, height), the label font's pixel size, the font)."""
+    from PIL import ImageDraw
+
+    small, f = fit(np.asarray(image, dtype=np.uint8), max_side)
+    H, W = small.shape[:2]
+    pil = _to_pil(small)
+    px = _font_px(W, H)
+    return pil, ImageDraw.Draw(pil), f, (W, H), px, label_font(px)
+
+
 def _bbox(pts: npt.NDArray[np.float64]) -> Rect:
     return Rect(math.floor(pts[:, 0].min()), math.floor(pts[:, 1].min()),
                 math.ceil(pts[:, 0].max()), math.ceil(pts[:, 1].max()))
@@ -283,14 +295,7 @@ def draw_lines(image: Image, lines: Sequence[Any], max_side: int = DEFAULT_MAX_S
     finds no free place are numbered and listed in a legend below the photo.
 
     ``lines``: objects with ``quad`` (4 x 2 points in the photo's pixels) and ``text``."""
-    from PIL import ImageDraw
-
-    small, f = fit(np.asarray(image, dtype=np.uint8), max_side)
-    H, W = small.shape[:2]
-    pil = _to_pil(small)
-    draw = ImageDraw.Draw(pil)
-    px = _font_px(W, H)
-    font = label_font(px)
+    pil, draw, f, (W, H), px, font = _canvas(image, max_side)
     thick = max(1, round(px / 9))
     quads = [np.asarray(ln.quad, dtype=np.float64).reshape(-1, 2) * f for ln in lines]
     texts = [str(ln.text) for ln in lines]
@@ -328,14 +333,7 @@ def draw_spines(image: Image, spines: Sequence[Any], max_side: int = DEFAULT_MAX
     ``spines``: objects with ``polygon`` (points), ``index``, ``text`` (OCR) and ``match`` (with
     ``matched``, ``title``, ``author``, ``score``); ``rows``: objects with ``y0``/``y1`` (photo
     pixels); ``signs``: objects with ``polygon`` and ``text``."""
-    from PIL import ImageDraw
-
-    small, f = fit(np.asarray(image, dtype=np.uint8), max_side)
-    H, W = small.shape[:2]
-    pil = _to_pil(small)
-    draw = ImageDraw.Draw(pil)
-    px = _font_px(W, H)
-    font = label_font(px)
+    pil, draw, f, (W, H), px, font = _canvas(image, max_side)
     thick = max(2, round(px / 8))
     for row in rows:  # the band between two boards: a thin line at each edge
         for y in (row.y0 * f, row.y1 * f):
