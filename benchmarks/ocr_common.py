@@ -6,8 +6,10 @@ The scripts run as ``python benchmarks/<script>.py`` so this module is imported 
 
 from __future__ import annotations
 
+import csv
 import re
 import unicodedata
+from pathlib import Path
 from typing import Any
 
 from edgevl.bench import script as bench
@@ -42,6 +44,17 @@ def alnum_words(text: str) -> list[str]:
 def letter_words(text: str, min_len: int = 4) -> list[str]:
     """Normalised purely alphabetic tokens of at least ``min_len`` letters."""
     return [w for w in alnum_words(text) if len(w) >= min_len and w.isalpha()]
+
+
+def catalogue_vocabulary(csv_path: Path) -> set[str]:
+    """Every word of :func:`letter_words` in the catalogue's titles and authors: what "catalogue
+    words" counts a recognised word against."""
+    vocab: set[str] = set()
+    with csv_path.open(newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            vocab.update(letter_words(row.get("title") or ""))
+            vocab.update(letter_words(row.get("author") or ""))
+    return vocab
 
 
 def str_label(text: str) -> str:

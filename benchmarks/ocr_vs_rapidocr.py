@@ -31,7 +31,6 @@ Writes benchmarks/results/ocr_vs_rapidocr.md and .json (``--out DIR`` elsewhere)
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import importlib.util
 import json
@@ -333,15 +332,6 @@ def serve(tool: str, image: Path) -> None:
 
 
 # ----------------------------------------------------------------------------- parent side
-
-
-def catalogue_vocabulary(csv_path: Path) -> set[str]:
-    vocab: set[str] = set()
-    with csv_path.open(newline="", encoding="utf-8") as fh:
-        for row in csv.DictReader(fh):
-            vocab.update(oc.letter_words(row.get("title") or ""))
-            vocab.update(oc.letter_words(row.get("author") or ""))
-    return vocab
 
 
 def catalogue_words(lines: list[dict[str, Any]], vocab: set[str]) -> dict[str, Any]:
@@ -819,7 +809,7 @@ def main(argv: list[str] | None = None) -> int:
     tools = [t for t in args.tools.split(",") if t]
     models = sorted({t.split(":")[1] for t in tools if t.startswith("edgevl:")})
     graphs = edgevl_graphs(models)  # builds the bundles if needed, before anything is timed
-    vocab = catalogue_vocabulary(catalogue)
+    vocab = oc.catalogue_vocabulary(catalogue)
     results: list[dict[str, Any]] = []
     load_before = bench.start()
     conditions = [("quiet", 0)] + ([(f"{args.busy} busy", args.busy)] if args.busy > 0 else [])

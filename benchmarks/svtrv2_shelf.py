@@ -19,7 +19,6 @@ Writes benchmarks/results/svtrv2_shelf.md and .json. Skips when ../shared/data/l
 from __future__ import annotations
 
 import argparse
-import csv
 import time
 from pathlib import Path
 from typing import Any
@@ -37,15 +36,6 @@ from edgevl.vision.io import read_image
 PHOTOS = ("shelf_one.jpg", "shelf_two.jpg")
 THRESHOLDS = (0.0, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.99)
 MAX_ASPECTS = (ocr.CASCADE_MAX_ASPECT, 1e9)  # the pipeline's limit, and none
-
-
-def vocabulary(csv_path: Path) -> set[str]:
-    vocab: set[str] = set()
-    with csv_path.open(newline="", encoding="utf-8") as fh:
-        for row in csv.DictReader(fh):
-            vocab.update(oc.letter_words(row.get("title") or ""))
-            vocab.update(oc.letter_words(row.get("author") or ""))
-    return vocab
 
 
 def cat_words(texts: list[str], vocab: set[str]) -> tuple[int, int]:
@@ -99,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"SKIP: shelf photos / catalogue not found under {args.data}")
         return 0
     load_before = bench.start()
-    vocab = vocabulary(catalogue)
+    vocab = oc.catalogue_vocabulary(catalogue)
     matcher = BookMatcher.from_catalogue(catalogue)
     probe = Probe(rec_cascade="svtrv2", cascade_below=1.0)
     plain = ocr.OcrPipeline()

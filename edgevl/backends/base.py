@@ -54,7 +54,20 @@ class Engine(Protocol):
 
 
 class EngineBase:
-    """Context-manager plumbing for engines: ``with open_engine(...) as eng: ...`` closes it."""
+    """What every engine shares: ``inputs``/``outputs`` (each backend sets ``_inputs``/``_outputs``
+    when it opens the model) and the context-manager plumbing (``with open_engine(...) as eng:``
+    closes it)."""
+
+    _inputs: tuple[TensorSpec, ...]
+    _outputs: tuple[TensorSpec, ...]
+
+    @property
+    def inputs(self) -> tuple[TensorSpec, ...]:
+        return self._inputs
+
+    @property
+    def outputs(self) -> tuple[TensorSpec, ...]:
+        return self._outputs
 
     def close(self) -> None:
         return None

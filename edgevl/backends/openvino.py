@@ -240,14 +240,6 @@ class OpenVinoEngine(EngineBase):
                    model_sha256=bundle.manifest.files.get(spec.file))
 
     @property
-    def inputs(self) -> tuple[TensorSpec, ...]:
-        return self._inputs
-
-    @property
-    def outputs(self) -> tuple[TensorSpec, ...]:
-        return self._outputs
-
-    @property
     def backend(self) -> str:
         return self.options.backend
 

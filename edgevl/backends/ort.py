@@ -112,14 +112,6 @@ class OrtEngine(EngineBase):
         return cls(bundle.model_path(role), options, expected=bundle.model(role))
 
     @property
-    def inputs(self) -> tuple[TensorSpec, ...]:
-        return self._inputs
-
-    @property
-    def outputs(self) -> tuple[TensorSpec, ...]:
-        return self._outputs
-
-    @property
     def providers(self) -> list[str]:
         return list(self._providers)
 

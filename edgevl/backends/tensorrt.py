@@ -223,14 +223,6 @@ class TensorRTEngine(EngineBase):
     # ------------------------------------------------------------------ run
 
     @property
-    def inputs(self) -> tuple[TensorSpec, ...]:
-        return self._inputs
-
-    @property
-    def outputs(self) -> tuple[TensorSpec, ...]:
-        return self._outputs
-
-    @property
     def providers(self) -> list[str]:
         return [f"TensorRT {self._trt.__version__}"]
 
