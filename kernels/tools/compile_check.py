@@ -35,7 +35,10 @@ NVCC_ARCHS = (75, 80, 86, 87, 89, 90)
 NVRTC_ARCHS = (72, 87)
 STATIC_SMEM_LIMIT = 48 * 1024
 HEAD_DIMS = (32, 64, 80, 128)
-TRT_INCLUDE = ROOT.parent / "shared" / "third_party" / "tensorrt-10.3" / "include"
+# the public TensorRT 10.3 headers beside the checkout (../shared/third_party), or $EDGEVL_TRT_INCLUDE (a git
+# worktree elsewhere, a TensorRT install)
+TRT_INCLUDE = Path(os.environ.get("EDGEVL_TRT_INCLUDE")
+                   or ROOT.parent / "shared" / "third_party" / "tensorrt-10.3" / "include")
 # TensorRT entry points the plugin library may leave for libnvinfer to provide at load time
 TRT_UNDEFINED_OK = {"getPluginRegistry", "getLogger"}
 
