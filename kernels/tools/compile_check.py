@@ -7,11 +7,14 @@
 2. NVRTC 12.6 (PyPI nvidia-cuda-nvrtc-cu12, the CUDA 12 toolchain JetPack 6 uses) compiles the same
    device code for sm_72 (Xavier, which CUDA 13 dropped) and sm_87 (Orin), with the same report check.
 3. The TensorRT plugin library compiles and links as a shared library against the TensorRT 10.3
-   headers in ../shared/third_party (skipped, with a message, when that folder is missing), with
-   only getPluginRegistry/getLogger-style TensorRT entry points left undefined; the host self-test
-   (tools/plugin_selftest.cpp: creator lists, field parsing, serialisation round trips, type rules,
-   parameters handed to the kernels) builds and passes for both plugin flavours; and the plugin host
-   code compiles for aarch64 with g++-aarch64-linux-gnu (skipped with a message when absent).
+   headers in ../shared/third_party or $EDGEVL_TRT_INCLUDE (skipped, with a message, when missing),
+   once per TensorRT API it supports (10.x with both flavours; 8.6 and 8.5, IPluginV2DynamicExt only,
+   through -DEDGEVL_TRT_API), with only getPluginRegistry/getLogger-style TensorRT entry points left
+   undefined and the entry points of that API exported; the host self-test
+   (tools/plugin_selftest.cpp: creator lists and versions of both flavours, field parsing,
+   serialisation round trips, type rules, parameters handed to the kernels, error guards under
+   failed allocations, errors through TensorRT's logger) builds and passes for each; and the plugin
+   host code compiles for aarch64 with g++-aarch64-linux-gnu (skipped with a message when absent).
 
 Usage: python kernels/tools/compile_check.py [--only nvcc,nvrtc,plugin] [--out DIR]
 """
@@ -214,7 +217,12 @@ def check_nvrtc(out: Path) -> list[str]:
 
 
 def plugin_sources() -> list[Path]:
-    return sorted((KERNELS / "plugin").glob("*.cpp"))
+    """Every plugin source: the families (attention/, rowops/), common/ and api/."""
+    return sorted((KERNELS / "plugin").rglob("*.cpp"))
+
+
+def _object_name(src: Path, variant: str, suffix: str = "o") -> str:
+    return f"{src.parent.name}_{src.stem}.{variant}.{suffix}"
 
 
 def unversioned_undefined(nm_output: str) -> set[str]:
@@ -233,7 +241,51 @@ def unversioned_undefined(nm_output: str) -> set[str]:
 
 PLUGIN_NAMES = ("EdgevlAttention", "EdgevlAttentionInt8", "EdgevlQuantizeRows", "EdgevlLayerNormQuantize",
                 "EdgevlDequantizeRows")
+# the version each flavour registers (TensorRT's convention: the IPluginV2 flavour keeps "1", IPluginV3
+# is "2"); export/trt/rewrite.py's PLUGIN_VERSION must be the V2 one, which every supported TensorRT has
+PLUGIN_VERSIONS = {"V2": "1", "V3": "2"}
 SELFTEST = KERNELS / "tools" / "plugin_selftest.cpp"
+
+
+@dataclass(frozen=True)
+class PluginVariant:
+    """One TensorRT API the library is compiled for: the 10.3 headers, with EDGEVL_TRT_API lowered for 8.x."""
+
+    name: str
+    defs: tuple[str, ...]
+    v3: bool             # IPluginV3 creators and getCreators
+    logger_finder: bool  # setLoggerFinder
+    aarch64: bool        # also cross-compiled
+
+
+PLUGIN_VARIANTS = (
+    PluginVariant("trt10", (), v3=True, logger_finder=True, aarch64=True),
+    PluginVariant("trt8.6", ("-DEDGEVL_TRT_API=806",), v3=False, logger_finder=True, aarch64=False),
+    PluginVariant("trt8.5", ("-DEDGEVL_TRT_API=805",), v3=False, logger_finder=False, aarch64=True),
+)
+
+
+def expected_exports(variant: PluginVariant) -> dict[str, bool]:
+    """Entry point -> whether the library built for this TensorRT exports it."""
+    return {"getPluginCreators": True, "getCreators": variant.v3, "setLoggerFinder": variant.logger_finder}
+
+
+def listed_creators(log: str) -> dict[str, list[tuple[str, ...]]]:
+    """The self-test's creator lists.
+
+    getPluginCreators -> [(name, version)], getCreators -> [(name, version, flavour)], in listing order.
+    """
+    return {
+        "getPluginCreators": re.findall(r"^getPluginCreators: (\S+) (\S+)$", log, re.M),
+        "getCreators": re.findall(r"^getCreators: (\S+) (\S+) (V2|V3)$", log, re.M),
+    }
+
+
+def expected_creators(variant: PluginVariant) -> dict[str, list[tuple[str, ...]]]:
+    """What the library must list: each plugin's V2 creator ("1"), its V3 creator ("2") beside it on 10.x."""
+    v2 = [(n, PLUGIN_VERSIONS["V2"]) for n in PLUGIN_NAMES]
+    both = [(n, PLUGIN_VERSIONS[f], f) for n in PLUGIN_NAMES for f in ("V2", "V3")]
+    return {"getPluginCreators": v2, "getCreators": both if variant.v3 else []}
 
 
 def plugin_flags(cuda_inc: Path, plugin_dir: Path | None = None) -> list[str]:
@@ -243,11 +295,12 @@ def plugin_flags(cuda_inc: Path, plugin_dir: Path | None = None) -> list[str]:
             "-isystem", str(TRT_INCLUDE), "-isystem", str(cuda_inc)]
 
 
-def run_selftest(out: Path, cuda_inc: Path, variant: str, defs: list[str],
+def run_selftest(out: Path, cuda_inc: Path, variant: str, defs: list[str] | tuple[str, ...],
                  source: Path = SELFTEST) -> tuple[bool, str]:
     """Build and run the host self-test of the plugin logic; (passed, its output or the compile error)."""
     exe = out / f"plugin_selftest.{variant}"
-    flags = [f for f in plugin_flags(cuda_inc) if f not in ("-fPIC", "-fvisibility=hidden")]
+    plugin_dir = source.parents[1] / "plugin"
+    flags = [f for f in plugin_flags(cuda_inc, plugin_dir) if f not in ("-fPIC", "-fvisibility=hidden")]
     proc = subprocess.run(["g++", *flags, *defs, str(source), "-o", str(exe)], capture_output=True, text=True)
     if proc.returncode != 0:
         return False, f"self-test did not compile\n{proc.stderr[-4000:]}"
@@ -255,10 +308,66 @@ def run_selftest(out: Path, cuda_inc: Path, variant: str, defs: list[str],
     return run.returncode == 0, run.stdout
 
 
+def _kernel_object(out: Path, nvcc: str) -> tuple[Path, list[str]]:
+    kobj = out / "evk_kernels_pic.o"
+    if kobj.is_file():
+        return kobj, []
+    proc = subprocess.run([nvcc, "-std=c++17", "-O3", "-Xcompiler", "-fPIC", f"-I{KERNELS / 'include'}",
+                           "-gencode", "arch=compute_80,code=sm_80", "-c",
+                           str(KERNELS / "src" / "evk_kernels.cu"), "-o", str(kobj)],
+                          capture_output=True, text=True)
+    return kobj, ([] if proc.returncode == 0 else [f"nvcc -fPIC failed\n{proc.stderr[-4000:]}"])
+
+
+def check_plugin_variant(out: Path, home: Path, nvcc: str, variant: PluginVariant) -> list[str]:
+    """Compile, link and self-test the library for one TensorRT API (x86-64)."""
+    flags = plugin_flags(home / "include")
+    objs: list[str] = []
+    for src in plugin_sources():
+        obj = out / _object_name(src, variant.name)
+        proc = subprocess.run(["g++", *flags, *variant.defs, "-c", str(src), "-o", str(obj)],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            return [f"plugin ({variant.name}) x86-64: {src.relative_to(KERNELS)} failed\n"
+                    f"{proc.stderr[-4000:]}"]
+        objs.append(str(obj))
+    kobj, problems = _kernel_object(out, nvcc)
+    if problems:
+        return problems
+    lib = out / f"libedgevl_trt_plugin.{variant.name}.so"
+    proc = subprocess.run(["g++", "-shared", "-o", str(lib), *objs, str(kobj), f"-L{home / 'lib64'}",
+                           "-lcudart_static", "-ldl", "-lpthread", "-lrt"], capture_output=True, text=True)
+    if proc.returncode != 0:
+        return [f"plugin ({variant.name}) link failed\n{proc.stderr[-4000:]}"]
+    nm = subprocess.run(["nm", "-D", "--undefined-only", str(lib)], capture_output=True, text=True,
+                        check=True).stdout
+    foreign = unversioned_undefined(nm)
+    exported = subprocess.run(["nm", "-D", "--defined-only", str(lib)], capture_output=True, text=True,
+                              check=True).stdout
+    print(f"plugin ({variant.name}): {lib.name} linked for x86-64, TensorRT symbols left to libnvinfer: "
+          f"{sorted(foreign) or 'none'}")
+    if foreign - TRT_UNDEFINED_OK:
+        extra = sorted(foreign - TRT_UNDEFINED_OK)
+        problems.append(f"plugin ({variant.name}): unexpected undefined symbols {extra}")
+    for sym, want in expected_exports(variant).items():
+        if bool(re.search(rf"\b{sym}\b", exported)) != want:
+            problems.append(f"plugin ({variant.name}): {sym} is {'not ' if want else ''}exported")
+    ok, log = run_selftest(out, home / "include", variant.name, variant.defs)
+    listed = listed_creators(log)
+    print(f"plugin ({variant.name}): self-test {'passed' if ok else 'FAILED'}, "
+          f"{len(listed['getPluginCreators'])} V2 creators, {len(listed['getCreators'])} in getCreators")
+    if not ok:
+        problems.append(f"plugin ({variant.name}): self-test failed\n{log[-4000:]}")
+    elif listed != expected_creators(variant):
+        problems.append(f"plugin ({variant.name}): creators {listed}, want {expected_creators(variant)}")
+    return problems
+
+
 def check_plugin(out: Path) -> list[str]:
     if not TRT_INCLUDE.is_dir():
         print(f"plugin: SKIPPED, {TRT_INCLUDE} not found (TensorRT 10.3 headers live in "
-              "../shared/third_party; a fresh clone without shared/ cannot compile the plugin)")
+              "../shared/third_party, or set EDGEVL_TRT_INCLUDE; a fresh clone without shared/ cannot "
+              "compile the plugin)")
         return []
     nvcc = nvcc_path()
     if nvcc is None:
@@ -266,77 +375,31 @@ def check_plugin(out: Path) -> list[str]:
     home = cuda_home()
     if home is None:
         return ["CUDA headers not found (set CUDA_HOME)"]
-    cuda_inc = home / "include"
     problems: list[str] = []
-    objs: list[str] = []
-    flags = plugin_flags(cuda_inc)
-    for variant, defs in (("v3", []), ("legacy", ["-DEDGEVL_TRT_LEGACY_PLUGIN=1"])):
-        vobjs = []
-        for src in plugin_sources():
-            obj = out / f"{src.stem}.{variant}.o"
-            proc = subprocess.run(["g++", *flags, *defs, "-c", str(src), "-o", str(obj)],
-                                  capture_output=True, text=True)
-            if proc.returncode != 0:
-                problems.append(f"plugin ({variant}) x86-64: {src.name} failed\n{proc.stderr[-4000:]}")
-            vobjs.append(str(obj))
-        if problems:
-            return problems
-        kobj = out / "evk_kernels_pic.o"
-        if not kobj.is_file():
-            proc = subprocess.run([nvcc, "-std=c++17", "-O3", "-Xcompiler", "-fPIC",
-                                   f"-I{KERNELS / 'include'}", "-gencode", "arch=compute_80,code=sm_80", "-c",
-                                   str(KERNELS / "src" / "evk_kernels.cu"), "-o", str(kobj)],
-                                  capture_output=True, text=True)
-            if proc.returncode != 0:
-                return [f"nvcc -fPIC failed\n{proc.stderr[-4000:]}"]
-        lib = out / f"libedgevl_trt_plugin.{variant}.so"
-        cudart = home / "lib64"
-        proc = subprocess.run(["g++", "-shared", "-o", str(lib), *vobjs, str(kobj), f"-L{cudart}",
-                               "-lcudart_static", "-ldl", "-lpthread", "-lrt"],
-                              capture_output=True, text=True)
-        if proc.returncode != 0:
-            problems.append(f"plugin ({variant}) link failed\n{proc.stderr[-4000:]}")
-            continue
-        nm = subprocess.run(["nm", "-D", "--undefined-only", str(lib)], capture_output=True, text=True,
-                            check=True).stdout
-        foreign = unversioned_undefined(nm)
-        exported = subprocess.run(["nm", "-D", "--defined-only", str(lib)], capture_output=True, text=True,
-                                  check=True).stdout
-        print(f"plugin ({variant}): {lib.name} linked for x86-64, TensorRT symbols left to libnvinfer: "
-              f"{sorted(foreign) or 'none'}")
-        if foreign - TRT_UNDEFINED_OK:
-            extra = sorted(foreign - TRT_UNDEFINED_OK)
-            problems.append(f"plugin ({variant}): unexpected undefined symbols {extra}")
-        for sym in ("getPluginCreators", "getCreators", "setLoggerFinder"):
-            if not re.search(rf"\b{sym}\b", exported):
-                problems.append(f"plugin ({variant}): {sym} is not exported")
-        ok, log = run_selftest(out, cuda_inc, variant, defs)
-        listed = set(re.findall(r"^creator (\S+) v1$", log, re.M))
-        print(f"plugin ({variant}): self-test {'passed' if ok else 'FAILED'}, creators {sorted(listed)}")
-        if not ok:
-            problems.append(f"plugin ({variant}): self-test failed\n{log[-4000:]}")
-        elif listed != set(PLUGIN_NAMES):
-            problems.append(f"plugin ({variant}): creators {sorted(listed)}, want {sorted(PLUGIN_NAMES)}")
-        objs += vobjs
+    for variant in PLUGIN_VARIANTS:
+        problems += check_plugin_variant(out, home, nvcc, variant)
     cross = shutil.which("aarch64-linux-gnu-g++")
     if cross is None:
         print("plugin aarch64: SKIPPED, aarch64-linux-gnu-g++ not installed "
               "(apt-get install g++-aarch64-linux-gnu)")
         return problems
-    for variant, defs in (("v3", []), ("legacy", ["-DEDGEVL_TRT_LEGACY_PLUGIN=1"])):
+    flags = plugin_flags(home / "include")
+    cross_variants = [v for v in PLUGIN_VARIANTS if v.aarch64]
+    for variant in cross_variants:
         for src in plugin_sources():
-            obj = out / f"{src.stem}.{variant}.aarch64.o"
-            proc = subprocess.run([cross, *flags, *defs, "-c", str(src), "-o", str(obj)],
+            obj = out / _object_name(src, variant.name, "aarch64.o")
+            proc = subprocess.run([cross, *flags, *variant.defs, "-c", str(src), "-o", str(obj)],
                                   capture_output=True, text=True)
             if proc.returncode != 0:
-                problems.append(f"plugin ({variant}) aarch64: {src.name} failed\n{proc.stderr[-4000:]}")
+                problems.append(f"plugin ({variant.name}) aarch64: {src.relative_to(KERNELS)} failed\n"
+                                f"{proc.stderr[-4000:]}")
                 continue
             kind = subprocess.run(["readelf", "-h", str(obj)], capture_output=True, text=True).stdout
             if "AArch64" not in kind:
                 problems.append(f"plugin aarch64: {obj.name} is not an aarch64 object ({kind.strip()})")
     if not problems:
-        n = len(plugin_sources())
-        print(f"plugin aarch64: {n} sources x 2 variants compiled with {Path(cross).name}")
+        print(f"plugin aarch64: {len(plugin_sources())} sources x {len(cross_variants)} TensorRT APIs "
+              f"({', '.join(v.name for v in cross_variants)}) compiled with {Path(cross).name}")
     return problems
 
 

@@ -1,5 +1,6 @@
-// The one implementation behind both TensorRT plugin flavours (IPluginV3 and IPluginV2DynamicExt):
-// attributes, their parsing and serialisation, shape/type rules, and the enqueue onto the C ABI.
+// EdgevlAttention and EdgevlAttentionInt8: the one implementation behind both TensorRT plugin
+// flavours (common/plugin_v2.h, common/plugin_v3.h): attributes, their parsing and serialisation,
+// shape/type rules, and the enqueue onto the C ABI.
 #pragma once
 
 #include <cstddef>
@@ -7,12 +8,13 @@
 #include <cstring>
 
 #include "NvInferRuntime.h"
+#include "common/fields.h"
+#include "common/logging.h"
 #include "edgevl_kernels.h"
 
 namespace edgevl {
 
 constexpr char const* kAttentionName = "EdgevlAttention";
-constexpr char const* kAttentionVersion = "1";
 constexpr std::int32_t kMinInputs = 3;  // q, k, v: [batch, heads, seq, head_dim]
 constexpr std::int32_t kMaxInputs = 4;  // + additive fp32 bias [1|batch, 1|heads, 1|seq_q, seq_k]
 
@@ -114,11 +116,5 @@ std::int32_t attention_enqueue(AttentionAttrs const& attrs, nvinfer1::PluginTens
 std::int32_t attention_enqueue(Int8AttentionAttrs const& attrs, nvinfer1::PluginTensorDesc const* inputDesc,
                                std::int32_t nbInputs, void const* const* inputs, void* const* outputs,
                                cudaStream_t stream) noexcept;
-
-void log_error(char const* msg) noexcept;
-
-// A float field (float32 or float64) / an integer field (int32, int64 or int8); false otherwise.
-bool read_float(nvinfer1::PluginField const& f, float& out) noexcept;
-bool read_int(nvinfer1::PluginField const& f, std::int32_t& out) noexcept;
 
 }  // namespace edgevl

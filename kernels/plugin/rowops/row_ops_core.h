@@ -8,6 +8,8 @@
 #include <cstring>
 
 #include "NvInferRuntime.h"
+#include "common/fields.h"
+#include "common/logging.h"
 #include "edgevl_kernels.h"
 
 namespace edgevl {

@@ -1,7 +1,6 @@
-#include "attention_core.h"
+#include "attention/attention_core.h"
 
 #include <cmath>
-#include <cstdio>
 
 namespace edgevl {
 
@@ -21,38 +20,6 @@ nvinfer1::PluginField g_int8_fields[5] = {
 nvinfer1::PluginFieldCollection g_int8_collection{5, g_int8_fields};
 }  // namespace
 
-bool read_float(nvinfer1::PluginField const& f, float& out) noexcept {
-  if (f.data == nullptr || f.length < 1) return false;
-  if (f.type == nvinfer1::PluginFieldType::kFLOAT32) {
-    std::memcpy(&out, f.data, sizeof(float));
-    return true;
-  }
-  if (f.type == nvinfer1::PluginFieldType::kFLOAT64) {
-    double d = 0;
-    std::memcpy(&d, f.data, sizeof(double));
-    out = static_cast<float>(d);
-    return true;
-  }
-  return false;
-}
-
-bool read_int(nvinfer1::PluginField const& f, std::int32_t& out) noexcept {
-  if (f.data == nullptr || f.length < 1) return false;
-  switch (f.type) {
-    case nvinfer1::PluginFieldType::kINT32: std::memcpy(&out, f.data, sizeof(std::int32_t)); return true;
-    case nvinfer1::PluginFieldType::kINT64: {
-      std::int64_t v = 0;
-      std::memcpy(&v, f.data, sizeof(v));
-      out = static_cast<std::int32_t>(v);
-      return true;
-    }
-    case nvinfer1::PluginFieldType::kINT8: out = *static_cast<std::int8_t const*>(f.data); return true;
-    default: return false;
-  }
-}
-
-void log_error(char const* msg) noexcept { std::fprintf(stderr, "[edgevl_trt_plugin] %s\n", msg); }
-
 bool parse_fields(nvinfer1::PluginFieldCollection const* fc, AttentionAttrs& out) noexcept {
   AttentionAttrs a{};
   if (fc != nullptr) {
@@ -61,19 +28,19 @@ bool parse_fields(nvinfer1::PluginFieldCollection const* fc, AttentionAttrs& out
       if (f.name == nullptr) continue;
       if (std::strcmp(f.name, "scale") == 0) {
         if (!read_float(f, a.scale)) {
-          log_error("field 'scale' must be a float");
+          log_error("EdgevlAttention(Int8): field 'scale' must be a float");
           return false;
         }
       } else if (std::strcmp(f.name, "causal") == 0) {
         if (!read_int(f, a.causal)) {
-          log_error("field 'causal' must be an integer");
+          log_error("EdgevlAttention(Int8): field 'causal' must be an integer");
           return false;
         }
       }
     }
   }
   if (!a.valid()) {
-    log_error("scale must be >= 0 and causal 0 or 1");
+    log_error("EdgevlAttention(Int8): scale must be >= 0 and causal 0 or 1");
     return false;
   }
   out = a;
@@ -92,7 +59,7 @@ bool parse_fields(nvinfer1::PluginFieldCollection const* fc, Int8AttentionAttrs&
                    : std::strcmp(f.name, "v_scale") == 0 ? &a.v_scale
                                                          : nullptr;
       if (dst != nullptr && !read_float(f, *dst)) {
-        log_error("fields 'q_scale', 'k_scale', 'v_scale' must be floats");
+        log_error("EdgevlAttentionInt8: fields 'q_scale', 'k_scale', 'v_scale' must be floats");
         return false;
       }
     }
@@ -173,7 +140,9 @@ std::int32_t attention_enqueue(AttentionAttrs const& attrs, nvinfer1::PluginTens
   evk_attention_params p{};
   if (!fill_params(attrs, inputDesc, nbInputs, inputs, outputs, p)) return EVK_ERR_SHAPE;
   const int st = evk_attention_fp16(&p, stream);
-  if (st != EVK_OK) log_error("kernel launch failed (unsupported head_dim / sequence length or CUDA error)");
+  if (st != EVK_OK) {
+    log_error(kAttentionName, "enqueue", "kernel launch failed (unsupported head_dim / sequence length or CUDA error)");
+  }
   return st;
 }
 
@@ -186,7 +155,10 @@ std::int32_t attention_enqueue(Int8AttentionAttrs const& attrs, nvinfer1::Plugin
   p.k_scale = attrs.k_scale;
   p.v_scale = attrs.v_scale;
   const int st = evk_attention_int8(&p, stream);
-  if (st != EVK_OK) log_error("int8 kernel launch failed (unsupported head_dim / sequence length or CUDA error)");
+  if (st != EVK_OK) {
+    log_error(kAttentionInt8Name, "enqueue",
+              "kernel launch failed (unsupported head_dim / sequence length or CUDA error)");
+  }
   return st;
 }
 

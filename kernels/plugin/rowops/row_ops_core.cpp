@@ -1,6 +1,4 @@
-#include "row_ops_core.h"
-
-#include "attention_core.h"  // read_float, read_int, log_error
+#include "rowops/row_ops_core.h"
 
 namespace edgevl {
 
@@ -58,7 +56,7 @@ bool parse_fields(nvinfer1::PluginFieldCollection const* fc, LayerNormQuantizeAt
   for (std::int32_t i = 0; fc != nullptr && i < fc->nbFields; ++i) {
     nvinfer1::PluginField const& f = fc->fields[i];
     if (f.name != nullptr && std::strcmp(f.name, "eps") == 0 && !read_float(f, a.eps)) {
-      log_error("field 'eps' must be a float");
+      log_error("EdgevlLayerNormQuantize: field 'eps' must be a float");
       return false;
     }
   }
@@ -75,7 +73,7 @@ bool parse_fields(nvinfer1::PluginFieldCollection const* fc, DequantizeAttrs& ou
   for (std::int32_t i = 0; fc != nullptr && i < fc->nbFields; ++i) {
     nvinfer1::PluginField const& f = fc->fields[i];
     if (f.name != nullptr && std::strcmp(f.name, "out_fp16") == 0 && !read_int(f, a.out_fp16)) {
-      log_error("field 'out_fp16' must be an integer");
+      log_error("EdgevlDequantizeRows: field 'out_fp16' must be an integer");
       return false;
     }
   }
@@ -158,7 +156,7 @@ std::int32_t quantize_enqueue(nvinfer1::PluginTensorDesc const* inputDesc, void 
                      ? evk_quantize_rows_f16(inputs[0], cols, rows, cols, q, cols, scale, stream)
                      : evk_quantize_rows_f32(static_cast<float const*>(inputs[0]), cols, rows, cols, q, cols, scale,
                                              stream);
-  if (st != EVK_OK) log_error("EdgevlQuantizeRows: kernel launch failed");
+  if (st != EVK_OK) log_error(kQuantizeName, "enqueue", "kernel launch failed");
   return st;
 }
 
@@ -177,7 +175,7 @@ std::int32_t layernorm_quantize_enqueue(LayerNormQuantizeAttrs const& attrs, nvi
                                                   stream)
                      : evk_layernorm_quantize_f32(static_cast<float const*>(inputs[0]), cols, rows, cols, gamma, beta,
                                                   attrs.eps, q, cols, scale, stream);
-  if (st != EVK_OK) log_error("EdgevlLayerNormQuantize: kernel launch failed");
+  if (st != EVK_OK) log_error(kLayerNormQuantizeName, "enqueue", "kernel launch failed");
   return st;
 }
 
@@ -190,7 +188,7 @@ std::int32_t dequantize_enqueue(DequantizeAttrs const& attrs, nvinfer1::PluginTe
   const int st = attrs.out_fp16 != 0
                      ? evk_dequantize_rows_f16(q, cols, rows, cols, scale, outputs[0], cols, stream)
                      : evk_dequantize_rows_f32(q, cols, rows, cols, scale, static_cast<float*>(outputs[0]), cols, stream);
-  if (st != EVK_OK) log_error("EdgevlDequantizeRows: kernel launch failed");
+  if (st != EVK_OK) log_error(kDequantizeName, "enqueue", "kernel launch failed");
   return st;
 }
 
