@@ -58,10 +58,6 @@ class Runtime:
     cuda: CudaApi
     dlopen: Callable[[str], object] = field(default=dlopen_global)
 
-    @property
-    def version(self) -> str:
-        return str(self.trt.__version__)
-
     def logger(self) -> Any:
         """A TensorRT logger at WARNING."""
         return self.trt.Logger(self.trt.Logger.WARNING)
