@@ -87,6 +87,8 @@ class TensorRTEngine(EngineBase):
         self._context = self._engine.create_execution_context()
         self._stream = self._cuda.stream()
         self._stream_handle = self._cuda.stream_handle(self._stream)
+        # NvInferRuntime.h: with dynamic-shape inputs the profile "must be set ... before calling execute
+        # or enqueue", and before setInputShape; on the stream every run is enqueued on, so it is ordered
         if not self._context.set_optimization_profile_async(PROFILE_INDEX, self._stream_handle):
             raise BackendError(f"{self.plan_path}: TensorRT refused optimisation profile {PROFILE_INDEX}")
 
