@@ -146,7 +146,7 @@ def test_auto_prefers_openvino_when_installed_else_ort(monkeypatch: pytest.Monke
     assert resolve_backend("auto") == "openvino"
     assert resolve_backend("ort-cpu") == "ort-cpu"
     monkeypatch.setitem(reg.REGISTRY, "openvino", reg.Backend("openvino", "", lambda: "absent",
-                                                              reg._ov_open))
+                                                              reg._ov_open, "cpu"))
     assert resolve_backend("auto") == "ort-cpu"
 
 

@@ -220,6 +220,8 @@ def test_engine_is_a_context_manager_and_says_what_it_runs_on(tmp_path: Path) ->
 
 
 def test_bench_opens_engines_through_the_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
+
     from edgevl.backends import registry
     from edgevl.bench.harness import BenchSettings, bench_bundles
 
@@ -231,8 +233,7 @@ def test_bench_opens_engines_through_the_registry(tmp_path: Path, monkeypatch: p
         opened.append((role, options.backend))
         return real.open(bundle, role, options)
 
-    monkeypatch.setitem(registry.REGISTRY, "ort-cpu", registry.Backend(real.name, real.description,
-                                                                         real.unavailable, spy))
+    monkeypatch.setitem(registry.REGISTRY, "ort-cpu", dataclasses.replace(real, open=spy))
     run = bench_bundles([b.path], BenchSettings(iters=1, warmup=0, batches=(2,), dims={"seq": 256}))
     assert opened == [("text", "ort-cpu")]
     assert [(r.status, r.shapes) for r in run.results] == [("ok", {"input_ids": [2, 256],

@@ -1,4 +1,5 @@
-"""edgevl engine build / edgevl.trt_build: what can be checked without TensorRT (never run here)."""
+"""edgevl engine build / edgevl.backends.tensorrt.{plans,build}: the parts that need no TensorRT
+(the builder calls themselves: tests/test_tensorrt_fake.py)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgevl import trt_build as tb
+from edgevl.backends.tensorrt import build as tb
+from edgevl.backends.tensorrt import build_engines
+from edgevl.backends.tensorrt import plans as tp
 from edgevl.bundle import load_bundle, sha256_file, write_bundle
 from edgevl.cli import main
-from edgevl.cli.engine import build_engines
 from edgevl.errors import BackendError, InputError
 
 
@@ -34,35 +36,35 @@ def _with_trt_graph(path: Path) -> Path:
 
 def test_choose_defaults_to_the_bundle_precision_and_graph(bundle: Path) -> None:
     b = load_bundle(bundle)
-    c = tb.choose(b, "model")
+    c = tp.choose(b, "model")
     assert (c.precision, c.graph, c.uses_plugin) == ("fp32", bundle / "model.onnx", False)
     assert c.graph_sha256 == sha256_file(bundle / "model.onnx")
-    assert tb.choose(b, "model", "fp16").precision == "fp16"
+    assert tp.choose(b, "model", "fp16").precision == "fp16"
 
 
 def test_choose_rejects_int8_without_qdq_and_unknown_precisions(bundle: Path) -> None:
     b = load_bundle(bundle)
     with pytest.raises(InputError, match=r"int8 .*Q/DQ"):
-        tb.choose(b, "model", "int8")
+        tp.choose(b, "model", "int8")
     with pytest.raises(InputError, match="fp8"):
-        tb.choose(b, "model", "fp8")
+        tp.choose(b, "model", "fp8")
 
 
 def test_plugin_graph_needs_the_plugin_library(bundle: Path, tmp_path: Path) -> None:
     b = load_bundle(_with_trt_graph(bundle))
     with pytest.raises(InputError, match="--plugins"):
-        tb.choose(b, "model")
+        tp.choose(b, "model")
     lib = tmp_path / "libedgevl_trt_plugin.so"
-    c = tb.choose(b, "model", plugins=[lib])
+    c = tp.choose(b, "model", plugins=[lib])
     assert c.uses_plugin and c.graph == bundle / "tensorrt" / "model.onnx"
-    assert not tb.choose(b, "model", use_plugin_graph=False).uses_plugin
+    assert not tp.choose(b, "model", use_plugin_graph=False).uses_plugin
 
 
 def test_recorded_engine_build_sets_the_default_precision(bundle: Path) -> None:
     b = load_bundle(bundle)
-    tb.record_default(b, tb.BuildResult("model", bundle / "engines" / "x.plan", "fp16", True, 1.0,
+    tp.record_default(b, tp.BuildResult("model", bundle / "engines" / "x.plan", "fp16", True, 1.0,
                                         bundle / "model.onnx"))
-    assert tb.choose(b, "model").precision == "fp16"  # what `edgevl bench --backend tensorrt` will run
+    assert tp.choose(b, "model").precision == "fp16"  # what `edgevl bench --backend tensorrt` will run
 
 
 def test_layernorm_layers_are_pinned_only_below_tensorrt_8_6() -> None:
@@ -78,13 +80,13 @@ def test_layernorm_layers_are_pinned_only_below_tensorrt_8_6() -> None:
 def test_plan_and_timing_cache_keys_separate_gpus_precisions_and_plugins(
         bundle: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("EDGEVL_HOME", str(tmp_path / "home"))
-    c = tb.choose(load_bundle(bundle), "model")
+    c = tp.choose(load_bundle(bundle), "model")
     prof = {"x": ((1, 4), (8, 4), (32, 4))}
-    k1 = tb.plan_key(c, "Orin", "8.7", "8.5.2", prof, [])
+    k1 = tp.plan_key(c, "Orin", "8.7", "8.5.2", prof, [])
     assert k1["profile"] == {"x": [[1, 4], [8, 4], [32, 4]]} and k1["precision"] == "fp32"
-    assert k1 != tb.plan_key(c, "Orin", "8.7", "8.5.2", prof, ["/x/libedgevl_trt_plugin.so"])
-    assert k1 != tb.plan_key(c, "RTX 4090", "8.9", "8.5.2", prof, [])
-    t = tb.timing_cache_path("NVIDIA Jetson AGX Orin", "8.7", "10.3.0")
+    assert k1 != tp.plan_key(c, "Orin", "8.7", "8.5.2", prof, ["/x/libedgevl_trt_plugin.so"])
+    assert k1 != tp.plan_key(c, "RTX 4090", "8.9", "8.5.2", prof, [])
+    t = tp.timing_cache_path("NVIDIA Jetson AGX Orin", "8.7", "10.3.0")
     assert t == tmp_path / "home" / "tensorrt" / "timing-nvidia-jetson-agx-orin-sm8.7-trt10.3.0.cache"
 
 

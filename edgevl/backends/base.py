@@ -1,8 +1,9 @@
 """The Engine protocol, the one options type and the feed checks every backend shares.
 
 Backends differ only behind :class:`Engine`; tasks take an Engine, never a backend-specific object.
-An engine says what it runs on (``backend``, ``device``), is closed with :meth:`Engine.close`
-(a TensorRT engine frees device memory) and is a context manager.
+An engine says what it runs on (``backend``, ``device``, ``providers``) and its capabilities
+(``device_kind``: CPU or GPU; ``device_memory_mb()``), so callers never test a backend by name; it
+is closed with :meth:`Engine.close` (a TensorRT engine frees device memory) and is a context manager.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Protocol, Self, runtime_checkable
+from typing import Literal, Protocol, Self, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -19,6 +20,8 @@ from edgevl.bundle import TensorSpec
 from edgevl.errors import InputError
 
 Array = npt.NDArray[np.generic]
+#: where an engine's tensors live and its kernels run
+DeviceKind = Literal["cpu", "gpu"]
 
 
 @runtime_checkable
@@ -41,6 +44,23 @@ class Engine(Protocol):
         """What actually runs it, e.g. ``CPUExecutionProvider`` or ``TensorRT 10.3 on NVIDIA Orin``."""
         ...
 
+    @property
+    def device_kind(self) -> DeviceKind:
+        """``cpu`` or ``gpu``: what actually runs it (an ONNX Runtime session that fell back to its
+        CPU provider says ``cpu``)."""
+        ...
+
+    @property
+    def providers(self) -> list[str]:
+        """The runtime's execution providers in priority order (ONNX Runtime's list, TensorRT's
+        version); empty for a runtime without that notion (OpenVINO)."""
+        ...
+
+    def device_memory_mb(self) -> float | None:
+        """GPU memory this engine holds, in MiB, when the engine itself can tell (TensorRT); None
+        on a CPU engine or when only the process' total is known (ask nvidia-smi then)."""
+        ...
+
     def run(self, feeds: Mapping[str, Array]) -> dict[str, Array]: ...
 
     def close(self) -> None:
@@ -55,8 +75,9 @@ class Engine(Protocol):
 
 class EngineBase:
     """What every engine shares: ``inputs``/``outputs`` (each backend sets ``_inputs``/``_outputs``
-    when it opens the model) and the context-manager plumbing (``with open_engine(...) as eng:``
-    closes it)."""
+    when it opens the model), the context-manager plumbing (``with open_engine(...) as eng:``
+    closes it) and the defaults of no providers and no device memory of its own. Each backend still
+    says ``backend``, ``device`` and ``device_kind`` itself."""
 
     _inputs: tuple[TensorSpec, ...]
     _outputs: tuple[TensorSpec, ...]
@@ -68,6 +89,13 @@ class EngineBase:
     @property
     def outputs(self) -> tuple[TensorSpec, ...]:
         return self._outputs
+
+    @property
+    def providers(self) -> list[str]:
+        return []
+
+    def device_memory_mb(self) -> float | None:
+        return None
 
     def close(self) -> None:
         return None

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import openvino as ov
 
-from edgevl.backends.base import Array, EngineBase, EngineOptions, OpenVinoOptions, validate_feeds
+from edgevl.backends.base import Array, DeviceKind, EngineBase, EngineOptions, OpenVinoOptions, validate_feeds
 from edgevl.backends.cpus import usable_cpus
 from edgevl.bundle import Bundle, ModelSpec, TensorSpec, check_io, sha256_file
 from edgevl.errors import BackendError, BundleError
@@ -250,6 +250,10 @@ class OpenVinoEngine(EngineBase):
         c = self.config
         return (f"OpenVINO {ov_version().split('-')[0]} CPU ({c['INFERENCE_NUM_THREADS']} threads, "
                 f"{self.precision})")
+
+    @property
+    def device_kind(self) -> DeviceKind:
+        return "cpu"  # the CPU plugin only
 
     @property
     def precision(self) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from edgevl.backends.base import Array, EngineBase, EngineOptions, validate_feeds
+from edgevl.backends.base import Array, DeviceKind, EngineBase, EngineOptions, validate_feeds
 from edgevl.backends.cpus import usable_cpus
 from edgevl.bundle import Bundle, ModelSpec, TensorSpec, check_io
 from edgevl.errors import BackendError, BundleError
@@ -28,6 +28,17 @@ _OPT_LEVELS = {
     "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
     "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
 }
+
+
+#: execution providers that run the model on a GPU (the ``ort-cuda``/``ort-trt`` backends' and the
+#: other vendors'); any other provider runs on the CPU
+GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider", "ROCMExecutionProvider",
+                 "MIGraphXExecutionProvider", "DmlExecutionProvider")
+
+
+def provider_device(provider: str) -> DeviceKind:
+    """What an ONNX Runtime execution provider runs on."""
+    return "gpu" if provider in GPU_PROVIDERS else "cpu"
 
 
 def unavailable(backend: str) -> str | None:
@@ -122,6 +133,10 @@ class OrtEngine(EngineBase):
     @property
     def device(self) -> str:
         return self._providers[0] if self._providers else "closed"
+
+    @property
+    def device_kind(self) -> DeviceKind:
+        return provider_device(self._providers[0]) if self._providers else "cpu"
 
     def run(self, feeds: Mapping[str, Array]) -> dict[str, Array]:
         if self._sess is None:

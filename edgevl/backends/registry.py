@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from edgevl.backends.base import Engine, EngineOptions
+from edgevl.backends.base import DeviceKind, Engine, EngineOptions
 from edgevl.bundle import Bundle, check_external_data
 from edgevl.errors import BackendError
 from edgevl.onnxguard import inspect_onnx
@@ -26,6 +26,9 @@ class Backend:
     #: why it cannot run here (None when it can), checked without loading a model
     unavailable: Callable[[], str | None]
     open: Callable[[Bundle, str, EngineOptions], Engine]
+    #: what its engines run on (each engine also says so: ``Engine.device_kind``); for callers
+    #: that hold no engine, such as a whole pipeline timed by ``edgevl bench --task``
+    device_kind: DeviceKind
 
 
 def _ort_unavailable(name: str) -> Callable[[], str | None]:
@@ -71,15 +74,15 @@ def _ov_open(bundle: Bundle, role: str, options: EngineOptions) -> Engine:
 
 
 REGISTRY: dict[str, Backend] = {
-    "ort-cpu": Backend("ort-cpu", "ONNX Runtime, CPU", _ort_unavailable("ort-cpu"), _ort_open),
+    "ort-cpu": Backend("ort-cpu", "ONNX Runtime, CPU", _ort_unavailable("ort-cpu"), _ort_open, "cpu"),
     "ort-cuda": Backend("ort-cuda", "ONNX Runtime, CUDA execution provider", _ort_unavailable("ort-cuda"),
-                        _ort_open),
+                        _ort_open, "gpu"),
     "ort-trt": Backend("ort-trt", "ONNX Runtime, TensorRT execution provider", _ort_unavailable("ort-trt"),
-                       _ort_open),
+                       _ort_open, "gpu"),
     "tensorrt": Backend("tensorrt", "native TensorRT engine built from the bundle's ONNX", _trt_unavailable,
-                        _trt_open),
+                        _trt_open, "gpu"),
     "openvino": Backend("openvino", "OpenVINO, CPU plugin, reading the bundle's ONNX", _ov_unavailable,
-                        _ov_open),
+                        _ov_open, "cpu"),
 }
 BACKENDS = tuple(REGISTRY)
 #: ``auto``: the first of these that can run here; ordered by the measurements in docs/ocr.md
@@ -94,6 +97,12 @@ def resolve_backend(name: str) -> str:
         if REGISTRY[cand].unavailable() is None:
             return cand
     return "ort-cpu"
+
+
+def backend_device_kind(name: str) -> DeviceKind | None:
+    """What backend ``name`` (``auto`` resolved) runs on; None for a name the registry lacks."""
+    entry = REGISTRY.get(resolve_backend(name))
+    return entry.device_kind if entry is not None else None
 
 
 def get_backend(name: str) -> Backend:

@@ -192,14 +192,12 @@ def bench_options(settings: BenchSettings) -> EngineOptions:
                          tensorrt=TensorRTOptions(max_batch=max(settings.batches), dims=dict(settings.dims)))
 
 
-def _device_memory(engine: Engine, backend: str) -> float | None:
-    if backend == "ort-cpu":
+def _device_memory(engine: Engine) -> float | None:
+    """GPU memory of a GPU engine: its own figure when it has one, else the process' (nvidia-smi)."""
+    if engine.device_kind != "gpu":
         return None
-    fn = getattr(engine, "device_memory_mb", None)
-    if callable(fn):
-        v = fn()
-        return float(v) if v is not None else None
-    return process_gpu_memory_mb()
+    v = engine.device_memory_mb()
+    return float(v) if v is not None else process_gpu_memory_mb()
 
 
 def _base(bundle: Bundle, role: str, settings: BenchSettings, batch: int) -> dict[str, Any]:
@@ -239,7 +237,7 @@ def bench_role(
     except BackendError as e:
         return [BenchResult(**_base(bundle, role, settings, b), status="unavailable", reason=str(e))
                 for b in batches]
-    providers = tuple(getattr(engine, "providers", ()) or ())
+    providers = tuple(engine.providers)
 
     feeds: dict[int, list[dict[str, Array]]] = {}
     skipped: dict[int, str] = {}
@@ -303,7 +301,7 @@ def bench_role(
     except KeyboardInterrupt:
         interrupted = True
 
-    dev_mem = _device_memory(engine, settings.backend)
+    dev_mem = _device_memory(engine)
     engine.close()
     rss = round(peak_rss_mb(), 1)
     out: list[BenchResult] = []

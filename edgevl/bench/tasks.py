@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from edgevl.backends import EngineOptions, backend_unavailable
+from edgevl.backends import EngineOptions, backend_device_kind, backend_unavailable
 from edgevl.bench.harness import LIMIT_REASON, BenchSettings, Progress, make_run
 from edgevl.bench.inputs import IMAGE_SUFFIXES
 from edgevl.bench.jetson import JetsonRun
@@ -147,7 +147,7 @@ def bench_task(
     except KeyboardInterrupt:
         interrupted = True
     rss = round(peak_rss_mb(), 1)
-    dev = None if settings.backend == "ort-cpu" else process_gpu_memory_mb()
+    dev = process_gpu_memory_mb() if backend_device_kind(settings.backend) == "gpu" else None
     n = len(per_stage.get("total", []))
     results = [
         BenchResult(**base, role=stage, precision=precision,

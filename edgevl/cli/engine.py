@@ -1,53 +1,20 @@
-"""``edgevl engine build``: TensorRT plans for a bundle (never run here: no TensorRT, no GPU)."""
+"""``edgevl engine build``: TensorRT plans for a bundle, a thin layer over
+:func:`edgevl.backends.tensorrt.build_engines` (never run on TensorRT here: no TensorRT, no GPU)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import typer
 
-from edgevl.bundle import Bundle, load_bundle
+from edgevl.bundle import load_bundle
 from edgevl.cli.app import app, emit_json
 from edgevl.cli.checks import flag, number_in
 from edgevl.errors import InputError
 from edgevl.safeio import term_safe
 
-if TYPE_CHECKING:
-    from edgevl.trt_build import BuildResult
-
 engine_app = typer.Typer(help="TensorRT engines for a bundle (see docs/kernels.md).", no_args_is_help=True)
 app.add_typer(engine_app, name="engine")
-
-
-def build_engines(bundle: Bundle, roles: Sequence[str] = (), precision: str | None = None, *,
-                  plugins: Sequence[Path | str] = (), max_batch: int = 32, opt_batch: int | None = None,
-                  dims: Mapping[str, int] | None = None, workspace: int = 1 << 30, rebuild: bool = False,
-                  use_plugin_graph: bool = True) -> list[BuildResult]:
-    """``edgevl engine build``: one plan per role (all roles by default)."""
-    from edgevl.backends.base import TensorRTOptions
-    from edgevl.backends.tensorrt import _Cuda, default_profile, import_tensorrt, load_plugins
-    from edgevl.trt_build import choose, ensure_plan, record_default
-
-    roles = list(roles) or list(bundle.manifest.models)
-    choices = [choose(bundle, r, precision, plugins=plugins, use_plugin_graph=use_plugin_graph)
-               for r in roles]
-    if max_batch < 1 or (opt_batch is not None and not 1 <= opt_batch <= max_batch):
-        raise InputError(f"--max-batch {max_batch} / --opt-batch {opt_batch}: need 1 <= opt <= max")
-    trt = import_tensorrt()
-    logger = trt.Logger(trt.Logger.WARNING)
-    loaded = load_plugins(list(plugins))
-    trt.init_libnvinfer_plugins(logger, "")
-    gpu, cc = _Cuda().device()
-    topts = TensorRTOptions(max_batch=max_batch, opt_batch=opt_batch, dims=dict(dims or {}))
-    out = []
-    for c in choices:
-        prof = default_profile(bundle.model(c.role).inputs, topts)
-        res = ensure_plan(bundle, c, trt, logger, gpu, cc, prof, loaded, workspace, rebuild)
-        record_default(bundle, res)
-        out.append(res)
-    return out
 
 
 @engine_app.command("build")
@@ -72,6 +39,8 @@ def build_cmd(
     for p in plugins:
         if not p.is_file():
             raise InputError(f"{p}: plugin library not found (cmake -S . -B build && cmake --build build)")
+    from edgevl.backends.tensorrt import build_engines
+
     bundle = load_bundle(bundle_dir)
     results = build_engines(bundle, role, precision, plugins=plugins, max_batch=max_batch,
                             opt_batch=opt_batch, workspace=workspace_mb << 20, rebuild=rebuild,

@@ -16,13 +16,12 @@ from typing import Any
 
 import typer
 
-from edgevl.bundle import Bundle
+from edgevl.bundle import PRECISIONS, Bundle
 from edgevl.cli.app import app, emit_json
 from edgevl.cli.checks import flag
 from edgevl.errors import CalibrationError, CheckpointError, EdgevlError, InputError
 from edgevl.safeio import read_json_file
 
-PRECISIONS = ("fp32", "fp16", "int8")
 TARGETS = ("onnx", "tensorrt")
 ACTIVATIONS = {"auto": None, "quickgelu": True, "gelu": False}
 #: --arch values that pick an OCR exporter instead of a CLIP architecture
