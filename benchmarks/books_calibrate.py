@@ -36,9 +36,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import benchlib as bench
 import numpy as np
 
-from edgevl.bench import script as bench
 from edgevl.books import build_index, load_catalogue
 from edgevl.books.calibration import _LEGACY_FEATURES, SHIPPED, match_logits
 from edgevl.books.crossval import (

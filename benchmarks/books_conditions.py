@@ -37,9 +37,9 @@ import time
 from dataclasses import replace
 from typing import Any
 
+import benchlib as bench
 import numpy as np
 
-from edgevl.bench import script as bench
 from edgevl.books import build_index, load_catalogue
 from edgevl.books.calibration import UNLABELLED, Calibration, default_calibration, match_logits
 from edgevl.books.catalogue import normalize

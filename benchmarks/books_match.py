@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+import benchlib as bench
 from rapidfuzz import fuzz, process, utils
 
-from edgevl.bench import script as bench
 from edgevl.books import BookMatcher, build_index, load_catalogue
 from edgevl.books.evaluate import Segment, evaluate, metrics, read_segments
 from edgevl.books.matcher import BookMatch

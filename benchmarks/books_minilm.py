@@ -20,9 +20,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+import benchlib as bench
 import numpy as np
 
-from edgevl.bench import script as bench
 from edgevl.books import build_index, load_catalogue
 from edgevl.books.calibration import default_calibration
 from edgevl.books.crossval import (

@@ -29,9 +29,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import benchlib as bench
 from shapely.geometry import Polygon
 
-from edgevl.bench import script as bench
 from edgevl.books import BookMatcher, build_index, load_catalogue
 from edgevl.books.calibration import _LEGACY_FEATURES, Calibration, default_calibration
 from edgevl.books.catalogue import work_key

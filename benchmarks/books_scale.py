@@ -23,9 +23,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import benchlib as bench
 import numpy as np
-
-from edgevl.bench import script as bench
 
 PATHS = bench.bench_paths(__file__)
 

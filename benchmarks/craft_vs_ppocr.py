@@ -18,10 +18,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import benchlib as bench
 import cv2
 import ocr_common as oc
 
-from edgevl.bench import script as bench
 from edgevl.bundle import load_bundle
 from edgevl.tasks.ocr import OcrPipeline, TextDetector
 

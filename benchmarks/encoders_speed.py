@@ -32,9 +32,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import benchlib as bench
 import numpy as np
-
-from edgevl.bench import script as bench
 
 TARGET = 1.3
 PATHS = bench.bench_paths(__file__)

@@ -22,7 +22,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from edgevl.bench import script as bench
+import benchlib as bench
 
 PATHS = bench.bench_paths(__file__)
 _HEAD = re.compile(r"^tests/test_fuzz_helpers\.py::(\w+):\s*$")

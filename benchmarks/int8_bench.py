@@ -22,9 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import benchlib as bench
 import numpy as np
-
-from edgevl.bench import script as bench
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 PATHS = bench.bench_paths(__file__)
@@ -435,11 +434,11 @@ def bench_rec(work: Path, rounds: int, threads: int) -> dict[str, Any]:
 
 def bench_det(work: Path, rounds: int, threads: int) -> dict[str, Any]:
     import cv2
+    from benchlib.synth import render_lines
     from edgevl_export.quantize.guard import box_agreement
 
     from edgevl.backends import EngineOptions
     from edgevl.models.ppocr import default_bundles
-    from edgevl.synth import render_lines
     from edgevl.tasks.ocr import TextDetector
 
     det, _, _ = default_bundles("ppocrv4")  # the model this benchmark describes

@@ -89,7 +89,7 @@ def main() -> None:
 
 def write(rows: list[dict[str, Any]], lines: int, source: str, out: Path,
           load_before: list[float] | None = None) -> None:
-    from edgevl.bench.script import new_result, write_result
+    from benchlib import new_result, write_result
 
     best = max(rows, key=lambda r: r["OCR segments"]["mean"])
     command = "python benchmarks/int8_minilm_defaults.py" + "".join(f" {a}" for a in sys.argv[1:])

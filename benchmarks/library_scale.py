@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from edgevl.bench import script as bench
+import benchlib as bench
 
 PATHS = bench.bench_paths(__file__)
 DATA = PATHS.library

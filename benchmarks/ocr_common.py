@@ -1,5 +1,5 @@
 """Helpers shared by the OCR benchmarks (ocr_vs_rapidocr.py, str_eval.py): their paths and packages,
-and text normalisation. Machine record, result file and Markdown come from :mod:`edgevl.bench.script`.
+and text normalisation. Machine record, result file and Markdown come from :mod:`benchlib`.
 
 The scripts run as ``python benchmarks/<script>.py`` so this module is imported as ``ocr_common``.
 """
@@ -12,7 +12,7 @@ import unicodedata
 from pathlib import Path
 from typing import Any
 
-from edgevl.bench import script as bench
+import benchlib as bench
 
 PATHS = bench.bench_paths(__file__)
 REPO, RESULTS, LIBRARY = PATHS.repo, PATHS.results, PATHS.library

@@ -20,9 +20,8 @@ import unicodedata
 from pathlib import Path
 from typing import Any
 
+import benchlib as bench
 import ocr_common as oc
-
-from edgevl.bench import script as bench
 
 MODELS = ("ppocrv6", "ppocrv5", "ppocrv4")
 PHOTOS = ("shelf_one.jpg", "shelf_two.jpg")

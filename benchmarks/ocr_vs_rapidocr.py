@@ -43,9 +43,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+import benchlib as bench
 import ocr_common as oc
 
-from edgevl.bench import script as bench
 from edgevl.bench.machine import peak_rss_mb, rss_mb
 
 #: every engine of every peer, and every edgevl backend x model (a name is one worker process)

@@ -1,7 +1,7 @@
 """Does int8 pay on OpenVINO? The PP-OCRv6 detector, fp32 vs QDQ int8 (``edgevl quantize``, its accuracy
 guard as for every bundle), each on OpenVINO's CPU plugin and on ONNX Runtime's CPU provider.
 
-Calibration: 24 rendered pages (``edgevl.synth.render_lines``, 18 calibrate, 6 held out for the
+Calibration: 24 rendered pages (``benchlib.synth.render_lines``, 18 calibrate, 6 held out for the
 guard); accuracy: box F1 (IoU >= 0.5) of int8 vs fp32 on 12 other rendered pages and on the two
 shelf photos (their detector input, 1344x1792, is also the timed shape). Timing: the detector call
 alone on that input, engines interleaved round by round, median ms.
@@ -21,14 +21,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import benchlib as bench
 import numpy as np
 import ocr_common as oc
 
-from edgevl.bench import script as bench
-
 
 def pages(n: int, seed: int) -> list[np.ndarray]:
-    from edgevl.synth import render_lines
+    from benchlib.synth import render_lines
 
     rng = np.random.default_rng(seed)
     words = ["Library", "shelf", "CATALOGUE", "History", "Novel", "1984", "Atlas", "Sports", "Dictionary",

@@ -38,19 +38,11 @@ from types import ModuleType
 from typing import Any
 
 from edgevl.bench.machine import machine_record
-from edgevl.bench.script import (
-    ENV_LOCKED,
-    ENV_RESULTS,
-    Benchmark,
-    bench_lock,
-    bench_paths,
-    load_result,
-    lock_path,
-    start,
-)
 
+# benchmarks/ itself (on sys.path when run as a script; not when a test imports this file)
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from suite import HELPERS, SUITE
+from benchlib import ENV_LOCKED, ENV_RESULTS, bench_lock, bench_paths, load_result, lock_path, start
+from suite import HELPERS, SUITE, Benchmark
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent

@@ -42,12 +42,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import benchlib as bench
 import numpy as np
 import ocr_common as oc
 import strgen
 from rapidfuzz.distance import Levenshtein
-
-from edgevl.bench import script as bench
 
 Reader = Callable[[Sequence[np.ndarray]], list[tuple[str, float]]]
 VERTICAL_RATIO = 1.5  # the pipeline's default: a crop this much taller than wide is a vertical word

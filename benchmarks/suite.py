@@ -4,11 +4,54 @@ make it, the files it writes, its quick variant, and who holds the bench lock.
 ``run_all.py`` runs this list (nothing is discovered by reading the scripts); a test checks that every
 script named here exists, that every ``*.py`` in benchmarks/ is either named here or listed in
 ``HELPERS``, and that every declared output is committed. A new benchmark adds one entry.
+``Benchmark`` (one entry) is declared here, beside the list it makes up.
 """
 
 from __future__ import annotations
 
-from edgevl.bench.script import Benchmark
+from dataclasses import dataclass
+
+RUNNERS = ("script", "edgevl-bench", "manual")
+LOCKS = ("outer", "self")
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """One entry of the declared suite (``benchmarks/suite.py``) that ``run_all.py`` runs.
+
+    ``name`` is the result's stem in ``results/``; ``outputs`` the files it writes there. ``runner``:
+    ``script`` runs ``python benchmarks/<script> <args>``; ``edgevl-bench`` is run_all's own
+    ``edgevl bench`` runs; ``manual`` is made by hand with ``command`` (listed, never run). ``quick``:
+    the arguments for ``run_all.py --quick`` (None: the full ``args`` are quick enough). ``lock``:
+    ``outer`` when run_all holds the bench lock around the run, ``self`` when the script takes it
+    around its own timed loops (holding it twice would deadlock).
+    """
+
+    name: str
+    outputs: tuple[str, ...]
+    script: str | None = None
+    args: tuple[str, ...] = ()
+    quick: tuple[str, ...] | None = None
+    lock: str = "outer"
+    runner: str = "script"
+    command: str = ""
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        if self.runner not in RUNNERS or self.lock not in LOCKS:
+            raise ValueError(f"{self.name}: runner {self.runner!r} not in {RUNNERS} or lock {self.lock!r} "
+                             f"not in {LOCKS}")
+        if (self.runner == "script") != (self.script is not None):
+            raise ValueError(f"{self.name}: a 'script' runner needs a script, other runners none")
+        if self.runner == "manual" and not self.command:
+            raise ValueError(f"{self.name}: a manual result says the command that made it")
+        if not self.outputs:
+            raise ValueError(f"{self.name}: declares no outputs")
+
+    def argv(self, quick: bool = False) -> list[str]:
+        """The script's arguments (the quick variant with ``quick``)."""
+        return list(self.quick if quick and self.quick is not None else self.args)
+
 
 J, M = ".json", ".md"
 

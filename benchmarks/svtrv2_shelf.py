@@ -23,10 +23,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import benchlib as bench
 import numpy as np
 import ocr_common as oc
 
-from edgevl.bench import script as bench
 from edgevl.books import BookMatcher
 from edgevl.books.shelf import ShelfMatcher
 from edgevl.tasks import ocr

@@ -26,12 +26,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import benchlib as bench
 import numpy as np
 import ocr_common as oc
 import onnxruntime as ort
 import strgen
 
-from edgevl.bench import script as bench
 from edgevl.bundle import load_bundle
 from edgevl.models import svtrv2
 from edgevl.models.recognizers import ensure

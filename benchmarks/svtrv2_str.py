@@ -28,11 +28,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import benchlib as bench
 import numpy as np
 import ocr_common as oc
 import strgen
 
-from edgevl.bench import script as bench
 from edgevl.tasks import ocr
 
 THRESHOLDS = (0.0, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.97, 0.99, 1.0)

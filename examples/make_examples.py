@@ -8,12 +8,15 @@ horizontal shelf label below — the case edgevl's OCR pipeline is built for.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from edgevl.synth import render_shelf, render_word
+# the renderer is repository tooling in benchmarks/benchlib (not part of the runtime package)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from benchlib.synth import render_shelf, render_word
 
 TITLES = ("MOBY DICK", "Don Quijote", "ULYSSES", "Hamlet", "La Regenta", "FUTBOL SALA", "Atlas")
 LABEL = "796.4 Sports"

@@ -82,7 +82,7 @@ def test_every_committed_result_is_declared(run_all: ModuleType) -> None:
 def test_committed_script_results_validate_and_render_from_their_json(run_all: ModuleType) -> None:
     """Each script result follows the schema, and its Markdown is what the script's renderer makes of
     the JSON: the .md never says something the .json does not hold."""
-    from edgevl.bench.script import load_result
+    from benchlib import load_result
 
     checked = 0
     for b in run_all.SUITE:

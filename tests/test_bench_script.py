@@ -1,4 +1,4 @@
-"""edgevl.bench.script: the result-file schema, the Markdown renderer, the timing loop, the paths and
+"""benchmarks/benchlib: the result-file schema, the Markdown renderer, the timing loop, the paths and
 the declared-suite entries that every script in benchmarks/ uses (nothing is timed for real)."""
 
 from __future__ import annotations
@@ -10,10 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from edgevl.bench.script import (
+from benchlib import (
     SCHEMA,
-    Benchmark,
     Table,
     bench_paths,
     command_line,
@@ -26,6 +24,8 @@ from edgevl.bench.script import (
     validate_result,
     write_result,
 )
+from suite import Benchmark
+
 from edgevl.errors import InputError
 
 
@@ -217,7 +217,7 @@ def test_bench_lock_is_not_taken_twice_under_a_holding_parent(tmp_path: Path,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     import fcntl
 
-    from edgevl.bench.script import bench_lock
+    from benchlib import bench_lock
 
     lock = tmp_path / "bench.lock"
     monkeypatch.setenv("EDGEVL_BENCH_LOCK", str(lock))

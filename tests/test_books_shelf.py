@@ -82,7 +82,7 @@ UNKNOWN = ("Los pilares de la tierra", "FOLLETT")
 
 def render_spines(items: list[tuple[str, str, str]]) -> np.ndarray:
     """Spines with the title and the author as two vertical lines and a horizontal label at the foot."""
-    from edgevl.synth import render_vertical, render_word
+    from benchlib.synth import render_vertical, render_word
 
     height, spines = 620, []
     colours = [(40, 60, 140), (235, 225, 200), (30, 100, 60), (200, 200, 210), (150, 40, 40), (230, 190, 60)]

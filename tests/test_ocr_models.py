@@ -13,13 +13,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from benchlib.synth import render_vertical, render_word
 
 import edgevl.models.ppocr as ppocr
 from edgevl.bundle import load_bundle, sha256_file
 from edgevl.cli import main
 from edgevl.errors import BundleError, InputError
 from edgevl.models.ppocr import MODELS, OcrBundles, build_bundles, load_charset
-from edgevl.synth import render_vertical, render_word
 from edgevl.tasks.ocr import OcrPipeline, OcrResult, TextDetector, TextRecognizer, Timings
 
 REPO = Path(__file__).resolve().parents[1]

@@ -9,11 +9,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from benchlib.synth import render_lines, render_shelf, render_vertical, render_word
 
 from edgevl.cli import main
 from edgevl.errors import ImageError
 from edgevl.models.ppocr import OcrBundles, build_bundles, load_charset
-from edgevl.synth import render_lines, render_shelf, render_vertical, render_word
 from edgevl.tasks.ocr import AngleClassifier, OcrPipeline, TextDetector, TextRecognizer
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"

@@ -89,8 +89,9 @@ def test_small_photo_reads_more_lines_with_the_policy(v6) -> None:  # type: igno
 
 def test_large_text_on_a_small_image_keeps_one_pass(v6) -> None:  # type: ignore[no-untyped-def]
     # enlarged 3.5x, the word gaps of 36-px text split its lines: the policy must not apply here
+    from benchlib.synth import render_lines
+
     from edgevl.backends import EngineOptions
-    from edgevl.synth import render_lines
     from edgevl.tasks.ocr import TextDetector
 
     page = render_lines(["Library catalogue Barcelona", "inference quick brown", "shelf 2024"]).image

@@ -11,6 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from benchlib.synth import render_vertical, render_word
 
 import edgevl.models.ppocr as ppocr
 import edgevl.models.recognizers as recognizers
@@ -19,7 +20,6 @@ from edgevl.cli import main
 from edgevl.errors import BundleError, InputError
 from edgevl.manifest import Normalization, RecognizerPreprocess
 from edgevl.models import svtrv2
-from edgevl.synth import render_vertical, render_word
 from edgevl.tasks.ocr import OcrPipeline, TextRecognizer
 from edgevl.vision.fixedsize import add_margin, nearest_aspect
 

@@ -6,8 +6,8 @@
 - :mod:`edgevl.bench.results`: result records and the ``edgevl-bench/1`` file schema
 - :mod:`edgevl.bench.compare`: ratios between two result files with a noise estimate
 - :mod:`edgevl.bench.machine`: what machine a result came from (the one machine record)
-- :mod:`edgevl.bench.script`: what the scripts in ``benchmarks/`` share: paths, bench lock, the
-  side-by-side timing loop, the ``edgevl-bench-script/1`` result file and its Markdown renderer
+- :mod:`edgevl.bench.report`: Markdown tables and the machine line (the scripts in ``benchmarks/``
+  use the same two through their own package, ``benchmarks/benchlib``, which is not shipped)
 """
 
 from __future__ import annotations

@@ -1,12 +1,67 @@
-"""Human-readable tables of benchmark runs and comparisons (Markdown and rows for rich)."""
+"""Human-readable tables of benchmark runs and comparisons (Markdown and rows for rich).
+
+:func:`md_table` and :func:`machine_line` are the one Markdown table writer and the one machine line;
+the benchmark scripts' reports (``benchmarks/benchlib``, outside the runtime package) use them too.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from edgevl.bench.compare import CompareReport
 from edgevl.bench.results import BenchResult, BenchRun
-from edgevl.bench.script import machine_line, md_table
+
+
+def md_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """The one Markdown table writer (result files of ``edgevl bench`` and of the scripts)."""
+    def cell(c: Any) -> str:
+        return str(c).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(cell(h) for h in headers) + " |",
+             "| " + " | ".join("---" for _ in headers) + " |"]
+    lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _load(v: Any) -> str:
+    if isinstance(v, list | tuple) and v:
+        v = v[0]
+    return f"{v:.1f}" if isinstance(v, int | float) and not isinstance(v, bool) else "?"
+
+
+def machine_line(machine: Mapping[str, Any]) -> str:
+    """One line for a machine record: CPU and cores, OS, Python, runtimes, GPU, load average (a field
+    that was not recorded is left out)."""
+    cores = machine.get("cores_logical", machine.get("cores"))
+    parts = [f"{machine.get('cpu') or 'not recorded'}"
+             + (f" ({cores} logical cores)" if cores is not None else "")]
+    if machine.get("os"):
+        parts.append(str(machine["os"]))
+    if machine.get("python"):
+        parts.append(f"Python {machine['python']}")
+    if machine.get("onnxruntime"):
+        parts.append(f"onnxruntime {machine['onnxruntime']}")
+    for name, version in (machine.get("packages") or {}).items():
+        if version:
+            parts.append(f"{name} {version}")
+    if machine.get("tensorrt"):
+        parts.append(f"TensorRT {machine['tensorrt']}")
+    if "gpus" in machine:
+        gpus = ", ".join(f"{g.get('name')} (driver {g.get('driver')})" for g in machine.get("gpus") or [])
+        parts.append(f"GPU: {gpus}" if gpus else "no GPU")
+    jetson = machine.get("jetson") or {}
+    if jetson.get("detected"):
+        mode = (jetson.get("nvpmodel") or {}).get("name")
+        locked = {True: "locked", False: "NOT locked", None: "unknown"}[jetson.get("clocks_locked")]
+        parts.append(f"{jetson.get('model') or 'Jetson'}, L4T {jetson.get('l4t')} "
+                     f"(JetPack {jetson.get('jetpack')}), nvpmodel {mode}, clocks {locked}")
+    before, after = machine.get("load_average_before"), machine.get("load_average_after")
+    if before or after:
+        parts.append(f"load average (1 min) {_load(before)} before, {_load(after)} after"
+                     + (f" on {cores} cores" if cores is not None else ""))
+    return "; ".join(parts)
+
 
 HEADERS = ("model", "backend", "prec", "batch", "input", "p50 ms", "p90 ms", "p99 ms", "mean±std ms",
            "items/s", "peak RSS MB", "dev MB", "status")

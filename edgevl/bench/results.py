@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgevl.bench.script import read_json
 from edgevl.bench.stats import LatencyStats
 from edgevl.errors import InputError
 
@@ -239,6 +238,16 @@ def validate(doc: Any, where: str = "result file") -> None:
                     raise InputError(f"{at}: stats.{k} missing or not a finite number")
         if not all(_is(x, (int, float)) for x in r["samples_ms"]):
             raise InputError(f"{at}: samples_ms must be numbers")
+
+
+def read_json(path: Path, missing: str = "no such result file") -> Any:
+    """A JSON file's content; InputError with the path when it is absent, not a regular file, over
+    64 MiB, nested over 64 levels or not strict JSON (:func:`edgevl.safeio.read_json_file`)."""
+    from edgevl.safeio import read_json_file
+
+    if not path.exists():
+        raise InputError(f"{path}: {missing}")
+    return read_json_file(path, "result file")
 
 
 def load_run(path: Path | str) -> BenchRun:

@@ -1,8 +1,9 @@
 """Render images whose text is known: horizontal lines, vertical words, a small shelf of spines.
 
-Used by tests, examples and demos. Pillow is imported lazily (it is in the ``dev`` extra, not a
-runtime dependency). Fonts: DejaVu from Debian's ``fonts-dejavu-core`` when installed, otherwise
-Pillow's built-in scalable font.
+Repository tooling, not runtime: used by tests, ``examples/make_examples.py`` and the int8 benchmarks
+(calibration pages); it was ``edgevl.synth`` until issue 20 moved it out of the runtime package.
+Pillow is imported lazily. Fonts: DejaVu from Debian's ``fonts-dejavu-core`` when installed,
+otherwise Pillow's built-in scalable font.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def _pil() -> Any:
         from PIL import Image as PILImage
         from PIL import ImageDraw, ImageFont
     except ImportError as e:  # pragma: no cover - depends on the environment
-        raise InputError("edgevl.synth needs Pillow: pip install pillow (or 'edgevl[dev]')") from e
+        raise InputError("benchlib.synth needs Pillow: pip install pillow (or 'edgevl[dev]')") from e
     return PILImage, ImageDraw, ImageFont
 
 
