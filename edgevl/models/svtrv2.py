@@ -24,8 +24,8 @@ from typing import Any
 
 from edgevl.bundle import Bundle, load_bundle, sha256_file, write_bundle
 from edgevl.errors import BundleError
-from edgevl.manifest import Normalization, RecognizerConfig, RecognizerPreprocess
 from edgevl.models.staging import staged_bundle
+from edgevl.tasks.ocr.sections import Normalization, RecognizerConfig, RecognizerPreprocess
 
 NAME = "svtrv2"
 TITLE = "SVTRv2-base attention recogniser (CTC, ASCII printable)"

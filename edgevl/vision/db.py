@@ -13,7 +13,7 @@ import numpy.typing as npt
 import pyclipper
 
 from edgevl.errors import InputError
-from edgevl.manifest import DetectorConfig
+from edgevl.tasks.ocr.sections import DetectorConfig
 from edgevl.vision.geometry import order_quad
 
 Floats = npt.NDArray[np.float32]

@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edgevl.errors import ImageError
-from edgevl.manifest import ClipPreprocess
+from edgevl.tasks.encoders.sections import ClipPreprocess
 from edgevl.vision.io import as_image, to_bgr8
 
 Image = npt.NDArray[np.uint8]
