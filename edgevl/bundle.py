@@ -2,9 +2,10 @@
 
 The manifest is the contract between the build side (``export/``) and the runtime: schema
 version, task, the ONNX models with their inputs (each axis with its role and ``min/opt/max``
-range) and outputs, preprocessing and task config (typed sections, :mod:`edgevl.manifest`),
-precision, source names and digests and the sha256 of every file. Nothing the runtime needs is
-guessed at load time; nothing of the build machine (absolute paths) is recorded.
+range) and outputs, preprocessing and task config (the task families' typed sections, parsed once
+through :mod:`edgevl.tasks.registry`), precision, source names and digests and the sha256 of every
+file. Nothing the runtime needs is guessed at load time; nothing of the build machine (absolute
+paths) is recorded.
 
 Loading is confined to the bundle folder: every file name must be relative and resolve (symlinks
 followed) inside the folder, checked before any file is opened; a name that does not gets the same
@@ -141,7 +142,7 @@ def write_bundle(
 
     ``models`` maps a role (``model``, ``image``, ``text``…) to an ONNX file to copy in; its IO is
     read from the file itself and every input axis gets its range from the task's policy
-    (:func:`edgevl.manifest.input_dims`; ``dims`` overrides it by symbolic name or role with
+    (:func:`edgevl.tasks.registry.input_dims`; ``dims`` overrides it by symbolic name or role with
     ``(min, opt, max)``). ``preprocess``/``config`` are typed sections (or their JSON). ``extra_files``
     maps a file name inside the bundle to a path to copy or the bytes to write (charset, tokenizer,
     calibration report…). ``source`` records names and digests, never an absolute path.

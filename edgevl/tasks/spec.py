@@ -85,7 +85,7 @@ class TaskSpec:
     bench_pads_width: bool = False
     #: token-id bound of synthetic benchmark inputs (None: the benchmark's default)
     vocab_size: Callable[[BundleLike], int | None] | None = None
-    #: ``"module:Class"`` of the int8 calibration kind (``export/quantize``); None: not quantisable
+    #: ``"module:Class"`` of the int8 calibration kind (``edgevl_export.quantize.kinds``); None: none
     quantize_kind: str | None = None
     #: what a calibration set is, in words (error messages)
     calibration_data: str = ""

@@ -20,7 +20,7 @@ Floats = npt.NDArray[np.float32]
 
 
 #: Thresholds of the DB post-processing: the detector bundle's typed ``config`` section itself, so the
-#: defaults live in one place (edgevl.manifest imports nothing heavy).
+#: defaults live in one place (edgevl.tasks.ocr.sections imports nothing heavy).
 DBParams = DetectorConfig
 
 

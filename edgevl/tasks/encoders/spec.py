@@ -85,7 +85,7 @@ def _bench_images(bundle: BundleLike, role: str, paths: Sequence[Path]) -> list[
     return out
 
 
-KINDS = "export.quantize.kinds"
+KINDS = "edgevl_export.quantize.kinds"
 
 FAMILY = TaskFamily("encoders", (
     TaskSpec(TEXT_EMBEDDING, ("text",), (), (TokenizerSpec, EncoderConfig), _sections, _ranges, files=_files,

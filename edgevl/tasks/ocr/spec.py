@@ -96,7 +96,7 @@ def _bench_recognition(bundle: BundleLike, role: str, paths: Sequence[Path]) -> 
     return bench_recognition(bundle, role, paths)
 
 
-KINDS = "export.quantize.kinds"
+KINDS = "edgevl_export.quantize.kinds"
 
 FAMILY = TaskFamily("ocr", (
     TaskSpec(DETECTION, ("model",), (DetectorPreprocess,), (DetectorConfig,), _detection, _detection_ranges,
