@@ -44,8 +44,10 @@ CASCADE_MAX_ASPECT = 6.0
 class OcrPipeline:
     """Detect, orient and read the text of a photo: ``OcrPipeline()(image) -> OcrResult``.
 
-    ``model`` names the model family whose bundles the stages not given are opened from
-    (``ppocrv6``, ``ppocrv5``, ``ppocrv4``; default :data:`edgevl.models.ppocr.DEFAULT_MODEL`).
+    ``model`` is the model family whose bundles the stages not given are opened from (a name,
+    ``ppocrv6``, ``ppocrv5``, ``ppocrv4``…, or the :class:`~edgevl.models.ppocr.OcrModel` a caller
+    already resolved; default: the family of a stage given, else
+    :data:`edgevl.models.ppocr.DEFAULT_MODEL`).
     The detector is opened on first use: :meth:`read_crops` never loads it.
 
     Vertical text: a crop at least ``vertical_ratio`` times taller than wide is laid flat (rotated
