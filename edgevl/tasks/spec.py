@@ -66,6 +66,15 @@ def no_files(config: JSON) -> list[tuple[str, str]]:
 
 
 @dataclass(frozen=True)
+class QuantDefaults:
+    """What ``edgevl quantize``'s ``--samples``, ``--holdout`` and ``--outlier-ratio`` default to."""
+
+    samples: int = 128
+    holdout: int = 64
+    outlier_ratio: float = 0.0
+
+
+@dataclass(frozen=True)
 class TaskSpec:
     """One task's contract (see the module docstring)."""
 
@@ -91,6 +100,8 @@ class TaskSpec:
     calibration_data: str = ""
     #: calibrated on a text file (not a folder)
     calibration_texts: bool = False
+    #: the quantiser's defaults for this task (the measurement behind them where it is registered)
+    quantize_defaults: QuantDefaults = field(default_factory=QuantDefaults)
 
     @property
     def preprocess_keys(self) -> tuple[str, ...]:
