@@ -25,7 +25,7 @@ from edgevl_export.onnx import DEFAULT_OPSET, ParityReport, export_module, ort_r
 
 from edgevl.bundle import Bundle, sha256_file, write_bundle
 from edgevl.errors import CheckpointError
-from edgevl.manifest import DetectorConfig, DetectorPreprocess, Normalization, TileSpec
+from edgevl.tasks.ocr.sections import DetectorConfig, DetectorPreprocess, Normalization, TileSpec
 
 TASK = "text-detection"
 INPUT, OUTPUT = "image", "text_map"

@@ -27,7 +27,7 @@ from edgevl_export.onnx import DEFAULT_OPSET, ParityReport, export_module, ort_r
 
 from edgevl.bundle import Bundle, write_bundle
 from edgevl.errors import CheckpointError
-from edgevl.manifest import Normalization, RecognizerConfig, RecognizerPreprocess
+from edgevl.tasks.ocr.sections import Normalization, RecognizerConfig, RecognizerPreprocess
 
 TASK = "text-recognition"
 INPUT, OUTPUT = "image", "probs"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
@@ -63,7 +63,7 @@ def test_openvino_auto_precision_leaves_the_choice_to_the_plugin() -> None:
 
 
 def test_ocr_engines_default_to_auto_precision_and_no_spinning(monkeypatch: pytest.MonkeyPatch) -> None:
-    import edgevl.tasks.ocr as ocr
+    import edgevl.tasks.ocr.stage as ocr
 
     seen: list[EngineOptions] = []
     monkeypatch.setattr(ocr, "open_engine", lambda b, role, opts: seen.append(opts))
@@ -71,9 +71,15 @@ def test_ocr_engines_default_to_auto_precision_and_no_spinning(monkeypatch: pyte
     class B:
         class manifest:
             task = "text-detection"
+            source: ClassVar[dict[str, str]] = {}
 
-    ocr._engine(None, B(), "det", None, None, "text-detection")  # type: ignore[arg-type]
-    ocr._engine(None, B(), "rec", None, EngineOptions(spinning=True), "text-detection")  # type: ignore[arg-type]
+    class R:
+        class manifest:
+            task = "text-recognition"
+            source: ClassVar[dict[str, str]] = {}
+
+    ocr.open_stage(None, B(), "det", None, None)  # type: ignore[arg-type]
+    ocr.open_stage(None, R(), "rec", None, EngineOptions(spinning=True))  # type: ignore[arg-type]
     det, rec = seen
     assert det.backend == "auto" and det.openvino.precision == "auto" and det.openvino.static_shapes
     assert det.spinning is False and det.mem_pattern is False

@@ -139,7 +139,7 @@ def test_time_loop_counts_and_interrupts() -> None:
 def test_shapes_from_the_manifest() -> None:
     from dataclasses import replace
 
-    from edgevl.manifest import input_dims
+    from edgevl.tasks.registry import input_dims
 
     det = TensorSpec("x", "float32", ("p2o.DynamicDimension.0", 3, "p2o.DynamicDimension.1", "?"))
     rec = TensorSpec("x", "float32", ("N", 3, 48, "w"))

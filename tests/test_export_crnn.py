@@ -26,9 +26,9 @@ from edgevl_export.models.crnn import CRNNConfig, build_model  # noqa: E402
 from edgevl.bundle import Bundle, load_bundle  # noqa: E402
 from edgevl.cli import main  # noqa: E402
 from edgevl.errors import BundleError  # noqa: E402
-from edgevl.manifest import RecognizerPreprocess  # noqa: E402
 from edgevl.models.ppocr import REC_PREPROCESS, load_charset  # noqa: E402
 from edgevl.tasks.ocr import TextRecognizer  # noqa: E402
+from edgevl.tasks.ocr.sections import RecognizerPreprocess  # noqa: E402
 from edgevl.vision.geometry import pad_batch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -1,8 +1,9 @@
 """No import cycle in ``edgevl/``: every ``import``/``from … import`` of every module, at top
 level or inside a function, is an edge; the graph must be acyclic. Also the layering rules of
 docs/architecture.md: the bundle layer imports no backend, backends import nothing of the
-benchmark package, and the runtime package holds and imports none of the repository's tooling
-(benchmarks/, tests/, examples/, scripts/, kernels/)."""
+benchmark package, the task registry and the families' sections stay below the bundle layer, and the
+runtime package holds and imports none of the repository's tooling (benchmarks/, tests/, examples/,
+scripts/, kernels/)."""
 
 from __future__ import annotations
 
@@ -122,6 +123,14 @@ def test_layering() -> None:
 
     assert not {m for m in reach("edgevl.bundle") if m.startswith("edgevl.backends")}
     assert not {m for m in reach("edgevl.manifest") if m != "edgevl.errors"}
+    # the task families' sections sit on the manifest core alone; their registrations and the
+    # registry the loader dispatches through stay below the bundle layer (no backend, no bundle)
+    for sections in ("edgevl.tasks.ocr.sections", "edgevl.tasks.encoders.sections"):
+        assert reach(sections) <= {"edgevl.manifest", "edgevl.errors"}, sections
+    below_bundle = reach("edgevl.tasks.registry")
+    assert {"edgevl.tasks.ocr.spec", "edgevl.tasks.encoders.spec"} <= below_bundle
+    assert not {m for m in below_bundle if m.startswith(("edgevl.backends", "edgevl.bench", "edgevl.bundle",
+                                                          "edgevl.schema", "edgevl.models"))}
     for b in ("edgevl.backends.ort", "edgevl.backends.tensorrt", "edgevl.backends.registry"):
         assert not {m for m in reach(b) if m.startswith("edgevl.bench")}, b
 

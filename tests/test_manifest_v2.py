@@ -15,16 +15,15 @@ from tiny_encoders import make_text_onnx, make_tokenizer
 from edgevl.backends import EngineOptions, TensorRTOptions, open_engine
 from edgevl.bundle import MANIFEST_NAME, SCHEMA_VERSION, Bundle, load_bundle, write_bundle
 from edgevl.errors import BackendError, BundleError, InputError
-from edgevl.manifest import (
+from edgevl.manifest import DimRange
+from edgevl.tasks.encoders.sections import ClipPreprocess, TokenizerSpec
+from edgevl.tasks.ocr.sections import (
     ClassifierConfig,
     ClassifierPreprocess,
-    ClipPreprocess,
     DetectorConfig,
     DetectorPreprocess,
-    DimRange,
     RecognizerConfig,
     RecognizerPreprocess,
-    TokenizerSpec,
 )
 
 
@@ -164,8 +163,8 @@ def test_detector_limit_side_has_one_default_for_task_and_bench(tmp_path: Path) 
     resize to the same size (they used to default to 1792 and 960)."""
     import cv2
 
-    from edgevl.bench.taskprep import detection
     from edgevl.tasks.ocr import TextDetector
+    from edgevl.tasks.ocr.prep import bench_detection
 
     model = tmp_path / "det.onnx"
     _det_onnx(model)
@@ -176,7 +175,7 @@ def test_detector_limit_side_has_one_default_for_task_and_bench(tmp_path: Path) 
     assert det.limit_side == DetectorPreprocess.from_manifest(pre).limit_side == 1792
     photo = tmp_path / "p.png"
     cv2.imwrite(str(photo), np.full((100, 2400, 3), 255, np.uint8))
-    (x,) = detection(b, [photo])
+    (x,) = bench_detection(b, "model", [photo])
     assert x.shape[3] == 1792
 
 

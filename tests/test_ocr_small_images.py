@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgevl.manifest import DetectorPreprocess
 from edgevl.models.ppocr import DET_MIN_SIDE, MODELS
 from edgevl.tasks.ocr import SMALL_TEXT_PX, small_text
+from edgevl.tasks.ocr.sections import DetectorPreprocess
 from edgevl.vision.geometry import MAX_UPSCALE, fit_detector
 
 SMALL = Path(__file__).resolve().parent / "fixtures" / "small_shelf.jpg"

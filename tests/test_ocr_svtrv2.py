@@ -18,9 +18,9 @@ import edgevl.models.recognizers as recognizers
 from edgevl.bundle import load_bundle, sha256_file
 from edgevl.cli import main
 from edgevl.errors import BundleError, InputError
-from edgevl.manifest import Normalization, RecognizerPreprocess
 from edgevl.models import svtrv2
 from edgevl.tasks.ocr import OcrPipeline, TextRecognizer
+from edgevl.tasks.ocr.sections import Normalization, RecognizerPreprocess
 from edgevl.vision.fixedsize import add_margin, nearest_aspect
 
 
@@ -85,7 +85,7 @@ def test_selector_policy_needs_a_selector_file() -> None:
 
 
 def test_fixed_sizes_give_the_trt_profile_ranges() -> None:
-    from edgevl.manifest import input_dims
+    from edgevl.tasks.registry import input_dims
 
     dims = input_dims("text-recognition", "model", ["batch", 3, "height", "width"], "float32",
                       svtrv2.PREPROCESS.to_manifest(), svtrv2.CONFIG.to_manifest())
@@ -268,7 +268,8 @@ def test_respace_takes_the_word_spaces_of_the_other_reading(text: str, spaced: s
 
 
 def test_respaced_reading_keeps_one_confidence_per_character() -> None:
-    from edgevl.tasks.ocr import Reading, _respaced
+    from edgevl.tasks.ocr.results import Reading
+    from edgevl.tasks.ocr.results import respaced as _respaced
 
     r = _respaced(Reading("ab", 0.5, (0.9, 0.4)), "a b")
     assert r.text == "a b" and r.char_scores == (0.9, 0.4, 0.4) and r.score == 0.5

@@ -16,12 +16,12 @@ import numpy as np
 
 from edgevl.backends import Array
 from edgevl.bundle import Bundle, TensorSpec
-from edgevl.errors import EdgevlError, InputError
-from edgevl.manifest import GENERIC_RANGES, EncoderConfig, TokenizerSpec
+from edgevl.errors import InputError
+from edgevl.manifest import GENERIC_RANGES
 from edgevl.manifest import dim_role as _dim_role
+from edgevl.tasks.registry import task_spec
 
 DEFAULT_VOCAB = 100
-_PAD_WIDTH_TASKS = ("text-recognition", "text-orientation")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
@@ -77,26 +77,12 @@ def resolve_shape(
 
 
 def vocab_size(bundle: Bundle | None) -> int:
-    """Upper bound for synthetic token ids: config ``vocab_size``, else the tokenizer's vocabulary."""
-    if bundle is None or bundle.manifest.task not in ("clip", "text-embedding"):
+    """Upper bound for synthetic token ids: the task's own bound (encoders: config ``vocab_size``,
+    else the tokenizer's vocabulary), else :data:`DEFAULT_VOCAB`."""
+    spec = None if bundle is None else task_spec(bundle.manifest.task)
+    if bundle is None or spec is None or spec.vocab_size is None:
         return DEFAULT_VOCAB
-    cfg = bundle.manifest.config
-    v = EncoderConfig.from_manifest(cfg).vocab_size
-    if v:
-        return v
-    if "tokenizer" not in cfg:
-        return DEFAULT_VOCAB
-    try:
-        from edgevl.safeio import read_json_file
-
-        data = read_json_file(bundle.file(TokenizerSpec.from_manifest(cfg).tokenizer), "tokenizer",
-                              max_bytes=256 << 20)  # bounded: a FIFO or a huge file is refused
-        vocab = data.get("model", {}).get("vocab")
-        if isinstance(vocab, (dict, list)) and vocab:
-            return len(vocab)
-    except (OSError, ValueError, AttributeError, EdgevlError):
-        pass
-    return DEFAULT_VOCAB
+    return spec.vocab_size(bundle) or DEFAULT_VOCAB
 
 
 def synthetic_array(spec: TensorSpec, shape: Sequence[int], rng: np.random.Generator,
@@ -196,27 +182,17 @@ def _npz_feeds(path: Path, specs: Sequence[TensorSpec]) -> dict[str, Array]:
 
 
 def _image_preprocessor(bundle: Bundle, role: str) -> Preprocessor:
-    """The task's own image preprocessing, or InputError naming what is missing."""
+    """The task's own image preprocessing (its spec's ``bench_inputs``), or InputError naming what is
+    missing."""
     task = bundle.manifest.task
-    try:
-        if task == "text-detection":
-            from edgevl.bench import taskprep
-
-            return taskprep.detection
-        if task in ("text-recognition", "text-orientation"):
-            from edgevl.bench import taskprep
-
-            return taskprep.text_crops
-        if task == "clip" and role == "image":
-            from edgevl.bench import taskprep
-
-            return taskprep.clip_images
-    except ImportError as e:  # pragma: no cover - depends on what the task modules expose
-        raise InputError(f"task {task!r}: its preprocessing is not available in this edgevl ({e})") from e
-    raise InputError(
-        f"bundle {bundle.manifest.name!r} (task {task!r}, model {role!r}): edgevl has no image "
-        f"preprocessing for it; give .npz files holding the input arrays by name instead"
-    )
+    spec = task_spec(task)
+    prep = None if spec is None else spec.bench_inputs.get(role)
+    if prep is None:
+        raise InputError(
+            f"bundle {bundle.manifest.name!r} (task {task!r}, model {role!r}): edgevl has no image "
+            f"preprocessing for it; give .npz files holding the input arrays by name instead"
+        )
+    return lambda b, paths: prep(b, role, paths)
 
 
 def folder_feeds(
@@ -249,6 +225,7 @@ def folder_feeds(
     if len(specs) != 1:
         raise InputError(f"model {role!r} has {len(specs)} inputs; images can only feed a one-input model")
     arrays = _image_preprocessor(bundle, role)(bundle, images)
+    task = task_spec(bundle.manifest.task)
     if not arrays:
         raise InputError(f"{folder}: preprocessing produced no inputs")
     spec = specs[0]
@@ -257,7 +234,7 @@ def folder_feeds(
     for i in range(n):
         items = [arrays[(i * batch + j) % len(arrays)] for j in range(batch)]
         shapes = {a.shape for a in items}
-        if len(shapes) > 1 and bundle.manifest.task in _PAD_WIDTH_TASKS:
+        if len(shapes) > 1 and task is not None and task.bench_pads_width:
             # text crops are batched by padding on the right, as the task does
             wmax = max(a.shape[-1] for a in items)
             items = [np.pad(a, [(0, 0)] * (a.ndim - 1) + [(0, wmax - a.shape[-1])]) for a in items]

@@ -25,7 +25,6 @@ from edgevl.bench.stats import summarize, thin
 from edgevl.errors import InputError
 from edgevl.vision.io import Image, read_image
 
-TASKS = ("ocr", "books")
 StageTimer = Callable[[Image], Mapping[str, float]]  # one photo → seconds per stage
 
 
@@ -96,6 +95,13 @@ def books_timer(options: EngineOptions, catalogue: Path | None) -> tuple[StageTi
     return run, str(getattr(precision, "precision", "fp32"))
 
 
+#: the benchmark scenarios ``edgevl bench --task`` runs, each a timer factory ``(options, catalogue)``
+SCENARIOS: dict[str, Callable[[EngineOptions, Path | None], tuple[StageTimer, str]]] = {
+    "ocr": lambda options, catalogue: ocr_timer(options),
+    "books": books_timer,
+}
+
+
 def bench_task(
     task: str,
     folder: Path,
@@ -107,8 +113,8 @@ def bench_task(
     catalogue: Path | None = None,
 ) -> BenchRun:
     """Time ``task`` over the photos in ``folder``; one result per stage (Ctrl-C: partial run)."""
-    if task not in TASKS:
-        raise InputError(f"--task {task!r}: choose one of {', '.join(TASKS)}")
+    if task not in SCENARIOS:
+        raise InputError(f"--task {task!r}: choose one of {', '.join(SCENARIOS)}")
     load_before = load_average()
     photos = photos_in(folder)
     images = [read_image(p) for p in photos]
@@ -120,7 +126,7 @@ def bench_task(
             r = BenchResult(**base, role="total", precision=precision, status="unavailable", reason=why)
             return make_run([r], {**settings.to_dict(), "task": task}, command=command)
         opts = EngineOptions(backend=settings.backend, threads=settings.threads)
-        timer, precision = ocr_timer(opts) if task == "ocr" else books_timer(opts, catalogue)
+        timer, precision = SCENARIOS[task](opts, catalogue)
     per_stage: dict[str, list[float]] = {}
     jetson = JetsonRun.start()
     iters = settings.iters if settings.iters is not None else (None if settings.seconds else len(images))

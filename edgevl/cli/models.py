@@ -14,7 +14,7 @@ from edgevl.errors import BundleError, InputError
 from edgevl.models.ppocr import (
     DEFAULT_MODEL,
     MODELS,
-    ROLES,
+    STAGES,
     OcrModel,
     build_bundles,
     bundle_home,
@@ -97,7 +97,7 @@ def model_row(m: OcrModel, base: Path) -> dict[str, Any]:
     seen = 0
     problems: list[str] = []
     bundles = {}
-    for role in ROLES:
+    for role in STAGES:
         path = base / m.bundle_names[role]
         try:
             b = load_bundle(path)  # checks every file's sha256
@@ -114,7 +114,7 @@ def model_row(m: OcrModel, base: Path) -> dict[str, Any]:
         if not is_current(b, m, role):
             problems.append(f"{role}: stale (built by another edgevl or wheel version; rebuilt on use)")
     row.update({"bundles": bundles, "size_mb": round(size / 1e6, 1) if bundles else None,
-                "fused": fused if seen == len(ROLES) else None,
+                "fused": fused if seen == len(STAGES) else None,
                 "verified": not problems, "problems": problems})
     return row
 

@@ -19,7 +19,7 @@ from edgevl.cli.checks import (
 )
 from edgevl.errors import ImageError, InputError
 from edgevl.models import ppocr
-from edgevl.models.ppocr import DEFAULT_MODEL, MODELS, ocr_model
+from edgevl.models.ppocr import DEFAULT_MODEL, MODELS, OcrModel, ocr_model
 from edgevl.models.recognizers import check_rec
 from edgevl.safeio import term_safe
 from edgevl.tasks.ocr import OcrPipeline, Reading, TextDetector, TextRecognizer
@@ -82,7 +82,8 @@ def ocr(
     if vertical not in (("auto", "both", "none") if crops else ("auto", "both")):
         allowed = "'auto', 'both' or 'none' with --crops" if crops else "'auto' or 'both' for photos"
         raise InputError(f"--vertical must be {allowed}, got {vertical!r}")
-    name = ocr_model(model).name  # an unknown model fails before any image is read
+    family = ocr_model(model)  # resolved once (an unknown name fails before any image is read)
+    name = family.name
     if precision not in ("auto", "f32", "bf16", "f16"):
         raise InputError(f"--precision must be auto, f32, bf16 or f16, got {precision!r}")
     require_backend(backend)  # a backend that cannot run here fails before any bundle is built
@@ -97,7 +98,7 @@ def ocr(
             check_rec(spec, opt)  # an unknown name fails before any image is read
     errors = BatchErrors()
     if crops:
-        _read_crops(images, opts, name, vertical, as_json, errors, rec, rec_cascade, cascade_below)
+        _read_crops(images, opts, family, vertical, as_json, errors, rec, rec_cascade, cascade_below)
         errors.finish()
         return
     pipe: OcrPipeline | None = None  # built at the first readable image: a batch of bad files loads nothing
@@ -109,9 +110,9 @@ def ocr(
             errors.report(e)
             continue
         if pipe is None:
-            pipe = OcrPipeline(TextDetector(options=opts, limit_side=limit_side, model=name), options=opts,
+            pipe = OcrPipeline(TextDetector(options=opts, limit_side=limit_side, model=family), options=opts,
                                recognizer=None if rec is None else TextRecognizer(options=opts, rec=rec),
-                               vertical=vertical, min_score=min_score, model=name,
+                               vertical=vertical, min_score=min_score, model=family,
                                rec_cascade=rec_cascade, cascade_below=cascade_below)
         lines = pipe(img)
         t = lines.timings
@@ -136,7 +137,7 @@ def ocr(
     errors.finish()
 
 
-def _read_crops(images: list[Path], opts: EngineOptions, name: str, vertical: str, as_json: bool,
+def _read_crops(images: list[Path], opts: EngineOptions, family: OcrModel, vertical: str, as_json: bool,
                 errors: BatchErrors, rec: str | None = None, rec_cascade: str | None = None,
                 cascade_below: float | None = None) -> None:
     """--crops: word crops are small, so the readable ones are decoded, then read in one batch."""
@@ -153,9 +154,9 @@ def _read_crops(images: list[Path], opts: EngineOptions, name: str, vertical: st
     readings: Sequence[Reading]
     recognizer = TextRecognizer(options=opts, rec=rec) if rec is not None else None
     if vertical == "none":
-        readings = (recognizer or TextRecognizer(options=opts, model=name)).read(imgs)
+        readings = (recognizer or TextRecognizer(options=opts, model=family)).read(imgs)
     else:
-        readings = OcrPipeline(recognizer=recognizer, options=opts, vertical=vertical, model=name,
+        readings = OcrPipeline(recognizer=recognizer, options=opts, vertical=vertical, model=family,
                                rec_cascade=rec_cascade, cascade_below=cascade_below).read_crops(imgs)
     if as_json:
         emit_json({"crops": [{"path": str(p), **r.to_dict()} for p, r in zip(good, readings, strict=True)]})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import typer
@@ -10,28 +9,18 @@ import typer
 from edgevl.cli.app import app, emit_json
 from edgevl.cli.checks import flag, number_in
 from edgevl.errors import BackendError
+from edgevl.tasks.registry import task_spec
+from edgevl.tasks.spec import QuantDefaults
 
-
-#: quantisation defaults per bundle task (what --samples/--holdout/--outlier-ratio default to). Sentence
-#: encoders: measured on all-MiniLM-L6-v2 (benchmarks/results/int8_minilm_defaults.json, int8_minilm.md):
-#: 1,200 calibration / 500 guard texts and the outlier split; calibrated on 1,000 catalogue lines the
-#: worst cosine on other titles went 0.939 -> 0.965 and on OCR segments 0.856 -> 0.920 against 128 / 64,
-#: the mean 0.9973 -> 0.9987 / 0.9964 -> 0.9983, and the split keeps the guard from leaving FFN
-#: MatMuls float (1.67x vs 1.47x fp32 speed). Other families keep the settings they were measured with.
-@dataclass(frozen=True)
-class QuantDefaults:
-    samples: int
-    holdout: int
-    outlier_ratio: float
-
-
-FAMILY_DEFAULTS: dict[str, QuantDefaults] = {"text-embedding": QuantDefaults(1200, 500, 6.0)}
-OTHER_DEFAULTS = QuantDefaults(128, 64, 0.0)
+#: the defaults of a task the registry does not know
+OTHER_DEFAULTS = QuantDefaults()
 
 
 def family_defaults(task: str) -> QuantDefaults:
-    """--samples, --holdout and --outlier-ratio for a bundle of ``task`` when the user gives none."""
-    return FAMILY_DEFAULTS.get(task, OTHER_DEFAULTS)
+    """--samples, --holdout and --outlier-ratio for a bundle of ``task`` when the user gives none (the
+    task spec's ``quantize_defaults``)."""
+    spec = task_spec(task)
+    return OTHER_DEFAULTS if spec is None else spec.quantize_defaults
 
 
 def _quiet_onnxruntime() -> None:

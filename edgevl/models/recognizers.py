@@ -14,6 +14,7 @@ from pathlib import Path
 
 from edgevl.bundle import Bundle, load_bundle
 from edgevl.errors import BundleError, InputError
+from edgevl.tasks.ocr.spec import RECOGNITION
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,6 @@ def resolve(spec: str | Path) -> Bundle:
         raise InputError(f"--rec {key!r}: not a recogniser name ({', '.join(rec_names())}) "
                          "nor a bundle folder")
     b = load_bundle(path)
-    if b.manifest.task != "text-recognition":
+    if b.manifest.task != RECOGNITION:
         raise BundleError(f"{path}: task {b.manifest.task!r}, --rec needs a 'text-recognition' bundle")
     return b

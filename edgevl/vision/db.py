@@ -13,14 +13,14 @@ import numpy.typing as npt
 import pyclipper
 
 from edgevl.errors import InputError
-from edgevl.manifest import DetectorConfig
+from edgevl.tasks.ocr.sections import DetectorConfig
 from edgevl.vision.geometry import order_quad
 
 Floats = npt.NDArray[np.float32]
 
 
 #: Thresholds of the DB post-processing: the detector bundle's typed ``config`` section itself, so the
-#: defaults live in one place (edgevl.manifest imports nothing heavy).
+#: defaults live in one place (edgevl.tasks.ocr.sections imports nothing heavy).
 DBParams = DetectorConfig
 
 

@@ -23,7 +23,7 @@ import numpy.typing as npt
 
 from edgevl.bundle import Bundle
 from edgevl.errors import BundleError, InputError
-from edgevl.manifest import SIZE_POLICIES, RecognizerPreprocess
+from edgevl.tasks.ocr.sections import SIZE_POLICIES, RecognizerPreprocess
 from edgevl.vision.geometry import normalize_chw
 from edgevl.vision.io import Image
 

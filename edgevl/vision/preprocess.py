@@ -1,7 +1,7 @@
 """CLIP image preprocessing, driven by the bundle manifest. Pure functions on numpy arrays.
 
-The exporter records in ``manifest.preprocess`` (:class:`edgevl.manifest.ClipPreprocess`): ``size``
-(the square input side), ``resize``
+The exporter records in ``manifest.preprocess``
+(:class:`edgevl.tasks.encoders.sections.ClipPreprocess`): ``size`` (the square input side), ``resize``
 (``"shortest"``: scale so the shorter side equals ``size``), ``crop`` (``"center"``),
 ``interpolation`` (``bicubic``, ``bilinear``, ``nearest`` or ``area``), ``mean`` and ``std``
 (per channel, on 0..1 values) and ``color`` (``"RGB"`` or ``"BGR"``, the channel order the model
@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edgevl.errors import ImageError
-from edgevl.manifest import ClipPreprocess
+from edgevl.tasks.encoders.sections import ClipPreprocess
 from edgevl.vision.io import as_image, to_bgr8
 
 Image = npt.NDArray[np.uint8]

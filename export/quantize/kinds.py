@@ -6,6 +6,7 @@ guard see exactly what users run.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,9 @@ import numpy as np
 from edgevl.backends import Engine, EngineOptions, open_engine
 from edgevl.bundle import Bundle
 from edgevl.errors import CalibrationError, EdgevlError
-from edgevl.manifest import TokenizerSpec
+from edgevl.tasks.encoders.sections import TokenizerSpec
+from edgevl.tasks.registry import task_names, task_spec
+from edgevl.tasks.spec import TaskSpec
 
 from .data import (
     IMAGE_SUFFIXES,
@@ -40,7 +43,6 @@ from .guard import (
 )
 
 Engines = Mapping[str, Engine]
-TASKS = ("text-embedding", "clip", "text-detection", "text-recognition", "text-orientation")
 
 
 def _wrap(e: Exception, what: str) -> CalibrationError:
@@ -85,7 +87,7 @@ class Kind:
         """What pads a shorter calibration input (see :func:`pad_to_common_shape`); 0 otherwise."""
         cfg = self.bundle.manifest.config
         has_tokenizer = "max_length" in cfg or "context_length" in cfg
-        return {"input_ids": TokenizerSpec.from_manifest(cfg).pad_id if has_tokenizer else 0}
+        return {"input_ids": self.bundle.section(TokenizerSpec).pad_id if has_tokenizer else 0}
 
     def outputs(self, engines: Engines) -> Any:
         raise NotImplementedError
@@ -282,35 +284,40 @@ class Orientation(Kind):
         return GuardResult((at_least("label_agreement", float(np.mean(ref == got)), self.t.min_agreement),))
 
 
-KINDS: dict[str, type[Any]] = {
-    "text-embedding": TextEmbedding, "clip": Clip, "text-detection": Detector,
-    "text-recognition": Recognizer, "text-orientation": Orientation,
-}
-EXPECTED_DATA = {
-    "text-embedding": "a text file, one sentence a line",
-    "clip": "a folder of images (plus an optional .txt file of texts for the text tower)",
-    "text-detection": "a folder of images",
-    "text-recognition": "a folder of word crops (optional labels.tsv: file<TAB>word)",
-    "text-orientation": "a folder of word crops",
-}
+def kinds() -> dict[str, TaskSpec]:
+    """The quantisable tasks (their spec names a calibration kind), in registration order."""
+    return {n: s for n in task_names() if (s := task_spec(n)) is not None and s.quantize_kind}
+
+
+def kind_class(spec: TaskSpec) -> type[Kind]:
+    """The :class:`Kind` a task spec names (``"module:Class"``)."""
+    assert spec.quantize_kind is not None
+    module, _, name = spec.quantize_kind.partition(":")
+    cls = getattr(importlib.import_module(module), name)
+    if not (isinstance(cls, type) and issubclass(cls, Kind)):
+        raise CalibrationError(f"task {spec.name!r}: {spec.quantize_kind} is not a calibration kind")
+    return cls
 
 
 def make_kind(bundle: Bundle, data: Path, samples: int, holdout: int, thresholds: GuardThresholds,
               options: EngineOptions) -> Kind:
     task = bundle.manifest.task
-    if task not in KINDS:
+    quantisable = kinds()
+    spec = quantisable.get(task)
+    if spec is None:
         raise CalibrationError(f"{bundle.path}: task {task!r} has no int8 calibration; "
-                               f"supported: {list(KINDS)}")
-    wants_text = task == "text-embedding"
+                               f"supported: {list(quantisable)}")
+    wants_text = spec.calibration_texts
+    expected = spec.calibration_data
     if not data.exists():
         raise CalibrationError(f"{data}: calibration data not found (a {task} bundle expects "
-                               f"{EXPECTED_DATA[task]})")
+                               f"{expected})")
     if not wants_text and data.is_file():
         kind = "a text file" if data.suffix.lower() in TEXT_SUFFIXES else "a file"
         raise CalibrationError(f"{data}: is {kind}, but a {task} bundle is calibrated on "
-                               f"{EXPECTED_DATA[task]}")
+                               f"{expected}")
     if wants_text and data.is_dir() and any(p.suffix.lower() in IMAGE_SUFFIXES for p in data.iterdir()):
         raise CalibrationError(f"{data}: is a folder of images, but a {task} bundle is calibrated on "
-                               f"{EXPECTED_DATA[task]}")
-    kind: Kind = KINDS[task](bundle, data, samples, holdout, thresholds, options)
-    return kind
+                               f"{expected}")
+    made: Kind = kind_class(spec)(bundle, data, samples, holdout, thresholds, options)  # type: ignore[call-arg]
+    return made

@@ -17,12 +17,14 @@ import numpy.typing as npt
 from edgevl.backends import Engine, EngineOptions, open_engine
 from edgevl.bundle import Bundle, load_bundle
 from edgevl.errors import BundleError, InputError
+from edgevl.tasks.encoders.sections import EncoderConfig
+from edgevl.tasks.encoders.spec import CLIP, TEXT_EMBEDDING
 from edgevl.text.tokenizer import Tokenizer
 from edgevl.vision.preprocess import ClipPreprocess, Image, preprocess_images
 
 Float32Array = npt.NDArray[np.float32]
-TEXT_TASKS = ("text-embedding", "clip")
-IMAGE_TASKS = ("clip",)
+TEXT_TASKS = (TEXT_EMBEDDING, CLIP)
+IMAGE_TASKS = (CLIP,)
 TEXT_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
@@ -83,13 +85,12 @@ class TextEncoder:
         """Every token id the tokenizer can emit indexes the model's embedding table (its rows read
         from the graph, else the manifest's ``vocab_size``): an id past the table would make the
         model fail, or read another token's row, at run time."""
-        from edgevl.manifest import EncoderConfig
         from edgevl.onnxguard import inspect_onnx
 
         rows = inspect_onnx(self.bundle.model_path(role)).embedding_rows.get("input_ids")
         where = "the text model's embedding table"
         if rows is None:
-            rows = EncoderConfig.from_manifest(self.bundle.manifest.config).vocab_size
+            rows = self.bundle.section(EncoderConfig).vocab_size
             where = "the manifest's vocab_size"
         if rows is not None and self.tokenizer.max_id >= rows:
             raise BundleError(f"{self.bundle.path}: the tokenizer emits token id {self.tokenizer.max_id}, "
@@ -135,8 +136,7 @@ class ImageEncoder:
             raise InputError(f"batch_size must be >= 1, got {batch_size}")
         self.batch_size = batch_size
         self.normalize = normalize
-        self.preprocess = ClipPreprocess.from_manifest(self.bundle.manifest.preprocess,
-                                                       f"{self.bundle.path}: manifest preprocess")
+        self.preprocess = self.bundle.section(ClipPreprocess, f"{self.bundle.path}: manifest preprocess")
         self.engine = engine or open_engine(self.bundle, role, options)
         if len(self.engine.inputs) != 1:
             raise BundleError(f"{self.bundle.path}: image model must have one input, has "
