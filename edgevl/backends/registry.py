@@ -153,7 +153,7 @@ def model_graphs(bundle: Bundle, role: str) -> list[Path]:
     from edgevl.manifest import BackendConfig
 
     out = [bundle.model_path(role)]
-    rel = BackendConfig.from_manifest(bundle.manifest.config).trt_graphs.get(role)
+    rel = bundle.section(BackendConfig).trt_graphs.get(role)
     if rel is not None:
         out.append(bundle.file(rel))
     return out

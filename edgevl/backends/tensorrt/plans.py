@@ -66,7 +66,7 @@ def choose(bundle: Bundle, role: str, precision: str | None = None, *, plugins: 
             "`edgevl quantize`")
     if want != "int8" and bundle.manifest.precision == "int8":
         raise InputError(f"{bundle.path}: is an int8 (Q/DQ) bundle; build it with --precision int8")
-    graphs = BackendConfig.from_manifest(bundle.manifest.config).trt_graphs
+    graphs = bundle.section(BackendConfig).trt_graphs
     rel = graphs.get(role) if use_plugin_graph else None
     if rel:
         if not plugins:

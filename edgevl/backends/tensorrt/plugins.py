@@ -34,7 +34,7 @@ def load_plugins(paths: Sequence[Path | str],
 
 def plugin_paths(bundle: Bundle, extra: Sequence[Path | str] = ()) -> list[Path]:
     """Plugins named by the bundle (``config.trt_plugins``), the environment and the caller."""
-    out = [bundle.file(rel) for rel in BackendConfig.from_manifest(bundle.manifest.config).trt_plugins]
+    out = [bundle.file(rel) for rel in bundle.section(BackendConfig).trt_plugins]
     env = os.environ.get(PLUGINS_ENV)
     if env:
         out += [Path(p) for p in env.split(os.pathsep) if p]
