@@ -41,8 +41,16 @@ def _svtrv2() -> Recognizer:
                       installed_version=svtrv2.installed_version)
 
 
+def _ppocrv6_int8() -> Recognizer:
+    from edgevl.models import ppocr_int8 as q
+
+    return Recognizer(name=q.NAME, title=q.TITLE, distribution=q.DISTRIBUTION, version=q.VERSION,
+                      licence=q.LICENCE, bundle_name=q.BUNDLE_NAME, build=q.build_bundle,
+                      is_current=q.is_current, installed_version=q.installed_version)
+
+
 #: standalone recognisers by name (one registration each)
-STANDALONE: dict[str, Callable[[], Recognizer]] = {"svtrv2": _svtrv2}
+STANDALONE: dict[str, Callable[[], Recognizer]] = {"svtrv2": _svtrv2, "ppocrv6-int8": _ppocrv6_int8}
 
 
 def standalone(name: str) -> Recognizer | None:
