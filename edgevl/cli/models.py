@@ -56,8 +56,8 @@ def build(
     wanted = [*(names or []), *model]
     rows = []
     alone = [n for n in wanted if n in STANDALONE]
-    if target == "tensorrt" and (not alone or len(alone) != len(wanted)):
-        raise InputError("--target tensorrt builds standalone recognisers only (svtrv2); PP-OCR models: "
+    if target == "tensorrt" and (not wanted or any(n != "svtrv2" for n in wanted)):
+        raise InputError("--target tensorrt builds the svtrv2 recogniser only; PP-OCR models: "
                          "edgevl export --target tensorrt")
     for name in alone:
         if target == "tensorrt":
