@@ -10,6 +10,7 @@ assignment rejects a segment when no candidate reaches ``min_confidence``.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -284,10 +285,12 @@ def map_logit(p: float, scale: float, shift: float, knots: Sequence[tuple[float,
 
 def fit_isotonic(z: FloatArray, correct: FloatArray) -> tuple[tuple[float, float], ...]:
     """An isotonic probability map: pool-adjacent-violators on the log-odds of assigned matches and
-    whether each was correct (out-of-fold values); one knot per pooled block at its mean log-odds,
-    its share correct smoothed by half a match each way ((c + 0.5) / (n + 1): no block says 0 or 1
-    from a handful of matches), made non-decreasing again. Unlike Platt scaling it does not force
-    the map into a sigmoid's shape (on shelves without labels Platt over-states 0.1-0.3)."""
+    whether each was correct (out-of-fold values). Each pooled block is a step - two knots, at its
+    lowest and highest log-odds, both at its share correct smoothed by half a match each way
+    ((c + 0.5) / (n + 1): no block says 0 or 1 from a handful of matches) - so a match is given its
+    own block's share, not a value interpolated towards the next block (knots at block means would
+    lift the upper half of every low block). Unlike Platt scaling it does not force the map into a
+    sigmoid's shape (on shelves without labels Platt over-states 0.1-0.3)."""
     from scipy.optimize import isotonic_regression
 
     ok = np.isfinite(z)
@@ -295,18 +298,22 @@ def fit_isotonic(z: FloatArray, correct: FloatArray) -> tuple[tuple[float, float
         raise CalibrationError("need both correct and wrong matches to fit the probability map")
     order = np.argsort(z[ok], kind="stable")
     zs, ys = z[ok][order], correct[ok][order].astype(np.float64)
-    res = isotonic_regression(ys, increasing=True)
-    starts = np.asarray(res.blocks)[:-1]
-    ends = np.asarray(res.blocks)[1:]
-    kz = np.array([zs[a:b].mean() for a, b in zip(starts, ends, strict=True)])
-    kp = np.array([(ys[a:b].sum() + 0.5) / (b - a + 1.0) for a, b in zip(starts, ends, strict=True)])
-    kp = np.maximum.accumulate(kp)
-    keep = np.concatenate([[True], np.diff(kz) > 1e-9])  # equal block means: keep the first
-    kz, kp = kz[keep], kp[keep]
+    bounds = np.asarray(isotonic_regression(ys, increasing=True).blocks)
+    kz: list[float] = []
+    kp: list[float] = []
+    for a, b in itertools.pairwise(bounds.tolist()):
+        p = (float(ys[a:b].sum()) + 0.5) / (b - a + 1.0)
+        p = max(p, kp[-1]) if kp else p  # smoothing must not break the order
+        for zz in (float(zs[a]), float(zs[b - 1])):
+            if not kz or zz > kz[-1]:
+                kz.append(zz)
+                kp.append(p)
+            else:  # a tie in z with the previous knot: keep the higher share
+                kp[-1] = max(kp[-1], p)
     if len(kz) > MAX_KNOTS:  # thin evenly, ends kept
-        pick = np.unique(np.linspace(0, len(kz) - 1, MAX_KNOTS).round().astype(int))
-        kz, kp = kz[pick], kp[pick]
-    return tuple((float(a), float(b)) for a, b in zip(kz, kp, strict=True))
+        pick = np.unique(np.linspace(0, len(kz) - 1, MAX_KNOTS).round().astype(int)).tolist()
+        kz, kp = [kz[i] for i in pick], [kp[i] for i in pick]
+    return tuple(zip(kz, kp, strict=True))
 
 
 def fit_probability(z: FloatArray, correct: FloatArray) -> tuple[float, float]:
