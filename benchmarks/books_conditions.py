@@ -206,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"seed {seed}: "
                 + ", ".join(f"{k} F1 {v[-1]['f1']:.4f}" for k, v in folds.items())
-                + f" (p >= {cal.min_confidence} / {cal_nl.min_confidence}; {time.perf_counter() - t0:.0f} s)",
+                + f" (p >= {ops[-1][0]} / {ops[-1][1]}; {time.perf_counter() - t0:.0f} s)",
                 flush=True,
             )
         for k, (s_, p_) in got.items():
