@@ -179,7 +179,7 @@ def test_an_isotonic_map_follows_a_shape_platt_scaling_cannot() -> None:
     knots = fit_isotonic(z, y)
     kz = np.array([k[0] for k in knots])
     kp = np.array([k[1] for k in knots])
-    assert (np.diff(kz) > 0).all() and (np.diff(kp) >= 0).all() and 0.0 < kp[0] and kp[-1] < 1.0
+    assert (np.diff(kz) > 0).all() and (np.diff(kp) >= 0).all() and kp[0] > 0.0 and kp[-1] < 1.0
     cal = Calibration({"cos": 1.0}, 0.0, (0.0, 1.0, 0.0), min_confidence=0.5, knots=knots)
     probe = np.array([-4.0, -1.0, 1.0, 2.0, 5.0])
     want = np.where(probe < 0.0, 0.05, np.minimum(0.05 + 0.3 * probe, 0.99))
@@ -212,7 +212,8 @@ def test_label_elsewhere_marks_the_title_piece_of_a_spine_whose_label_was_read_a
     col = FEATURES.index("label_elsewhere")
 
     def value(i: int, tag: str) -> float:
-        return float(next(x[i, r, col] for r, w in enumerate(cands.works[i]) if w >= 0 and index.tags[w] == tag))
+        rows = [r for r, w in enumerate(cands.works[i]) if w >= 0 and index.tags[w] == tag]
+        return float(x[i, rows[0], col])
 
     assert value(1, "746 Haz") == 1.0  # the title piece: its label is the other segment
     assert value(0, "746 Haz") == 0.0  # the label piece reads the label itself
