@@ -68,20 +68,30 @@ COARSE = tuple(round(x, 3) for x in np.arange(0.1, 0.91, 0.05))
 KEEP = ("recall", "precision", "f1", "reject_rate")
 VARIANTS = {
     "A": "original segments, labels calibration only (shipped; --labelled-only)",
-    "B": "original segments, images without labels -> no-labels calibration (--unlabelled-shelves)",
-    "C": "labels stripped, labels calibration (an unlabelled shelf today)",
-    "D": "labels stripped, no-labels calibration",
+    "B": "original segments, images without labels -> no-labels calibration, isotonic map "
+    "(--unlabelled-shelves)",
+    "C": "labels stripped, labels calibration (an unlabelled shelf before issue 22)",
+    "D": "labels stripped, no-labels calibration, Platt map (the previous stop's)",
+    "E": "labels stripped, no-labels calibration, isotonic map (shipped)",
+    "F": "original segments, labels calibration with an isotonic map (measured, not shipped)",
 }
+# the probability map of the shipped no-labels calibration (variant E vs D decided it: see the docs)
+NO_LABELS_MAP = "isotonic"
 
 
 def fit_fold(
     index: CatalogueIndex, data: Labelled, photos: list[str], train: np.ndarray, feats: tuple[str, ...]
-) -> Calibration:
-    """The calibration of one outer fold: fitted on ``train``, its operating point chosen inside it."""
+) -> dict[str, Calibration]:
+    """The calibrations of one outer fold, one per probability map (``"platt"``, ``"isotonic"``):
+    the same model fitted on ``train``, each map and its operating point chosen inside it."""
     inner = data.subset(train)
     cv = cross_validate(index, inner, feats, grouped_folds([photos[i] for i in train], 5, 0))
-    point = choose_operating_point(operating_points(index, inner, cv, COARSE))
-    return fit_final(inner, feats, cv, point["min_confidence"], "outer fold")
+    out = {}
+    for kind in ("platt", "isotonic"):
+        cvk = cv.with_map(kind)
+        point = choose_operating_point(operating_points(index, inner, cvk, COARSE))
+        out[kind] = fit_final(inner, feats, cvk, point["min_confidence"], "outer fold")
+    return out
 
 
 def table(p: np.ndarray, ok: np.ndarray) -> list[dict[str, Any]]:
@@ -107,7 +117,10 @@ def table(p: np.ndarray, ok: np.ndarray) -> list[dict[str, Any]]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--no-write", action="store_true", help="do not write the shipped no-labels calibration")
+    ap.add_argument("--seeds", default=",".join(map(str, OUTER_SEEDS)),
+                    help="outer shuffles (comma-separated; default books_calibrate.py's three)")
     args = ap.parse_args(argv)
+    seeds = tuple(int(x) for x in args.seeds.split(","))
     data_dir = PATHS.library
     if not (data_dir / "library_books.csv").is_file():
         print(f"skip: {data_dir} has no library_books.csv (the library dataset lives in ../shared)")
@@ -132,25 +145,29 @@ def main(argv: list[str] | None = None) -> int:
     # first shuffle: (condition, mode) -> (p, correct) lists
     rel: dict[tuple[str, str], tuple[list[float], list[float]]] = {}
     ops: list[tuple[float, float]] = []
-    for seed in OUTER_SEEDS:
+    for seed in seeds:
         got: dict[str, tuple[list[Any], list[Any]]] = {k: ([], []) for k in VARIANTS}
         for test in grouped_folds(photos, 5, seed):
             t0 = time.perf_counter()
             train = np.setdiff1d(np.arange(len(segs)), test)
-            cal, cal_nl = (
+            cals, cals_nl = (
                 fit_fold(index, data, photos, train, feats),
                 fit_fold(index, data_nl, photos, train, feats),
             )
-            ops.append((cal.min_confidence, cal_nl.min_confidence))
+            ops.append((cals["platt"].min_confidence, cals_nl[NO_LABELS_MAP].min_confidence))
             rows = np.sort(test)
             for name in VARIANTS:
-                d = data if name in "AB" else data_nl
+                d = data if name in "ABF" else data_nl
                 o = d.subset(test)
+                cal = cals["isotonic" if name == "F" else "platt"]
+                cal_nl = cals_nl["platt" if name == "D" else NO_LABELS_MAP]
                 routed = {
                     "A": np.zeros(len(rows), bool),
                     "B": ~img_labelled[rows],
                     "C": np.zeros(len(rows), bool),
                     "D": np.ones(len(rows), bool),
+                    "E": np.ones(len(rows), bool),
+                    "F": np.zeros(len(rows), bool),
                 }[name]
                 lg = np.where(
                     routed[:, None],
@@ -163,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
                 folds[name].append({k: float(m[k]) for k in KEEP})
                 got[name][0].extend(o.segments)
                 got[name][1].extend(preds)
-                if seed != OUTER_SEEDS[0] or name not in "AD":
+                if seed != seeds[0] or name not in "ADEF":
                     continue
                 for mode, ch in (
                     ("all matches", assign_all(index, o, lg, NO_REJECT)),
@@ -176,11 +193,12 @@ def main(argv: list[str] | None = None) -> int:
                         z = max(lg[i, j] for j in js)
                         c_ = cal_nl if routed[i] else cal
                         cond = (
-                            "no labels (call numbers stripped)"
-                            if name == "D"
-                            else "labels"
+                            f"no labels (call numbers stripped), {'Platt' if name == 'D' else 'isotonic'} map"
+                            if name in "DE"
+                            else f"labels, {'isotonic' if name == 'F' else 'Platt'} map"
                             if img_labelled[rows[i]]
-                            else "no labels (the dev split's own)"
+                            else "no labels (the dev split's own), "
+                            f"{'isotonic' if name == 'F' else 'Platt'} map"
                         )
                         ps, oks = rel.setdefault((cond, mode), ([], []))
                         ps.append(float(c_.probability(z)))
@@ -188,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"seed {seed}: "
                 + ", ".join(f"{k} F1 {v[-1]['f1']:.4f}" for k, v in folds.items())
-                + f" (p >= {cal.min_confidence} / {cal_nl.min_confidence}; {time.perf_counter() - t0:.0f} s)",
+                + f" (p >= {ops[-1][0]} / {ops[-1][1]}; {time.perf_counter() - t0:.0f} s)",
                 flush=True,
             )
         for k, (s_, p_) in got.items():
@@ -199,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         for (c, mode), (p, ok) in sorted(rel.items())
     ]
     # the shipped no-labels calibration: all stripped segments, operating point by photo-grouped CV
-    cv = cross_validate(index, data_nl, feats, grouped_folds(photos, 5, 0))
+    cv = cross_validate(index, data_nl, feats, grouped_folds(photos, 5, 0)).with_map(NO_LABELS_MAP)
     point = choose_operating_point(operating_points(index, data_nl, cv, GRID))
     cal_nl = fit_final(
         data_nl,
@@ -207,7 +225,8 @@ def main(argv: list[str] | None = None) -> int:
         cv,
         point["min_confidence"],
         "fitted on the library dev split with every call number stripped from the OCR "
-        "(a shelf without readable labels); operating point by 5-fold photo-grouped CV "
+        f"(a shelf without readable labels); {NO_LABELS_MAP} probability map and operating point by "
+        "5-fold photo-grouped CV "
         "(benchmarks/books_conditions.py)",
     )
     if not args.no_write:
@@ -221,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         segments=len(segs),
         unlabelled_image_segments=int((~img_labelled).sum()),
         seconds=time.perf_counter() - t_start,
-        outer_seeds=list(OUTER_SEEDS),
+        outer_seeds=list(seeds),
         variants=VARIANTS,
         outer={
             k: {
@@ -235,9 +254,9 @@ def main(argv: list[str] | None = None) -> int:
         reliability=reliability,
         shipped_unlabelled={"min_confidence": point["min_confidence"], **{k: point[k] for k in KEEP}},
         headline=(
-            "no labels (stripped): F1 {:.4f} with the no-labels calibration vs {:.4f} with the labels one; "
-            "labels: {:.4f} (A) / {:.4f} (B, routed)"
-        ).format(*(summary(folds[k])["f1"]["mean"] for k in "DCAB")),
+            "no labels (stripped): F1 {:.4f} with the no-labels calibration (isotonic map; Platt {:.4f}) vs "
+            "{:.4f} with the labels one; labels: {:.4f} (A) / {:.4f} (B, routed)"
+        ).format(*(summary(folds[k])["f1"]["mean"] for k in "EDCAB")),
     )
     bench.write_result(result, OUT, render)
     return 0
@@ -251,8 +270,9 @@ def render(r: Any) -> str:
         f"- command: `{r['command']}`",
         f"- segments: {r['segments']} (in images with no library label: "
         f"{r['unlabelled_image_segments']})",
-        "- protocol: 3 shuffles x 5 photo-grouped folds; each fold matched once by calibrations fitted on "
-        "the other four, operating points chosen inside them (benchmarks/books_calibrate.py's protocol)",
+        f"- protocol: {len(r['outer_seeds'])} shuffle(s) (seeds {', '.join(map(str, r['outer_seeds']))}) x 5 "
+        "photo-grouped folds; each fold matched once by calibrations fitted on the other four, probability "
+        "maps and operating points chosen inside them (benchmarks/books_calibrate.py's protocol)",
         "",
         "| variant | what | fold F1 (mean ± sd) | fold recall | fold precision | pooled F1 | pooled recall |",
         "| --- | --- | --- | --- | --- | --- | --- |",

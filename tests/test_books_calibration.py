@@ -17,6 +17,7 @@ from edgevl.books import BookMatcher, Catalogue, build_index
 from edgevl.books.calibration import (
     Calibration,
     default_calibration,
+    fit_isotonic,
     fit_probability,
     load_calibration,
     match_logits,
@@ -168,6 +169,58 @@ def test_labels_extra_counts_call_number_labels_beyond_the_first() -> None:
     assert count_labels(normalize("Historia de la literatura 1917")) == 0
 
 
+def test_an_isotonic_map_follows_a_shape_platt_scaling_cannot() -> None:
+    # true P(correct) flat at 0.05 up to z = 0, then rising steeply: a sigmoid in z over-states the
+    # low end (the no-labels shelves' 0.1-0.3 bins); the isotonic map follows it
+    rng = np.random.default_rng(3)
+    z = rng.uniform(-6.0, 6.0, size=40000)
+    truth = np.where(z < 0.0, 0.05, np.minimum(0.05 + 0.3 * z, 0.99))
+    y = (rng.random(z.size) < truth).astype(np.float64)
+    knots = fit_isotonic(z, y)
+    kz = np.array([k[0] for k in knots])
+    kp = np.array([k[1] for k in knots])
+    assert (np.diff(kz) > 0).all() and (np.diff(kp) >= 0).all() and kp[0] > 0.0 and kp[-1] < 1.0
+    cal = Calibration({"cos": 1.0}, 0.0, (0.0, 1.0, 0.0), min_confidence=0.5, knots=knots)
+    probe = np.array([-4.0, -1.0, 1.0, 2.0, 5.0])
+    want = np.where(probe < 0.0, 0.05, np.minimum(0.05 + 0.3 * probe, 0.99))
+    assert np.abs(cal.probability(probe) - want).max() < 0.04
+    a, b = fit_probability(z, y)
+    platt = 1 / (1 + np.exp(-(a * probe + b)))
+    assert np.abs(platt - want).max() > 0.08  # the sigmoid cannot follow it
+    # the reject log-odds is where the map reaches min_confidence; -inf stays 0; round trip by dict
+    assert float(cal.probability(cal.reject_logit)) == pytest.approx(0.5, abs=1e-9)
+    assert cal.reject_logit == pytest.approx((0.5 - 0.05) / 0.3, abs=0.25)
+    assert float(cal.probability(-math.inf)) == 0.0
+    assert Calibration.from_dict(json.loads(json.dumps(cal.to_dict()))) == cal
+    # a confidence beyond the map's range: nothing (or everything) is matched
+    assert cal.with_min_confidence(0.999).reject_logit > kz[-1]
+    assert cal.with_min_confidence(0.001).reject_logit < kz[0]
+    for bad in ([(0.0, 0.2), (0.0, 0.3)], [(0.0, 0.5), (1.0, 0.4)], [(0.0, 1.5)], [(math.nan, 0.5)]):
+        with pytest.raises(CalibrationError, match="probability map"):
+            Calibration({"cos": 1.0}, 0.0, (0.0, 1.0, 0.0), knots=tuple(bad))
+
+
+def test_label_elsewhere_marks_the_title_piece_of_a_spine_whose_label_was_read_apart() -> None:
+    cat = Catalogue.from_records([("Manual de ganchillo", "Hazell, Sarah", "746 Haz"),
+                                  ("Tenis moderno", "Lopez, Luis", "796 Lop"),
+                                  ("Futbol total", "Gil, Marta", "796 Gil")])
+    index = build_index(cat)
+    queries = [normalize(t) for t in ("746 Haz", "MANUAL DE GANCHILLO Sarah Hazell", "tenis moderno 796 lop",
+                                      "futbol total")]
+    cands = retrieve(index, queries, 3)
+    x = all_features(index, queries, cands, groups=[[0, 1, 2], [3]])
+    col = FEATURES.index("label_elsewhere")
+
+    def value(i: int, tag: str) -> float:
+        rows = [r for r, w in enumerate(cands.works[i]) if w >= 0 and index.tags[w] == tag]
+        return float(x[i, rows[0], col])
+
+    assert value(1, "746 Haz") == 1.0  # the title piece: its label is the other segment
+    assert value(0, "746 Haz") == 0.0  # the label piece reads the label itself
+    assert value(2, "796 Lop") == 0.0  # a whole spine reads its own label
+    assert value(3, "796 Gil") == 0.0  # another photo: nobody reads its label
+
+
 def test_shelf_unlabelled_and_rival_reads_more() -> None:
     cat = Catalogue.from_records([("Manual de ganchillo", "Hazell, Sarah", "746 Haz"),
                                   ("Tenis moderno", "Lopez, Luis", "796 Lop"),
@@ -241,6 +294,12 @@ def test_out_of_fold_probabilities_are_calibrated_and_the_fit_ships_them(
     ok = np.isfinite(cv.assigned_logit)
     # the mean predicted probability matches the observed share of correct matches
     assert abs(p[ok].mean() - cv.assigned_correct[ok].mean()) < 0.05
+    iso = cv.with_map("isotonic")  # each fold's isotonic map fitted on the other folds
+    assert len(iso.knot_maps) == len(folds) and all(iso.knot_maps)
+    p_iso = iso.probabilities()
+    assert abs(p_iso[ok].mean() - cv.assigned_correct[ok].mean()) < 0.05
+    assert np.all(p_iso[~ok] == 0.0) and not np.array_equal(p_iso, p)
+    assert iso.with_map("platt").knot_maps == ()
     # a stricter operating point rejects more and is never less precise on these shelves
     loose = BookMatcher(index, cal, min_confidence=0.1).match_groups([[s.ocr for s in segs]])[0]
     strict = BookMatcher(index, cal, min_confidence=0.95).match_groups([[s.ocr for s in segs]])[0]

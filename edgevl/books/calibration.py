@@ -10,6 +10,7 @@ assignment rejects a segment when no candidate reaches ``min_confidence``.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -52,10 +53,14 @@ class Calibration:
     k: int = 10
     source: str = "default"
     notes: Mapping[str, Any] = field(default_factory=dict)
+    # an isotonic probability map instead of Platt scaling: (z, P) knots, z increasing, P
+    # non-decreasing; P(z) interpolated linearly between knots and flat beyond them (empty: Platt)
+    knots: tuple[tuple[float, float], ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "weights", MappingProxyType(dict(self.weights)))
         object.__setattr__(self, "notes", MappingProxyType(dict(self.notes)))
+        object.__setattr__(self, "knots", tuple((float(a), float(b)) for a, b in self.knots))
         _check_values(self)
 
     def __reduce__(self) -> tuple[Any, tuple[dict[str, Any]]]:
@@ -69,21 +74,22 @@ class Calibration:
     @property
     def reject_logit(self) -> float:
         """The match log-odds ``z`` at which P(correct) equals ``min_confidence``."""
-        return (logit(self.min_confidence) - self.shift) / self.scale
+        return map_logit(self.min_confidence, self.scale, self.shift, self.knots)
 
     def probability(self, z: FloatArray | float) -> FloatArray:
         """P(correct) of match log-odds ``z`` (0 where z is -inf)."""
-        zz = np.asarray(z, dtype=np.float64)
-        s = np.clip(self.scale * zz + self.shift, -50.0, 50.0)
-        return np.asarray(np.where(np.isneginf(zz), 0.0, 1.0 / (1.0 + np.exp(-s))), dtype=np.float64)
+        return map_probability(z, self.scale, self.shift, self.knots)
 
     def with_min_confidence(self, p: float) -> Calibration:
         return replace(self, min_confidence=float(p))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"source": self.source, "k": self.k, "weights": dict(self.weights), "bias": self.bias,
-                "stage2": list(self.stage2), "scale": self.scale, "shift": self.shift,
-                "min_confidence": self.min_confidence, "notes": dict(self.notes)}
+        d = {"source": self.source, "k": self.k, "weights": dict(self.weights), "bias": self.bias,
+             "stage2": list(self.stage2), "scale": self.scale, "shift": self.shift,
+             "min_confidence": self.min_confidence, "notes": dict(self.notes)}
+        if self.knots:
+            d["knots"] = [list(k) for k in self.knots]
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Calibration:
@@ -102,7 +108,8 @@ class Calibration:
                         else 1 / (1 + math.exp(-float(d["reject"]))))
             return cls(weights, float(d["bias"]), (a0, a1, a2), float(d.get("scale", 1.0)),
                        float(d.get("shift", 0.0)), min_conf, _integer(d.get("k", 10), "k"),
-                       str(d.get("source", "")), dict(d.get("notes", {})))
+                       str(d.get("source", "")), dict(d.get("notes", {})),
+                       tuple((float(a), float(b)) for a, b in d.get("knots", ())))
         except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
             raise CalibrationError(f"malformed matcher calibration ({type(e).__name__}: {e})") from e
 
@@ -113,6 +120,8 @@ MAX_K = 200
 MAX_FEATURES = 256
 #: largest magnitude of any weight, bias, stage-B coefficient, scale or shift
 MAX_COEFFICIENT = 1e9
+#: knots an isotonic probability map may have
+MAX_KNOTS = 512
 
 
 def _check_values(cal: Calibration) -> None:
@@ -138,6 +147,16 @@ def _check_values(cal: Calibration) -> None:
         raise CalibrationError("calibration min_confidence must be a finite number, "
                                f"got {cal.min_confidence!r}")
     logit(cal.min_confidence)  # validates the range
+    if len(cal.knots) > MAX_KNOTS:
+        raise CalibrationError(f"calibration probability map has {len(cal.knots)} knots; at most {MAX_KNOTS}")
+    if cal.knots:
+        kz = np.array([k[0] for k in cal.knots])
+        kp = np.array([k[1] for k in cal.knots])
+        if not (np.isfinite(kz).all() and np.isfinite(kp).all() and (np.abs(kz) <= MAX_COEFFICIENT).all()):
+            raise CalibrationError("calibration probability map knots must be finite numbers")
+        if (np.diff(kz) <= 0).any() or (np.diff(kp) < 0).any() or kp.min() < 0 or kp.max() > 1:
+            raise CalibrationError("calibration probability map knots need increasing z and non-decreasing "
+                                   "probabilities in [0, 1]")
 
 
 def _integer(value: Any, name: str) -> int:
@@ -228,6 +247,73 @@ def fit_calibration(x: FloatArray, works: npt.NDArray[np.int64], labels: FloatAr
     feats2 = np.stack([z[valid], m[valid]], axis=1)
     w2, b2 = fit_logistic(feats2, labels[valid].astype(np.float64), l2)
     return replace(cal, stage2=(b2, float(w2[0]), float(w2[1])))
+
+
+def map_probability(z: FloatArray | float, scale: float, shift: float,
+                    knots: Sequence[tuple[float, float]] = ()) -> FloatArray:
+    """P(correct) of match log-odds ``z`` (0 where z is -inf): the isotonic ``knots`` when given
+    (linear between knots, flat beyond them), else Platt scaling ``sigmoid(scale * z + shift)``."""
+    zz = np.asarray(z, dtype=np.float64)
+    if knots:
+        kz = np.array([k[0] for k in knots])
+        kp = np.array([k[1] for k in knots])
+        p = np.interp(np.where(np.isfinite(zz), zz, 0.0), kz, kp)
+    else:
+        s = np.clip(scale * zz + shift, -50.0, 50.0)
+        p = 1.0 / (1.0 + np.exp(-s))
+    return np.asarray(np.where(np.isneginf(zz), 0.0, p), dtype=np.float64)
+
+
+#: a reject log-odds beyond every match (no match reaches the confidence, or every one does)
+_BEYOND = 1e6
+
+
+def map_logit(p: float, scale: float, shift: float, knots: Sequence[tuple[float, float]] = ()) -> float:
+    """The match log-odds at which :func:`map_probability` reaches ``p``: a match is kept above it."""
+    if not knots:
+        return (logit(p) - shift) / scale
+    logit(p)  # validates the range
+    kz = [k[0] for k in knots]
+    kp = [k[1] for k in knots]
+    if kp[0] >= p:
+        return kz[0] - _BEYOND  # every match is likely enough
+    for j in range(1, len(kz)):
+        if kp[j] >= p:
+            return kz[j - 1] + (p - kp[j - 1]) * (kz[j] - kz[j - 1]) / (kp[j] - kp[j - 1])
+    return kz[-1] + _BEYOND  # none is
+
+
+def fit_isotonic(z: FloatArray, correct: FloatArray) -> tuple[tuple[float, float], ...]:
+    """An isotonic probability map: pool-adjacent-violators on the log-odds of assigned matches and
+    whether each was correct (out-of-fold values). Each pooled block is a step - two knots, at its
+    lowest and highest log-odds, both at its share correct smoothed by half a match each way
+    ((c + 0.5) / (n + 1): no block says 0 or 1 from a handful of matches) - so a match is given its
+    own block's share, not a value interpolated towards the next block (knots at block means would
+    lift the upper half of every low block). Unlike Platt scaling it does not force the map into a
+    sigmoid's shape (on shelves without labels Platt over-states 0.1-0.3)."""
+    from scipy.optimize import isotonic_regression
+
+    ok = np.isfinite(z)
+    if ok.sum() < 2 or len(np.unique(correct[ok])) < 2:
+        raise CalibrationError("need both correct and wrong matches to fit the probability map")
+    order = np.argsort(z[ok], kind="stable")
+    zs, ys = z[ok][order], correct[ok][order].astype(np.float64)
+    bounds = np.asarray(isotonic_regression(ys, increasing=True).blocks)
+    kz: list[float] = []
+    kp: list[float] = []
+    for a, b in itertools.pairwise(bounds.tolist()):
+        p = (float(ys[a:b].sum()) + 0.5) / (b - a + 1.0)
+        p = max(p, kp[-1]) if kp else p  # smoothing must not break the order
+        for zz in (float(zs[a]), float(zs[b - 1])):
+            if not kz or zz > kz[-1]:
+                kz.append(zz)
+                kp.append(p)
+            else:  # a tie in z with the previous knot: keep the higher share
+                kp[-1] = max(kp[-1], p)
+    if len(kz) > MAX_KNOTS:  # thin evenly, ends kept
+        pick = np.unique(np.linspace(0, len(kz) - 1, MAX_KNOTS).round().astype(int)).tolist()
+        kz, kp = [kz[i] for i in pick], [kp[i] for i in pick]
+    return tuple(zip(kz, kp, strict=True))
 
 
 def fit_probability(z: FloatArray, correct: FloatArray) -> tuple[float, float]:

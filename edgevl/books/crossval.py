@@ -15,7 +15,15 @@ from dataclasses import dataclass, replace
 import numpy as np
 import numpy.typing as npt
 
-from edgevl.books.calibration import Calibration, fit_calibration, fit_probability, logit, match_logits
+from edgevl.books.calibration import (
+    Calibration,
+    fit_calibration,
+    fit_isotonic,
+    fit_probability,
+    map_logit,
+    map_probability,
+    match_logits,
+)
 from edgevl.books.catalogue import normalize, work_key
 from edgevl.books.evaluate import Segment, group_by_image, metrics
 from edgevl.books.features import FEATURES, all_features
@@ -116,21 +124,40 @@ class CrossValidation:
     maps: tuple[tuple[float, float], ...]  # per fold: (scale, shift) fitted on the other folds
     assigned_logit: FloatArray  # n: log-odds of the work assigned with no reject (-inf if none)
     assigned_correct: FloatArray  # n: 1 when that work is the truth
+    # per fold: the isotonic map's knots fitted on the other folds (empty: Platt, ``maps``)
+    knot_maps: tuple[tuple[tuple[float, float], ...], ...] = ()
+
+    def _knots(self) -> tuple[tuple[tuple[float, float], ...], ...]:
+        return self.knot_maps or tuple(() for _ in self.folds)
 
     def probabilities(self) -> FloatArray:
         """Out-of-fold P(correct) of each segment's assigned work (0 where none)."""
         p = np.zeros(len(self.assigned_logit))
-        for fold, (a, b) in zip(self.folds, self.maps, strict=True):
+        for fold, (a, b), kn in zip(self.folds, self.maps, self._knots(), strict=True):
             z = self.assigned_logit[fold]
-            p[fold] = np.where(np.isfinite(z), 1 / (1 + np.exp(-np.clip(a * z + b, -50, 50))), 0.0)
+            p[fold] = np.where(np.isfinite(z), map_probability(z, a, b, kn), 0.0)
         return p
 
     def reject_logits(self, min_confidence: float) -> FloatArray:
         """Per segment, the reject log-odds of its fold at this confidence."""
         out = np.zeros(len(self.assigned_logit))
-        for fold, (a, b) in zip(self.folds, self.maps, strict=True):
-            out[fold] = (logit(min_confidence) - b) / a
+        for fold, (a, b), kn in zip(self.folds, self.maps, self._knots(), strict=True):
+            out[fold] = map_logit(min_confidence, a, b, kn)
         return out
+
+    def with_map(self, probability_map: str) -> CrossValidation:
+        """The same out-of-fold log-odds with each fold's probability map refitted on the other
+        folds: ``"platt"`` (Platt scaling) or ``"isotonic"`` (:func:`fit_isotonic`)."""
+        if probability_map == "platt":
+            return replace(self, knot_maps=())
+        if probability_map != "isotonic":
+            raise ValueError(f"unknown probability map {probability_map!r}")
+        n = len(self.assigned_logit)
+        knots = []
+        for test in self.folds:
+            others = np.setdiff1d(np.arange(n), test)
+            knots.append(fit_isotonic(self.assigned_logit[others], self.assigned_correct[others]))
+        return replace(self, knot_maps=tuple(knots))
 
 
 def cross_validate(index: CatalogueIndex, data: Labelled, features: Sequence[str], folds: Sequence[IntArray],
@@ -185,12 +212,14 @@ def summary(per_fold: Sequence[dict[str, float]]) -> dict[str, dict[str, float]]
 
 def fit_final(data: Labelled, features: Sequence[str], cv: CrossValidation, min_confidence: float,
               source: str, l2: float = 0.01) -> Calibration:
-    """The calibration to ship: stage A/B fitted on all segments, the probability map fitted on all
-    out-of-fold assigned log-odds of ``cv``, the operating point chosen by cross-validation."""
+    """The calibration to ship: stage A/B fitted on all segments, the probability map (``cv``'s kind:
+    Platt, or isotonic after :meth:`CrossValidation.with_map`) fitted on all out-of-fold assigned
+    log-odds of ``cv``, the operating point chosen by cross-validation."""
     k = data.cands.works.shape[1]
     cal = fit_calibration(data.x, data.cands.works, data.labels, k, features, data.names, l2)
     scale, shift = fit_probability(cv.assigned_logit, cv.assigned_correct)
-    return replace(cal, scale=scale, shift=shift, min_confidence=min_confidence, source=source)
+    knots = fit_isotonic(cv.assigned_logit, cv.assigned_correct) if cv.knot_maps else ()
+    return replace(cal, scale=scale, shift=shift, min_confidence=min_confidence, source=source, knots=knots)
 
 
 def operating_points(index: CatalogueIndex, data: Labelled, cv: CrossValidation,

@@ -57,7 +57,7 @@ PRODUCTS: dict[str, tuple[str, str]] = {
     "explained_x_len": ("ocr_explained", "log_len"),
 }
 # per candidate, from the other segments of the same photo (needs the photo's grouping)
-SHELF = ("shelf_class", "shelf_unlabelled", "rival_reads_more")
+SHELF = ("shelf_class", "shelf_unlabelled", "rival_reads_more", "label_elsewhere")
 FEATURES: tuple[str, ...] = BASE + tuple(PRODUCTS) + SHELF
 COLUMN = {name: i for i, name in enumerate(FEATURES)}
 
@@ -336,6 +336,8 @@ def shelf_features(index: CatalogueIndex, tag_counts: Sequence[int], cands: Cand
                 x[i, :, COLUMN["shelf_unlabelled"]] = float(n_lab - int(labelled[i]) == 0)
         if "rival_reads_more" in need:
             _rival_reads_more(cands.works, reads, x, list(g))
+        if "label_elsewhere" in need:
+            _label_elsewhere(cands.works, reads, x, list(g))
     x[cands.works < 0] = 0.0
 
 
@@ -382,6 +384,23 @@ def _rival_reads_more(works: IntArray, reads: FloatArray, x: FloatArray, g: list
                 continue
             rival = next((v for v, j in best[int(w)] if j != i), 0.0)
             x[i, r, col] = max(0.0, rival - float(reads[i, r]))
+
+
+def _label_elsewhere(works: IntArray, reads: FloatArray, x: FloatArray, g: list[int]) -> None:
+    """``label_elsewhere`` of candidate (i, r): 1 when segment i does not read the work's call number
+    but another segment of the photo does and reads less of its title and author than i - a spine
+    cut into a title piece and a label piece: the label corroborates the title piece's reading."""
+    exact = x[:, :, COLUMN["tag_exact"]]
+    label_reads: dict[int, float] = {}  # work -> the least title/author read by a segment holding its label
+    for i in g:
+        for r, w in enumerate(works[i]):
+            if w >= 0 and exact[i, r] > 0:
+                label_reads[int(w)] = min(label_reads.get(int(w), np.inf), float(reads[i, r]))
+    col = COLUMN["label_elsewhere"]
+    for i in g:
+        for r, w in enumerate(works[i]):
+            if w >= 0 and exact[i, r] <= 0 and label_reads.get(int(w), np.inf) < float(reads[i, r]):
+                x[i, r, col] = 1.0
 
 
 def all_features(index: CatalogueIndex, queries: list[str], cands: Candidates,
