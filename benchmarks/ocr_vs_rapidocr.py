@@ -778,6 +778,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--process-runs", type=int, default=3, help="whole-process runs per tool and photo "
                     "(0: skip)")
     ap.add_argument("--cold-runs", type=int, default=5, help="cold-start runs per command (0: skip)")
+    ap.add_argument("--result-name", default="ocr_vs_rapidocr",
+                    help="stem of the result files written under --out (a focused run beside the full one)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--image", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -879,7 +881,7 @@ def main(argv: list[str] | None = None) -> int:
         summary=summary,
         results=results,
     )
-    bench.write_result(report, args.out / "ocr_vs_rapidocr", render)
+    bench.write_result(report, args.out / args.result_name, render)
     return 0
 
 
