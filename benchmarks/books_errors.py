@@ -29,9 +29,9 @@ import time
 from collections import Counter
 from typing import Any
 
+import benchlib as bench
 import numpy as np
 
-from edgevl.bench import script as bench
 from edgevl.books import build_index, load_catalogue
 from edgevl.books.calibration import default_calibration, match_logits
 from edgevl.books.catalogue import work_key
@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
             by_image.setdefault(s.image_name, Counter())[s.truth] += 1
     dup = sum(n - 1 for c in by_image.values() for n in c.values() if n > 1)
     result = bench.new_result(
-        "books_errors",
+        args.out,
         bench.command_line(PATHS.repo),
         load_before=load_before,
         seconds=time.perf_counter() - t0,

@@ -859,7 +859,7 @@ def main(argv: list[str] | None = None) -> int:
     for h in heads:
         print(h)
     report = oc.new_result(
-        "ocr_vs_rapidocr", load_before,
+        args.result_name, load_before,
         headline="; ".join(heads) or "edgevl OcrPipeline not available",
         target=(f"warm >= {TARGET_RATIO:g}x the fastest peer engine with at least as many catalogue words "
                 f"(quiet), >= {TARGET_BUSY_RATIO:g}x with one busy process; "

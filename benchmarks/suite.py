@@ -109,6 +109,15 @@ SUITE: tuple[Benchmark, ...] = (
     Benchmark("books_conditions", _out("books_conditions", J, M), "books_conditions.py",
               note="labels / no-labels conditions out of fold; also rewrites the shipped "
                    "edgevl/data/books_calibration_unlabelled.json (--no-write leaves it)"),
+    Benchmark("books_errors", _out("books_errors", J, M), "books_errors.py",
+              note="the shipped set's out-of-fold errors by class (seed-7 shuffle of the 15-fold protocol)"),
+    Benchmark("books_errors_label_elsewhere", _out("books_errors_label_elsewhere", J, M), "books_errors.py",
+              ("--features", "cos,cos_margin,title_cov,author_cov,tag,ocr_explained,log_len,other_tag,"
+               "no_author,unexplained,other_explains,tag_exact,tag_tokens,extra_tags,title_x_author,"
+               "tag_x_author,tag_x_title,cos_x_margin,explained_x_len,shelf_unlabelled,labels_extra,"
+               "tag_flipped,number_match,number_conflict,label_elsewhere",
+               "--out", "books_errors_label_elsewhere"),
+              note="the same with the label_elsewhere feature (measured, not shipped: docs/books.md)"),
     Benchmark("books_photos", _out("books_photos", J, M), "books_photos.py",
               note="edgevl's OCR on the two shelf photos against benchmarks/data/shelf_spines.csv"),
     Benchmark("books_match", _out("books_match", J, M), "books_match.py", quick=("--limit", "300")),
