@@ -223,7 +223,7 @@ def test_models_list_columns(home: Path, built: dict[str, OcrBundles], capsys: p
     assert main(["models", "list", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     rows = {r["name"]: r for r in doc["models"]}
-    assert set(rows) == set(MODELS) | {"svtrv2"} and doc["default"] == ppocr.DEFAULT_MODEL
+    assert set(rows) == set(MODELS) | {"svtrv2", "ppocrv6-int8"} and doc["default"] == ppocr.DEFAULT_MODEL
     for name in built:
         r = rows[name]
         assert r["source"] == MODELS[name].distribution and r["licence"] == "Apache-2.0"
