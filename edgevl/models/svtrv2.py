@@ -24,7 +24,7 @@ from typing import Any
 
 from edgevl.bundle import Bundle, load_bundle, sha256_file, write_bundle
 from edgevl.errors import BundleError
-from edgevl.models.staging import staged_bundle
+from edgevl.models.staging import staged_bundle, wheel_version
 from edgevl.tasks.ocr.sections import Normalization, RecognizerConfig, RecognizerPreprocess
 from edgevl.tasks.ocr.spec import RECOGNITION
 
@@ -68,12 +68,7 @@ def package_dir() -> Path:
 
 
 def installed_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(DISTRIBUTION)
-    except PackageNotFoundError:
-        return "not installed"
+    return wheel_version(DISTRIBUTION)
 
 
 def source(pkg: Path) -> dict[str, Any]:
