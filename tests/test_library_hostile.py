@@ -56,14 +56,9 @@ class Ws:
 def make_ws(tmp_path: Path, *, real_photos: bool = False) -> Ws:
     inp = tmp_path / "in"
     inp.mkdir()
-    cat = inp / "cat.csv"
-    with cat.open("w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["title", "author", "tag"])
-        from test_books_shelf import BOOKS
+    from test_library_run import write_catalogue
 
-        for t, a, g in BOOKS:
-            w.writerow([t, a, g])
+    cat = write_catalogue(inp / "cat.csv")
     ws = Ws(tmp_path, inp, tmp_path / "out", cat)
     for k in range(2):
         p = inp / f"shelf_{k}.png"

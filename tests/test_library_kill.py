@@ -33,16 +33,11 @@ ENTRY = [sys.executable, "-P", "-c", "from edgevl.cli import run; run()"]
 def shelves(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     pytest.importorskip("PIL")
     import cv2
-    from test_books_shelf import BOOKS, render_spines
-    from test_library_run import shelf_items
+    from test_books_shelf import render_spines
+    from test_library_run import shelf_items, write_catalogue
 
     d = tmp_path_factory.mktemp("kill")
-    cat = d / "cat.csv"
-    with cat.open("w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["title", "author", "tag"])
-        for t, a, g in BOOKS:
-            w.writerow([t, a, g])
+    cat = write_catalogue(d / "cat.csv")
     photos = []
     for k in range(8):
         p = d / f"shelf_{k}.png"

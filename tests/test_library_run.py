@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,21 +34,25 @@ def shelf_items(k: int) -> list[tuple[str, str, str]]:
     return [(t, a.split(",")[1].strip() + " " + a.split(",")[0], g) for t, a, g in books]
 
 
+def write_catalogue(path: Path, extra: Iterable[Sequence[str]] = ()) -> Path:
+    """A catalogue CSV (title, author, tag) of the known books, then ``extra`` rows."""
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["title", "author", "tag"])
+        w.writerows(BOOKS)
+        w.writerows(extra)
+    return path
+
+
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     pytest.importorskip("PIL")
     d = tmp_path_factory.mktemp("library")
     rng = np.random.default_rng(3)
     words = ["vida", "mar", "noche", "tiempo", "guerra", "amor", "ciudad", "casa", "libro", "luz", "agua"]
-    cat = d / "cat.csv"
-    with cat.open("w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["title", "author", "tag"])
-        for t, a, g in BOOKS:
-            w.writerow([t, a, g])
-        for i in range(200):
-            w.writerow([" ".join(rng.choice(words, size=int(rng.integers(2, 5)))).capitalize(),
-                        f"Autor{i}, Nombre", f"N Au{i % 10}"])
+    others = [(" ".join(rng.choice(words, size=int(rng.integers(2, 5)))).capitalize(), f"Autor{i}, Nombre",
+               f"N Au{i % 10}") for i in range(200)]
+    cat = write_catalogue(d / "cat.csv", others)
     photos, expected = [], {}
     for k in range(4):
         p = d / f"shelf_{k}.png"
