@@ -45,8 +45,7 @@ ENGINES = {"OpenVINO auto": EngineOptions(backend="openvino", openvino=OpenVinoO
            "ONNX Runtime": EngineOptions(backend="ort-cpu")}
 
 
-def readers() -> dict[str, ocr.OcrPipeline]:
-    int8 = ensure(ppocr_int8.NAME).path
+def readers(int8: Path) -> dict[str, ocr.OcrPipeline]:
     return {"fp32 rec, OpenVINO auto": ocr.OcrPipeline(options=ENGINES["OpenVINO auto"]),
             "int8 rec, OpenVINO auto": ocr.OcrPipeline(options=ENGINES["OpenVINO auto"], rec=int8),
             "fp32 rec, ONNX Runtime": ocr.OcrPipeline(options=ENGINES["ONNX Runtime"])}
@@ -63,9 +62,8 @@ def accuracy(pipe: ocr.OcrPipeline, crops: list[strgen.WordCrop]) -> dict[str, A
     return {"correct": sum(flat), "n": len(flat), "per_distortion": {d: sum(v) for d, v in per.items()}}
 
 
-def speed(rounds: int) -> dict[str, Any]:
+def speed(rounds: int, int8: Path) -> dict[str, Any]:
     lines = [img for _, img in ppocr_int8.calibration_lines(96, seed=5)]
-    int8 = ensure(ppocr_int8.NAME).path
     recs = {f"{p} rec, {e}": ocr.TextRecognizer(options=o, rec=int8 if p == "int8" else None)
             for e, o in ENGINES.items() for p in ("fp32", "int8")}
     for r in recs.values():
@@ -88,16 +86,16 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     load_before = bench.start()
     fonts = strgen.find_fonts()
-    pipes = readers()
+    int8 = ensure(ppocr_int8.NAME)
+    pipes = readers(int8.path)
     sets = []
     for seed, n in SETS:
         crops = strgen.generate(n, seed, strgen.DISTORTIONS, fonts)
         sets.append({"seed": seed, "n_per_distortion": n,
                      "results": {k: accuracy(p, crops) for k, p in pipes.items()}})
-    report = oc.new_result("int8_rec_openvino", load_before, sets=sets, speed=speed(args.rounds),
+    report = oc.new_result("int8_rec_openvino", load_before, sets=sets, speed=speed(args.rounds, int8.path),
                            distortions=list(strgen.DISTORTIONS),
-                           int8_bundle=ensure(ppocr_int8.NAME).manifest.extra["quantization"]["roles"]["model"]
-                           ["kept_float"])
+                           int8_bundle=int8.manifest.extra["quantization"]["roles"]["model"]["kept_float"])
     bench.write_result(report, args.out / "int8_rec_openvino", render)
     return 0
 
