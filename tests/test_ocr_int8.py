@@ -44,6 +44,14 @@ def test_the_name_is_a_recogniser_name() -> None:
     recognizers.check_rec("ppocrv6-int8")
 
 
+def test_no_tensorrt_build_for_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Only a recogniser with a TensorRT builder takes --target tensorrt (this one was once built as
+    svtrv2's TensorRT bundle); nothing is written."""
+    assert main(["models", "build", "ppocrv6-int8", "--target", "tensorrt", "--out", str(tmp_path)]) == 2
+    assert "--target tensorrt builds the svtrv2 recogniser only" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.slow
 def test_built_bundle_is_int8_guarded_current_and_reads_like_fp32(tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:

@@ -56,14 +56,14 @@ def build(
     wanted = [*(names or []), *model]
     rows = []
     alone = [n for n in wanted if n in STANDALONE]
-    if target == "tensorrt" and (not wanted or any(n != "svtrv2" for n in wanted)):
-        raise InputError("--target tensorrt builds the svtrv2 recogniser only; PP-OCR models: "
+    trt = [n for n, make in STANDALONE.items() if make().build_trt is not None]
+    if target == "tensorrt" and (not wanted or any(n not in trt for n in wanted)):
+        raise InputError(f"--target tensorrt builds the {', '.join(trt)} recogniser only; PP-OCR models: "
                          "edgevl export --target tensorrt")
     for name in alone:
-        if target == "tensorrt":
-            from edgevl.models.svtrv2_trt import build_trt_bundle
-
-            x = build_trt_bundle(out if out is not None else bundle_home())
+        rec = standalone(name)
+        if target == "tensorrt" and rec is not None and rec.build_trt is not None:
+            x = rec.build_trt(out if out is not None else bundle_home())
         else:
             x = ensure_standalone(name, out) if out is None else standalone(name).build(out)  # type: ignore[union-attr]
         rows.append({"model": name, "role": "rec", "name": x.manifest.name, "task": x.manifest.task,

@@ -30,6 +30,8 @@ class Recognizer:
     build: Callable[[Path], Bundle]  # build into this folder
     is_current: Callable[[Bundle], bool]
     installed_version: Callable[[], str]
+    #: builds its TensorRT bundle into this folder (``models build --target tensorrt``); None: none
+    build_trt: Callable[[Path], Bundle] | None = None
 
 
 def _svtrv2() -> Recognizer:
@@ -38,7 +40,13 @@ def _svtrv2() -> Recognizer:
     return Recognizer(name=svtrv2.NAME, title=svtrv2.TITLE, distribution=svtrv2.DISTRIBUTION,
                       version=svtrv2.VERSION, licence=svtrv2.LICENCE, bundle_name=svtrv2.BUNDLE_NAME,
                       build=lambda root: svtrv2.build_bundle(root), is_current=svtrv2.is_current,
-                      installed_version=svtrv2.installed_version)
+                      installed_version=svtrv2.installed_version, build_trt=_svtrv2_trt)
+
+
+def _svtrv2_trt(root: Path) -> Bundle:
+    from edgevl.models.svtrv2_trt import build_trt_bundle
+
+    return build_trt_bundle(root)
 
 
 def _ppocrv6_int8() -> Recognizer:
