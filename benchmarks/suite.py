@@ -71,7 +71,8 @@ SUITE: tuple[Benchmark, ...] = (
     Benchmark("ocr_vs_rapidocr", _out("ocr_vs_rapidocr", J, M), "ocr_vs_rapidocr.py", ("--runs", "5"),
               quick=("--runs", "1")),
     Benchmark("ocr_vs_rapidocr_int8", _out("ocr_vs_rapidocr_int8", J, M), "ocr_vs_rapidocr.py",
-              ("--tools", "rapidocr-ov,edgevl:ppocrv6:openvino,edgevl:ppocrv6:openvino:rec=ppocrv6-int8",
+              ("--tools", "rapidocr-ov,rapidocr-ort,edgevl:ppocrv6:openvino,"
+                          "edgevl:ppocrv6:openvino:rec=ppocrv6-int8",
                "--runs", "5", "--warmup", "2", "--busy", "0", "--process-runs", "0", "--cold-runs", "0",
                "--result-name", "ocr_vs_rapidocr_int8"),
               quick=("--tools", "rapidocr-ov,edgevl:ppocrv6:openvino:rec=ppocrv6-int8", "--runs", "1",
