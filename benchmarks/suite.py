@@ -63,9 +63,7 @@ def _out(name: str, *suffixes: str) -> tuple[str, ...]:
 #: files in benchmarks/ that are not benchmarks (imported by them, or generators)
 HELPERS = ("ocr_common.py", "strgen.py", "suite.py", "run_all.py", "stdlib_prose.py",
            # prints MACs and GMAC/s for stage seconds given on its command line; writes no result
-           "ocr_macs.py",
-           # issue 23's int8-on-OpenVINO check (docs/int8.md); not in the suite until its result is committed
-           "ov_int8_det.py")
+           "ocr_macs.py")
 
 SUITE: tuple[Benchmark, ...] = (
     Benchmark("ocr_vs_rapidocr", _out("ocr_vs_rapidocr", J, M), "ocr_vs_rapidocr.py", ("--runs", "5"),
@@ -81,6 +79,13 @@ SUITE: tuple[Benchmark, ...] = (
               note="the int8 recogniser (ppocrv6-int8) beside edgevl's default and the fastest peer, 5 runs"),
     Benchmark("int8_rec_openvino", _out("int8_rec_openvino", J, M), "int8_rec_openvino.py",
               quick=("--rounds", "1")),
+    Benchmark("ov_first_call", _out("ov_first_call", J, M), "ov_first_call.py", ("--runs", "3"),
+              quick=("--runs", "1"),
+              note="OpenVINO's first pass over a photo's recogniser batch shapes vs warm: the fresh-process "
+                   "cost behind issue 23's whole-process target"),
+    Benchmark("ov_int8_det", _out("ov_int8_det", J, M), "ov_int8_det.py", quick=("--rounds", "1"), lock="self",
+              note="the PP-OCRv6 detector in int8 (all nodes, and the stem in float) on OpenVINO f32/bf16 and "
+                   "ONNX Runtime: speed and boxes against fp32 (issue 23, docs/int8.md)"),
     Benchmark("str_eval", _out("str_eval", J, M), "str_eval.py", quick=("--n", "8")),
     Benchmark("str_eval_crnn", _out("str_eval_crnn", J, M), "str_eval.py",
               ("--rec-export", "crnn=english_g2.pth", "--rec-variant", 'crnn-zeropad=crnn:pad="constant"',

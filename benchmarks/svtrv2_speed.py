@@ -3,8 +3,9 @@ and the int8 bundle (``edgevl quantize``), where the time goes, and word accurac
 STR set (the int8 guard: <= 1 point lost). PP-OCRv6 small's recogniser beside it (48 x 320, a
 typical word-line input).
 
-Latency: ONNX Runtime CPU, batch 1, one intra-op thread (the machine is shared: 2 cores, other
-jobs running; one thread keeps the figures comparable), median of ``--runs`` runs after warm-up,
+Latency: ONNX Runtime CPU and OpenVINO's CPU plugin (f32, and ``auto``: bf16 on CPUs with it), batch 1,
+one intra-op thread (two engines' thread pools on two cores would spin against each other; one thread
+keeps the figures comparable), median of ``--runs`` runs after warm-up,
 graphs interleaved run by run so load drifts hit all alike. Where the time goes: ORT's profiler,
 kernel time per op type at 32 x 128.
 
@@ -48,23 +49,56 @@ def session(path: Path, threads: int = 1, profile: str | None = None) -> ort.Inf
     return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
 
 
-def latency(graphs: dict[str, Path], sizes: list[tuple[int, int]], runs: int
-            ) -> dict[str, dict[str, float]]:
-    sess = {k: session(p) for k, p in graphs.items()}
+#: OpenVINO runs (graph, precision): f32 is the fp32 arithmetic of the target; ``auto`` is what
+#: `edgevl ocr` runs on OpenVINO (bf16 on CPUs that have it); the CPU plugin fuses attention,
+#: LayerNorm and GELU itself when it compiles the graph
+OV_RUNS = (("wheel fp32", "f32"), ("wheel fp32", "auto"), ("int8", "auto"))
+
+
+class _Runner:
+    """One graph on one engine, called as ``runner(x)``: ONNX Runtime CPU or OpenVINO's CPU plugin,
+    one thread each (the machine has two cores; one keeps the engines comparable)."""
+
+    def __init__(self, path: Path, engine: str = "ort", precision: str = "f32") -> None:
+        if engine == "ort":
+            s = session(path)
+            name = s.get_inputs()[0].name
+            self._call = lambda x: s.run(None, {name: x})
+        else:
+            import openvino as ov
+
+            cfg: dict[str, Any] = {"INFERENCE_NUM_THREADS": 1, "PERFORMANCE_HINT": "LATENCY",
+                                   "NUM_STREAMS": 1}
+            if precision != "auto":
+                cfg["INFERENCE_PRECISION_HINT"] = precision
+            req = ov.Core().compile_model(str(path), "CPU", cfg).create_infer_request()
+            self._call = lambda x: req.infer({0: x})
+
+    def __call__(self, x: np.ndarray) -> None:
+        self._call(x)
+
+
+def latency(graphs: dict[str, Path], sizes: list[tuple[int, int]], runs: int,
+            ov_runs: tuple[tuple[str, str], ...] = ()) -> dict[str, dict[str, float]]:
+    """Median ms per graph (ONNX Runtime) and per ``(graph, precision)`` of ``ov_runs`` (OpenVINO,
+    named ``"<graph> on OpenVINO <precision>"``), all interleaved run by run."""
+    runners = {k: _Runner(p) for k, p in graphs.items()}
+    runners |= {f"{g} on OpenVINO {prec}": _Runner(graphs[g], "openvino", prec) for g, prec in ov_runs
+                if g in graphs}
     rng = np.random.default_rng(0)
-    out: dict[str, dict[str, float]] = {k: {} for k in graphs}
+    out: dict[str, dict[str, float]] = {k: {} for k in runners}
     for h, w in sizes:
         x = rng.uniform(-1, 1, (1, 3, h, w)).astype(np.float32)
-        times: dict[str, list[float]] = {k: [] for k in graphs}
-        for s in sess.values():
+        times: dict[str, list[float]] = {k: [] for k in runners}
+        for r in runners.values():
             for _ in range(2):
-                s.run(None, {s.get_inputs()[0].name: x})
+                r(x)
         for _ in range(runs):
-            for k, s in sess.items():
+            for k, r in runners.items():
                 t0 = time.perf_counter()
-                s.run(None, {s.get_inputs()[0].name: x})
+                r(x)
                 times[k].append(time.perf_counter() - t0)
-        for k in graphs:
+        for k in runners:
             out[k][f"{h}x{w}"] = 1000 * statistics.median(times[k])
     return out
 
@@ -151,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
                      "kept_float": q.get("roles", {}).get("model", {}).get("kept_float"),
                      "ort_cpu": q.get("roles", {}).get("model", {}).get("ort_cpu")}
     sizes = list(svtrv2.SIZES)
-    lat = latency(graphs, sizes, args.runs)
+    lat = latency(graphs, sizes, args.runs, OV_RUNS)
     pp = ocr.TextRecognizer()
     pp_path = pp.bundle.path / pp.bundle.manifest.models["model"].file
     pp_lat = latency({"ppocrv6 rec": pp_path}, [(48, 320)], args.runs)["ppocrv6 rec"]
@@ -178,6 +212,9 @@ def _headline(lat: dict[str, dict[str, float]], acc: dict[str, float]) -> str:
     return "at 32x128: " + ", ".join(parts)
 
 
+_OV_F32 = "wheel fp32 on OpenVINO f32"
+
+
 def render(report: dict[str, Any]) -> str:
     lat = report["latency_ms"]
     names = list(lat)
@@ -189,10 +226,14 @@ def render(report: dict[str, Any]) -> str:
         row += [f"{w_ / lat[n][k]:.2f}x" for n in names[1:]]
         if "int8" in lat:
             row.append(f"{lat['fused fp32'][k] / lat['int8'][k]:.2f}x")
+        if _OV_F32 in lat:
+            row.append(f"{lat['wheel fp32'][k] / min(lat['fused fp32'][k], lat[_OV_F32][k]):.2f}x")
         rows.append(row)
     header = ["input (h x w)", *[f"{n} ms" for n in names], *[f"{n} vs wheel" for n in names[1:]]]
     if "int8" in lat:
         header.append("int8 vs fused fp32")
+    if _OV_F32 in lat:
+        header.append("fastest fp32 (either engine) vs wheel on ORT")
     acc = report["accuracy"]
     blocks: list[bench.Block] = [
         bench.Table(header, rows),
@@ -209,8 +250,11 @@ def render(report: dict[str, Any]) -> str:
                               [[o, *[f"{p.get(o, 0):.1f}%" for p in report["profile"].values()]]
                                for o in ops]
                               + [["kernel total ms", *[p["total_ms"] for p in report["profile"].values()]]]))
-    notes = [f"batch 1, 1 intra-op thread, median of {report['runs']} interleaved runs; shared 2-core "
-             "machine (load average before/after recorded above)", f"fused graph: {report['graph']}",
+    notes = [f"batch 1, 1 intra-op thread, median of {report['runs']} runs, every engine and graph "
+             "interleaved; load average before/after recorded above",
+             "OpenVINO: the CPU plugin compiles the wheel's graph (its own attention, LayerNorm and GELU "
+             "fusions); `auto` is the precision `edgevl ocr` runs there (bf16 on this CPU), f32 is fp32",
+             f"fused graph: {report['graph']}",
              f"int8: `edgevl quantize` (static QDQ, docs/int8.md): {report.get('int8', {})}"]
     return bench.render_markdown(report, "SVTRv2 on the CPU: wheel graph, fused fp32, int8", blocks, notes)
 

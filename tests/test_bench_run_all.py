@@ -99,7 +99,8 @@ def test_committed_script_results_validate_and_render_from_their_json(run_all: M
 def test_quick_variants_and_lock_owners(run_all: ModuleType) -> None:
     by = run_all.by_name()
     # the int8 script takes the lock around its timed loops itself: run_all must not hold it too
-    assert {b.name for b in run_all.SUITE if b.lock == "self"} == {"int8_minilm", "int8_ppocr", "int8_clip"}
+    assert {b.name for b in run_all.SUITE if b.lock == "self"} == {"int8_minilm", "int8_ppocr", "int8_clip",
+                                                                   "ov_int8_det"}
     assert "lock=True" in (BENCH / "int8_bench.py").read_text()
     cmd = run_all.script_command(by["encoders_speed"], quick=True)
     assert cmd[1].endswith("benchmarks/encoders_speed.py") and cmd[2:] == ["--rounds", "20"]
