@@ -61,6 +61,10 @@ def test_built_bundle_is_int8_guarded_current_and_reads_like_fp32(tmp_path: Path
     q = b.manifest.extra["quantization"]
     assert q["guard"]["passed"] is True
     assert q["data"]["path"] == ppocr_int8.CALIBRATION
+    # the stem starts in float (no sweep needed for it); every other weight node may be int8
+    role = q["roles"]["model"]
+    assert set(ppocr_int8.STEM_FLOAT) <= set(role["kept_float"])
+    assert role["quantized"] >= role["candidates"] // 2
     assert ppocr_int8.is_current(load_bundle(b.path))
     # another calibration generator, or another fp32 source, makes the cached bundle stale
     monkeypatch.setattr(ppocr_int8, "CALIBRATION", "edgevl-rendered-lines-v0")

@@ -39,6 +39,12 @@ BUNDLE_NAME = f"{NAME}-rec"
 CALIBRATION = "edgevl-rendered-lines-v1"
 SAMPLES = 128
 HOLDOUT = 64
+#: the recogniser's stem, kept in float from the start: the guard's own sweep on this model kept
+#: exactly these four convolutions (6.25 points lost with them in int8), and OpenVINO's int8 kernels
+#: go wrong on stem convolutions (the detector loses most of its boxes with them in int8,
+#: docs/int8.md). Starting here skips the sweep (seconds instead of minutes); the guard still judges
+#: the result and the sweep still keeps more nodes float if it fails.
+STEM_FLOAT = ("Conv.1", "Conv.2", "Conv.3", "Conv.5")
 SEED = 20261207
 
 _LOWER = "abcdefghijklmnopqrstuvwxyz"
@@ -176,9 +182,9 @@ def _fp32() -> Bundle:
 
 def build_bundle(root: Path | str, *, samples: int = SAMPLES, holdout: int = HOLDOUT) -> Bundle:
     """Quantise the fp32 ``ppocrv6-rec`` bundle into ``root/ppocrv6-int8-rec`` and return it loaded:
-    ``samples`` rendered lines calibrate, ``holdout`` others are the guard's. Minutes on two cores
-    (the guard's sweep reads the holdout once per sensitive node). QuantizationError when the guard
-    fails (nothing is written)."""
+    ``samples`` rendered lines calibrate, ``holdout`` others are the guard's. About 20 s on two cores
+    with the stem in float from the start (:data:`STEM_FLOAT`); minutes when the guard's sweep must
+    keep more nodes float. QuantizationError when the guard fails (nothing is written)."""
     quantize_bundle = importlib.import_module("edgevl_export.quantize").quantize_bundle
 
     base = Path(root)
@@ -190,7 +196,7 @@ def build_bundle(root: Path | str, *, samples: int = SAMPLES, holdout: int = HOL
     with staged_bundle(base, BUNDLE_NAME) as (tmp, work), \
             tempfile.TemporaryDirectory(dir=work) as scratch:
         data = write_calibration(Path(scratch) / CALIBRATION, samples + holdout)
-        quantize_bundle(src.path, data, tmp, samples=samples, holdout=holdout)
+        quantize_bundle(src.path, data, tmp, samples=samples, holdout=holdout, keep_float=STEM_FLOAT)
     return load_bundle(base / BUNDLE_NAME)
 
 
