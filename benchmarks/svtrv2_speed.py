@@ -194,11 +194,12 @@ def main(argv: list[str] | None = None) -> int:
     base = ocr.OcrPipeline()
     assert base.classifier is not None
     acc = {k: accuracy(b, crops, base.classifier) for k, b in bundles.items()}
+    acc_engine = base.recognizer.engine.device  # the default engine read_crops runs on
     acc["ppocrv6"] = accuracy(None, crops, base.classifier)
     report = oc.new_result("svtrv2_speed", load_before, runs=args.runs, sizes=[list(s) for s in sizes],
                            latency_ms=lat, ppocrv6_latency_ms=pp_lat, profile=profile, accuracy=acc,
                            n_crops=len(crops), graph=dict(fused.manifest.extra.get("graph", {})),
-                           int8=int8_info,
+                           int8=int8_info, accuracy_engine=acc_engine,
                            headline=_headline(lat, acc))
     bench.write_result(report, args.out / "svtrv2_speed", render)
     work.cleanup()
@@ -239,7 +240,8 @@ def render(report: dict[str, Any]) -> str:
         bench.Table(header, rows),
         f"PP-OCRv6 small recogniser, same run, 48 x 320: {report['ppocrv6_latency_ms']['48x320']:.1f} ms.",
         "",
-        "Word accuracy on the STR set (edgevl's STR mode, vertical words included): "
+        "Word accuracy on the STR set (edgevl's STR mode, vertical words included; each bundle on the "
+        f"default engine, {report.get('accuracy_engine', 'not recorded')}): "
         + ", ".join(f"{k} {100 * v:.1f}%" for k, v in acc.items()),
         "",
         "Where the time goes (ORT profiler, kernel time share per op type, 32 x 128, one thread):",
