@@ -15,7 +15,7 @@ from edgevl.backends import registry as reg
 from edgevl.backends.cpus import quota_cpus, usable_cpus
 from edgevl.bundle import load_bundle, write_bundle
 from edgevl.cli import main
-from edgevl.errors import BackendError
+from edgevl.errors import BackendError, BundleError
 
 ov_mod = pytest.importorskip("openvino")
 from edgevl.backends.openvino import OpenVinoEngine, cache_key  # noqa: E402
@@ -119,8 +119,32 @@ def test_static_shapes_compile_per_shape_and_agree(affine_bundle, tmp_path: Path
         x = rng.standard_normal((n, 4)).astype(np.float32)
         np.testing.assert_allclose(eng.run({"x": x})["y"], x @ w, rtol=1e-5, atol=1e-5)
     assert list(eng._by_shape) == [((3, 4),), ((1, 4),), ((5, 4),), ((2, 4),), ((7, 4),)][-4:]
-    # one cache folder per shape besides the dynamic one, each reused by the next engine
-    assert len(list((tmp_path / "c").iterdir())) == 1 + 5
+    # one cache folder per shape, and none for the dynamic model: a static engine never compiles it
+    folders = list((tmp_path / "c").iterdir())
+    assert len(folders) == 5
+    assert all("shapes" in json.loads((f / "meta.json").read_text())["config"] for f in folders)
+    assert eng.precision == "f32" and "closed" not in eng.device
+    eng.close()
+    with pytest.raises(BackendError, match="closed"):
+        eng.run({"x": np.zeros((1, 4), np.float32)})
+
+
+def test_static_engine_checks_the_manifest_io_at_its_first_compile(affine_bundle, tmp_path: Path  # type: ignore[no-untyped-def]
+                                                                   ) -> None:
+    from dataclasses import replace
+
+    from edgevl.backends import OpenVinoOptions
+    from edgevl.bundle import ModelSpec, TensorSpec
+
+    b, _ = affine_bundle
+    spec = b.model()
+    # a manifest that names the output differently from the ONNX file
+    outputs = tuple(TensorSpec("not_y", t.dtype, t.shape) for t in spec.outputs)
+    wrong = ModelSpec(spec.file, spec.inputs, outputs)
+    opts = replace(OV, openvino=OpenVinoOptions(static_shapes=True))
+    eng = OpenVinoEngine(b.model_path(), opts, expected=wrong, cache_dir=tmp_path / "c")
+    with pytest.raises(BundleError, match="disagree with the manifest"):
+        eng.run({"x": np.zeros((2, 4), np.float32)})
 
 
 def test_cache_key_depends_on_model_version_and_settings() -> None:
