@@ -83,9 +83,10 @@ SUITE: tuple[Benchmark, ...] = (
               quick=("--runs", "1"),
               note="OpenVINO's first pass over a photo's recogniser batch shapes vs warm: the fresh-process "
                    "cost behind issue 23's whole-process target"),
-    Benchmark("ov_int8_det", _out("ov_int8_det", J, M), "ov_int8_det.py", quick=("--rounds", "1"), lock="self",
-              note="the PP-OCRv6 detector in int8 (all nodes, and the stem in float) on OpenVINO f32/bf16 and "
-                   "ONNX Runtime: speed and boxes against fp32 (issue 23, docs/int8.md)"),
+    Benchmark("ov_int8_det", _out("ov_int8_det", J, M), "ov_int8_det.py", quick=("--rounds", "1"),
+              lock="self",
+              note="the PP-OCRv6 detector in int8 (all nodes, and the stem in float) on OpenVINO f32/bf16 "
+                   "and ONNX Runtime: speed and boxes against fp32 (issue 23, docs/int8.md)"),
     Benchmark("str_eval", _out("str_eval", J, M), "str_eval.py", quick=("--n", "8")),
     Benchmark("str_eval_crnn", _out("str_eval_crnn", J, M), "str_eval.py",
               ("--rec-export", "crnn=english_g2.pth", "--rec-variant", 'crnn-zeropad=crnn:pad="constant"',
