@@ -1,7 +1,8 @@
 """Book matching on edgevl's own OCR of the two shelf photos, against spines labelled by hand.
 
-edgevl's OCR pipeline (the default models) reads ``shelf_one.jpg`` and ``shelf_two.jpg``, the lines are
-grouped into spines and matched per photo (exactly ``edgevl match-books``). Each spine is then
+edgevl's OCR pipeline (the default models, at match-books' resolution: ``--limit-side``, default
+``edgevl.books.shelf.SHELF_LIMIT_SIDE`` = full resolution) reads ``shelf_one.jpg`` and ``shelf_two.jpg``,
+the lines are grouped into spines and matched per photo (exactly ``edgevl match-books``). Each spine is then
 given the hand label of ``benchmarks/data/shelf_spines.csv`` whose outline it overlaps (labels are
 stored by outline, not by spine number, so they survive a change of OCR model: a spine that covers
 no labelled outline is reported as unlabelled). How the labels were made: docs/books.md.
@@ -14,6 +15,7 @@ error is listed with its reason. The shipped calibration and the version-1 calib
 features, before the cross-validated selection) are run side by side, with the dev-split numbers.
 
     python benchmarks/books_photos.py   (accuracy only: the OCR seconds it records are not a timing)
+    python benchmarks/books_photos.py --limit-side 1792 --out benchmarks/results/books_photos_1792
 
 Writes benchmarks/results/books_photos.{json,md}. Needs ../shared/data/library (skips otherwise).
 """
@@ -306,6 +308,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--labels", type=Path, default=LABELS)
     ap.add_argument("--out", type=Path, default=OUT, help="result path stem")
+    ap.add_argument("--limit-side", type=int, default=None,
+                    help="OCR detector input's longest side (default: match-books', "
+                    "edgevl.books.shelf.SHELF_LIMIT_SIDE; 0 = full resolution, tiled)")
     args = ap.parse_args(argv)
     if not all((args.data / p).is_file() for p in (*PHOTOS, "library_books.csv")):
         print(
@@ -313,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
             "(the library dataset lives in ../shared)"
         )
         return 0
-    from edgevl.tasks.ocr import OcrPipeline
+    from edgevl.books.shelf import SHELF_LIMIT_SIDE, shelf_ocr
     from edgevl.vision.io import read_image
 
     load_before = bench.start()
@@ -321,7 +326,8 @@ def main(argv: list[str] | None = None) -> int:
     index = build_index(load_catalogue(args.data / "library_books.csv"))
     shipped = default_calibration()
     variants = {"shipped": shipped, "version 1": Calibration.from_dict(V1)}
-    ocr = OcrPipeline()
+    side = SHELF_LIMIT_SIDE if args.limit_side is None else args.limit_side
+    ocr = shelf_ocr(limit_side=side)  # what match-books reads a photo with
     dev = read_segments(args.data / "annotations_dev.csv")
     rows: dict[str, Any] = {}
     all_errors: dict[str, list[dict[str, Any]]] = {}
@@ -359,10 +365,11 @@ def main(argv: list[str] | None = None) -> int:
     cv = json.loads(cv_path.read_text(encoding="utf-8")).get("chosen") if cv_path.is_file() else None
     shipped_row = rows["shipped"]["photos"]
     result = bench.new_result(
-        "books_photos",
+        Path(args.out).name,  # the result's name is its file stem (books_photos, books_photos_1792)
         bench.command_line(ROOT),
         load_before=load_before,
-        ocr={"pipeline": "edgevl.tasks.ocr.OcrPipeline() defaults", "photos": ocr_info},
+        ocr={"pipeline": f"edgevl.books.shelf.shelf_ocr(limit_side={side}) (match-books' OCR; 0 = full "
+             "resolution, tiled)", "photos": ocr_info},
         labels=str(args.labels.resolve().relative_to(ROOT)),
         results=rows,
         errors=all_errors,

@@ -43,11 +43,11 @@ def tag_on_spine(tag: str, ocr: str) -> bool:
 
 def run_model(model: str, photos: list[Path], catalogue: Path) -> list[dict[str, Any]]:
     from edgevl.books import BookMatcher
-    from edgevl.books.shelf import ShelfMatcher
-    from edgevl.tasks.ocr import OcrPipeline
+    from edgevl.books.shelf import ShelfMatcher, shelf_ocr
     from edgevl.vision.io import read_image
 
-    shelf = ShelfMatcher(BookMatcher.from_catalogue(catalogue), ocr=OcrPipeline(model=model))
+    # match-books' own OCR (full resolution, tiled) with this model
+    shelf = ShelfMatcher(BookMatcher.from_catalogue(catalogue), ocr=shelf_ocr(model=model))
     out = []
     for p in photos:
         res = shelf(read_image(p))

@@ -127,7 +127,8 @@ def test_shelf_one_rows_and_signs(library_dir: Path) -> None:
     assert "796.4 GIMNÀSTICA. ATLETISME" in signs and "796 ESPORTS" in signs
     assert not any("GIMN" in s.text for s in res.spines)
     atletismo = [s for s in res.spines if s.match.title.startswith("Atletismo")]
-    assert len(atletismo) == 1 and "796.42 Pol" in atletismo[0].text
+    # matched on its own spine (its call number or its author), never on the sign
+    assert len(atletismo) == 1 and ("796.42 Pol" in atletismo[0].text or "Polischuk" in atletismo[0].text)
     assert len(res.rows) >= 2
     for s in res.spines:
         ys = [p[1] for p in s.polygon]

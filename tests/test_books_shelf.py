@@ -192,6 +192,10 @@ def test_match_books_cli_table_csv_json_and_drawing(shelf_catalogue: Catalogue, 
     assert main(args) == 0
     table = capsys.readouterr().out
     assert "3 spines, 3 matched" in " ".join(table.split())
+    # read at edgevl ocr's detector size instead of full resolution: the same three spines here
+    assert main([*args, "--limit-side", "1792", "--json"]) == 0
+    fast = json.loads(capsys.readouterr().out)[0]["spines"]
+    assert [s["title"] for s in fast] == [t for t, _, _ in BOOKS[:3]]
     # a missing photo is a one-line error
     assert main(["match-books", str(tmp_path / "nope.jpg"), "-c", str(cat),
                  "--cache-dir", str(tmp_path / "cache")]) == 2

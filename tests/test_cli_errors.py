@@ -153,6 +153,8 @@ CASES: list[tuple[str, list[str], int, str]] = [
     ("bench-threads-huge", ["bench", "{te}", "--threads", "99999999999"], 2, r"--threads.*<= 1024"),
     ("draw-max-side-neg", ["match-books", "{shelf}", "-c", "{tmp}/cat.csv", "--draw-max-side", "-5"], 2,
      r"--draw-max-side.*got -5"),
+    ("match-limit-side-small", ["match-books", "{shelf}", "-c", "{tmp}/cat.csv", "--limit-side", "5"], 2,
+     r"--limit-side.*got 5"),
     ("min-recall-5", ["books", "index", "-c", "{tmp}/cat.csv", "--calibrate", "{tmp}/seg.csv",
                       "--min-recall", "5"], 2, r"--min-recall.*got 5"),
     ("min-recall-neg", ["books", "index", "-c", "{tmp}/cat.csv", "--calibrate", "{tmp}/seg.csv",

@@ -148,17 +148,29 @@ def match_lines(lines: Sequence[LineLike], matcher: BookMatcher,
     return list(read_shelf(lines, matcher, image).spines)
 
 
+#: the detector's input for shelf photos: full resolution (0; the detector runs in 1280-px tiles).
+#: Spine text is small and an inventory wants every spine, where `edgevl ocr`'s 1792-px default is
+#: chosen for speed; measured on the two shelf photos (docs/books.md, results/books_photos.md against
+#: results/books_photos_1792.md): 75 books found and 77 of 78 matches right instead of 65 and 69 of 71
+SHELF_LIMIT_SIDE = 0
+
+
+def shelf_ocr(options: Any | None = None, model: str | None = None,
+              limit_side: int = SHELF_LIMIT_SIDE) -> Any:
+    """The OCR pipeline a shelf photo is read with (PP-OCR, detector at ``limit_side``)."""
+    from edgevl.tasks.ocr import OcrPipeline, TextDetector
+
+    return OcrPipeline(TextDetector(options=options, limit_side=limit_side, model=model), options=options,
+                       model=model)
+
+
 class ShelfMatcher:
-    """``ShelfMatcher(matcher)(photo) -> ShelfResult``: OCR (edgevl's PP-OCR pipeline by default),
-    spine grouping and per-photo one-to-one matching."""
+    """``ShelfMatcher(matcher)(photo) -> ShelfResult``: OCR (edgevl's PP-OCR pipeline at
+    :data:`SHELF_LIMIT_SIDE` by default), spine grouping and per-photo one-to-one matching."""
 
     def __init__(self, matcher: BookMatcher, ocr: Any | None = None) -> None:
         self.matcher = matcher
-        if ocr is None:
-            from edgevl.tasks.ocr import OcrPipeline
-
-            ocr = OcrPipeline()
-        self.ocr = ocr
+        self.ocr = ocr if ocr is not None else shelf_ocr()
 
     def __call__(self, photo: str | Path | npt.NDArray[Any]) -> ShelfResult:
         img = as_image(photo)

@@ -183,6 +183,10 @@ def match_books_cmd(
     author_col: str = _AUTHOR_COL,
     tag_col: str = _TAG_COL,
     as_json: bool = flag("--json", help="print the spines as JSON"),
+    limit_side: int = typer.Option(
+        0, "--limit-side", callback=number_in(64, allow=(0,)),
+        help="OCR detector input: longest side in pixels (default 0 = full resolution, tiled: reads the "
+             "small spine text; 1792 = edgevl ocr's faster default, fewer books found; docs/books.md)"),
     unlabelled_shelves: bool = typer.Option(
         True, "--unlabelled-shelves/--labelled-only",
         help="a photo whose spines show no library label (a home shelf, another library) is matched "
@@ -199,7 +203,7 @@ def match_books_cmd(
     from rich.table import Table
     from rich.text import Text
 
-    from edgevl.books.shelf import ShelfMatcher, ShelfResult, draw_spines
+    from edgevl.books.shelf import ShelfMatcher, ShelfResult, draw_spines, shelf_ocr
     from edgevl.cli.ocr import _notice
     from edgevl.models import ppocr
     from edgevl.vision.draw import write_picture
@@ -215,7 +219,8 @@ def match_books_cmd(
         BookMatcher.from_catalogue(catalogue, cache_dir, columns_option(title_col, author_col, tag_col),
                                    min_confidence=min_confidence,
                                    calibration=_calibration(calibration),
-                                   unlabelled_shelves=unlabelled_shelves))
+                                   unlabelled_shelves=unlabelled_shelves),
+        shelf_ocr(limit_side=limit_side))
     results: list[ShelfResult] = []
     errors = BatchErrors()
     err = Console(stderr=True)

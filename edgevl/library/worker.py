@@ -28,11 +28,9 @@ class ShelfWorker:
         from edgevl.backends import EngineOptions
         from edgevl.books.calibration import Calibration
         from edgevl.books.matcher import BookMatcher
-        from edgevl.books.shelf import ShelfMatcher
-        from edgevl.tasks.ocr import OcrPipeline
+        from edgevl.books.shelf import ShelfMatcher, shelf_ocr
 
-        ocr = OcrPipeline(options=EngineOptions(backend=options.backend, threads=options.threads),
-                          model=options.model)
+        ocr = shelf_ocr(EngineOptions(backend=options.backend, threads=options.threads), options.model)
         cal = Calibration.from_dict(options.calibration) if options.calibration else None
         self.shelf = ShelfMatcher(BookMatcher(index, cal), ocr)
 
