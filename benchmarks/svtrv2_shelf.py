@@ -30,6 +30,7 @@ import ocr_common as oc
 from edgevl.books import BookMatcher
 from edgevl.books.shelf import ShelfMatcher
 from edgevl.tasks import ocr
+from edgevl.tasks.ocr.results import Clock, respaced
 from edgevl.vision.geometry import crop_quad
 from edgevl.vision.io import read_image
 
@@ -62,7 +63,7 @@ def lines_at(quads: np.ndarray, first: list[ocr.Reading], second: list[ocr.Readi
              reread: list[bool], min_score: float) -> ocr.OcrResult:
     """The pipeline's lines when the boxes in ``reread`` take the cascade's reading (with the first
     reading's word spaces, as ``OcrPipeline._cascade`` does)."""
-    best = [ocr._respaced(s, f.text) if r and s.text else f
+    best = [respaced(s, f.text) if r and s.text else f
             for f, s, r in zip(first, second, reread, strict=True)]
     keep = [i for i in range(len(quads)) if best[i].text.strip() and best[i].score >= min_score]
     lines = []
@@ -104,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         t_plain = time.perf_counter() - t0
         quads, _ = probe.detector(img)
         crops = [crop_quad(img, q) for q in quads]
-        _, vertical = probe._read(crops, ocr._Clock(), 1.0)
+        _, vertical = probe._read(crops, Clock(), 1.0)
         rec = probe.record
         per_box = rec["seconds"] / max(1, len(crops))
         rows = []
