@@ -15,7 +15,7 @@ error is listed with its reason. The shipped calibration and the version-1 calib
 features, before the cross-validated selection) are run side by side, with the dev-split numbers.
 
     python benchmarks/books_photos.py   (accuracy only: the OCR seconds it records are not a timing)
-    python benchmarks/books_photos.py --limit-side 1792 --out benchmarks/results/books_photos_1792
+    python benchmarks/books_photos.py --limit-side 1792 --out books_photos_1792
 
 Writes benchmarks/results/books_photos.{json,md}. Needs ../shared/data/library (skips otherwise).
 """
@@ -307,11 +307,13 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--labels", type=Path, default=LABELS)
-    ap.add_argument("--out", type=Path, default=OUT, help="result path stem")
+    ap.add_argument("--out", type=Path, default=OUT,
+                    help="result path stem (a bare name goes into the results folder)")
     ap.add_argument("--limit-side", type=int, default=None,
                     help="OCR detector input's longest side (default: match-books', "
                     "edgevl.books.shelf.SHELF_LIMIT_SIDE; 0 = full resolution, tiled)")
     args = ap.parse_args(argv)
+    args.out = PATHS.stem(args.out)
     if not all((args.data / p).is_file() for p in (*PHOTOS, "library_books.csv")):
         print(
             f"skip: {args.data} lacks the shelf photos or the catalogue "

@@ -128,7 +128,7 @@ SUITE: tuple[Benchmark, ...] = (
     Benchmark("books_photos", _out("books_photos", J, M), "books_photos.py",
               note="edgevl's OCR on the two shelf photos against benchmarks/data/shelf_spines.csv"),
     Benchmark("books_photos_1792", _out("books_photos_1792", J, M), "books_photos.py",
-              ("--limit-side", "1792", "--out", "benchmarks/results/books_photos_1792"),
+              ("--limit-side", "1792", "--out", "books_photos_1792"),
               note="the same at edgevl ocr's 1792-px detector input (match-books reads full resolution)"),
     Benchmark("books_match", _out("books_match", J, M), "books_match.py", quick=("--limit", "300")),
     Benchmark("books_minilm", _out("books_minilm", J, M), "books_minilm.py"),
