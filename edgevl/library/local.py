@@ -37,6 +37,13 @@ def end_pool(pool: ProcessPoolExecutor) -> None:
             if p.is_alive():
                 p.kill()
                 p.join(END_GRACE_S)
+    # CPython's pool thread closes its wake-up pipe as it ends; if the interpreter exits meanwhile,
+    # concurrent.futures' atexit hook can write to that pipe as it closes (a "Bad file descriptor"
+    # traceback after "edgevl: interrupted"): let the thread end first
+    manager = getattr(pool, "_executor_manager_thread", None)
+    if manager is not None:
+        with contextlib.suppress(RuntimeError):
+            manager.join(END_GRACE_S)
 
 
 def run_local(photos: Sequence[str], index_folder: str, workers: int, options: WorkerOptions,
