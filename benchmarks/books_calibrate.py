@@ -42,6 +42,7 @@ import numpy as np
 from edgevl.books import build_index, load_catalogue
 from edgevl.books.calibration import _LEGACY_FEATURES, SHIPPED, match_logits
 from edgevl.books.crossval import (
+    COARSE,
     GRID,
     CrossValidation,
     Labelled,
@@ -49,6 +50,7 @@ from edgevl.books.crossval import (
     choose_operating_point,
     cross_validate,
     fit_final,
+    fit_inside,
     fold_metrics,
     grouped_folds,
     operating_points,
@@ -94,7 +96,6 @@ SECOND: dict[str, tuple[str, ...]] = {
 OUTER_SEEDS = (7, 11, 12)
 KEEP = ("recall", "precision", "f1", "reject_rate")
 MAX_PASSES = 3
-COARSE = tuple(round(x, 3) for x in np.arange(0.1, 0.91, 0.05))
 
 
 def section_of(segs: Sequence[Any], photos: Sequence[str]) -> list[str]:
@@ -245,10 +246,7 @@ def match_outer(index: CatalogueIndex, data: Labelled, photos: Sequence[str], te
     cross-validation inside them, over ``grid``) and match the ``test`` segments once with it:
     (the operating point, the test segments, their matches)."""
     train = np.setdiff1d(np.arange(len(data.segments)), test)
-    inner = data.subset(train)
-    cv = cross_validate(index, inner, feats, grouped_folds([photos[i] for i in train], 5, 0))
-    point = choose_operating_point(operating_points(index, inner, cv, grid))
-    cal = fit_final(inner, feats, cv, point["min_confidence"], source)
+    cal, point = fit_inside(index, data, photos, train, feats, grid, source=source)["platt"]
     outer = data.subset(test)
     logits = match_logits(outer.x, outer.cands.works, cal, outer.names)
     return point, outer, predictions(index, outer, assign_all(index, outer, logits, cal.reject_logit))

@@ -51,6 +51,7 @@ from edgevl.books.crossval import (
     choose_operating_point,
     cross_validate,
     fit_final,
+    fit_inside,
     grouped_folds,
     operating_points,
     photo_of,
@@ -64,7 +65,6 @@ from edgevl.books.index import CatalogueIndex
 PATHS = bench.bench_paths(__file__)
 OUT = PATHS.results / "books_conditions"
 OUTER_SEEDS = (7, 11, 12)  # books_calibrate.py's
-COARSE = tuple(round(x, 3) for x in np.arange(0.1, 0.91, 0.05))
 KEEP = ("recall", "precision", "f1", "reject_rate")
 VARIANTS = {
     "A": "original segments, labels calibration only (shipped; --labelled-only)",
@@ -84,14 +84,8 @@ def fit_fold(
 ) -> dict[str, Calibration]:
     """The calibrations of one outer fold, one per probability map (``"platt"``, ``"isotonic"``):
     the same model fitted on ``train``, each map and its operating point chosen inside it."""
-    inner = data.subset(train)
-    cv = cross_validate(index, inner, feats, grouped_folds([photos[i] for i in train], 5, 0))
-    out = {}
-    for kind in ("platt", "isotonic"):
-        cvk = cv.with_map(kind)
-        point = choose_operating_point(operating_points(index, inner, cvk, COARSE))
-        out[kind] = fit_final(inner, feats, cvk, point["min_confidence"], "outer fold")
-    return out
+    fitted = fit_inside(index, data, photos, train, feats, maps=("platt", "isotonic"))
+    return {kind: cal for kind, (cal, _) in fitted.items()}
 
 
 def table(p: np.ndarray, ok: np.ndarray) -> list[dict[str, Any]]:

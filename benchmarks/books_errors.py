@@ -35,20 +35,10 @@ import numpy as np
 from edgevl.books import build_index, load_catalogue
 from edgevl.books.calibration import default_calibration, match_logits
 from edgevl.books.catalogue import work_key
-from edgevl.books.crossval import (
-    Labelled,
-    assign_all,
-    choose_operating_point,
-    cross_validate,
-    fit_final,
-    grouped_folds,
-    operating_points,
-    photo_of,
-)
+from edgevl.books.crossval import Labelled, assign_all, fit_inside, grouped_folds, photo_of
 from edgevl.books.evaluate import read_segments
 
 PATHS = bench.bench_paths(__file__)
-COARSE = tuple(round(x, 3) for x in np.arange(0.1, 0.91, 0.05))  # books_calibrate.py's
 FLAGS = ("not_book", "not_in_db", "segmentation_merged_books")
 
 
@@ -115,10 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     best = [0] * len(segs)
     for test in grouped_folds(photos, 5, args.seed):
         train = np.setdiff1d(np.arange(len(segs)), test)
-        inner = data.subset(train)
-        cv = cross_validate(index, inner, feats, grouped_folds([photos[i] for i in train], 5, 0))
-        point = choose_operating_point(operating_points(index, inner, cv, COARSE))
-        cal = fit_final(inner, feats, cv, point["min_confidence"], "outer fold")
+        cal, _ = fit_inside(index, data, photos, train, feats)["platt"]
         outer = data.subset(test)
         lg = match_logits(outer.x, outer.cands.works, cal, outer.names)
         got = assign_all(index, outer, lg, cal.reject_logit)

@@ -243,6 +243,26 @@ def choose_operating_point(points: Sequence[dict[str, float]], min_recall: float
 
 
 GRID = tuple(round(x, 3) for x in np.arange(0.05, 0.951, 0.025))
+#: the coarser grid the deciding protocol (benchmarks/books_calibrate.py and the scripts that repeat
+#: its folds) chooses each outer fold's operating point on
+COARSE = tuple(round(x, 3) for x in np.arange(0.1, 0.91, 0.05))
+
+
+def fit_inside(index: CatalogueIndex, data: Labelled, photos: Sequence[str], train: IntArray,
+               features: Sequence[str], grid: Sequence[float] = COARSE, maps: Sequence[str] = ("platt",),
+               source: str = "outer fold") -> dict[str, tuple[Calibration, dict[str, float]]]:
+    """The calibration an outer fold is matched with, fitted on the segments ``train`` alone (whole
+    photos; ``photos``: each segment's photo): a photo-grouped cross-validation inside them chooses
+    the operating point over ``grid``, once per probability map in ``maps`` (``"platt"``,
+    ``"isotonic"``); returns ``{map: (calibration, chosen point)}``."""
+    inner = data.subset(train)
+    cv = cross_validate(index, inner, features, grouped_folds([photos[i] for i in train], 5, 0))
+    out = {}
+    for kind in maps:
+        cvk = cv.with_map(kind)
+        point = choose_operating_point(operating_points(index, inner, cvk, grid))
+        out[kind] = (fit_final(inner, features, cvk, point["min_confidence"], source), point)
+    return out
 
 
 def calibrate(index: CatalogueIndex, segments: Sequence[Segment], features: Sequence[str] | None = None,
