@@ -178,13 +178,11 @@ class OpenVinoEngine(EngineBase):
             # against the first compiled model, so the dynamic model is never compiled (a fresh
             # process saves its import, ~70 ms for the PP-OCRv6 detector, and its memory)
             self._inputs, self._outputs = expected.inputs, expected.outputs
-            self._io_checked = False
             return
         compiled = self._compile(None)
         self._compiled = compiled
         self._request = compiled.create_infer_request()
         self._inputs, self._outputs = self._io(compiled)
-        self._io_checked = True
 
     def _io(self, compiled: ov.CompiledModel) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
         """The compiled model's inputs and outputs, checked against the manifest's when one is known
@@ -243,9 +241,8 @@ class OpenVinoEngine(EngineBase):
         req = self._by_shape.get(shapes)
         if req is None:
             compiled = self._compile(shapes)
-            if not self._io_checked:
+            if self._compiled is None and self._latest is None:  # the first compile: check its IO
                 self._io(compiled)
-                self._io_checked = True
             self._latest = compiled
             req = compiled.create_infer_request()
             self._by_shape[shapes] = req

@@ -6,7 +6,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -15,6 +15,10 @@ from edgevl.books.layout import ShelfRow, shelf_layout
 from edgevl.books.matcher import BookMatch, BookMatcher
 from edgevl.books.spines import group_spines, line_geometry, spine_polygon
 from edgevl.vision.io import as_image
+
+if TYPE_CHECKING:
+    from edgevl.backends import EngineOptions
+    from edgevl.tasks.ocr import OcrPipeline
 
 
 class LineLike(Protocol):
@@ -155,8 +159,8 @@ def match_lines(lines: Sequence[LineLike], matcher: BookMatcher,
 SHELF_LIMIT_SIDE = 0
 
 
-def shelf_ocr(options: Any | None = None, model: str | None = None,
-              limit_side: int = SHELF_LIMIT_SIDE) -> Any:
+def shelf_ocr(options: EngineOptions | None = None, model: str | None = None,
+              limit_side: int = SHELF_LIMIT_SIDE) -> OcrPipeline:
     """The OCR pipeline a shelf photo is read with (PP-OCR, detector at ``limit_side``)."""
     from edgevl.tasks.ocr import OcrPipeline, TextDetector
 
