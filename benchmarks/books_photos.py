@@ -108,7 +108,8 @@ def read_labels(path: Path) -> list[Label]:
 
 def label_spines(spines: Sequence[Spine], labels: Sequence[Label]) -> list[Label | None]:
     """The label of each spine: the labelled outline it overlaps most (>= OVERLAP of the smaller
-    of the two); a spine overlapping the outlines of several different books becomes 'merged'; two
+    of the two; a spine over a book's outline and the outline of a piece of that book is the book);
+    a spine overlapping the outlines of several different books becomes 'merged'; two
     spines on one labelled *book* outline: the one overlapping it most keeps 'book', the others
     become 'split'."""
     out: list[Label | None] = []
@@ -124,6 +125,11 @@ def label_spines(spines: Sequence[Spine], labels: Sequence[Label]) -> list[Label
             out.append(None)
             continue
         hits.sort(key=lambda h: -h[0])
+        # a whole spine covers its book's outline and the outlines of that book's pieces: it is the book
+        top = hits[0][1]
+        whole = [h for h in hits if h[1].kind == "book" and h[1].truth == top.truth]
+        if top.kind == "split" and top.truth is not None and whole:
+            hits.insert(0, whole[0])
         books = {
             h[1].truth for h in hits if h[1].truth is not None and h[1].kind in ("book", "split", "merged")
         }

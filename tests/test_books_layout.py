@@ -66,6 +66,57 @@ def test_no_spine_crosses_a_board() -> None:
     assert sorted(sorted(g) for g in groups) == [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9], [10, 11]]
 
 
+def leaning(x0: float, y0: float, y1: float, slope: float, w: float = 30) -> list[list[float]]:
+    """A vertical line whose axis runs from (x0, y0) with ``slope`` pixels of x per pixel of y."""
+    x1 = x0 + slope * (y1 - y0)
+    return [[x0 - w / 2, y0], [x0 + w / 2, y0], [x1 + w / 2, y1], [x1 - w / 2, y1]]
+
+
+def far_pieces(slope: float = 0.06) -> tuple[list[list[list[float]]], list[str]]:
+    """One shelf row: a leaning spine whose author line (y 100-280) and call-number label (y 700-820)
+    are 14 text heights apart on one axis (the title between them unread), and an upright
+    neighbour 80 px to the right whose title and label are read next to each other."""
+    at = lambda y: 200 + slope * (y - 100)  # noqa: E731 - the leaning spine's axis
+    quads = [leaning(200, 100, 280, slope), leaning(at(700), 700, 820, slope),
+             vquad(280, 300, 640), vquad(280, 660, 780)]
+    return quads, ["VITALIY POLISCHUK", "796.42 Pol", "ANOTHER TITLE", "796.4 Ano"]
+
+
+def test_far_pieces_on_one_axis_join_inside_a_row() -> None:
+    quads, texts = far_pieces()
+    layout = shelf_layout([line_geometry(q) for q in quads], texts)
+    assert layout.row_of == (0, 0, 0, 0)
+    # without the rows the gap (14 text heights) keeps the author apart from its label
+    assert sorted(sorted(g) for g in group_spines(quads, None, None, texts)) == [[0], [1], [2, 3]]
+    groups = group_spines(quads, None, None, texts, rows=layout.row_of)
+    assert sorted(sorted(g) for g in groups) == [[0, 1], [2, 3]]
+    # the same pieces off one axis (the label a text height to the left) stay apart
+    off = [quads[0], leaning(200 + 0.06 * 600 - 30, 700, 820, 0.06), *quads[2:]]
+    groups = group_spines(off, None, None, texts, rows=layout.row_of)
+    assert sorted(sorted(g) for g in groups) == [[0], [1], [2, 3]]
+
+
+def test_far_join_never_puts_two_labels_on_one_spine() -> None:
+    quads, texts = far_pieces(slope=0.0)
+    quads.append(vquad(232, 150, 230))  # a label column beside the author line: one wide spine
+    texts.append("N Pol")
+    layout = shelf_layout([line_geometry(q) for q in quads], texts)
+    groups = group_spines(quads, None, None, texts, rows=layout.row_of)
+    # the author keeps its own label; the far label on its axis, a label itself, stays apart
+    assert sorted(sorted(g) for g in groups) == [[0, 4], [1], [2, 3]]
+
+
+def test_far_join_stays_inside_its_row() -> None:
+    # an unlabelled spine on the top row and, on the same axis past a board 9 text heights tall, a
+    # labelled book on the row below
+    quads = [vquad(160, 100, 330), vquad(160, 600, 800), vquad(160, 820, 880)]
+    texts = ["TOP TITLE", "LOW TITLE", "N Low"]
+    layout = shelf_layout([line_geometry(q) for q in quads], texts)
+    assert layout.row_of == (0, 1, 1)
+    groups = group_spines(quads, None, None, texts, rows=layout.row_of)
+    assert sorted(sorted(g) for g in groups) == [[0], [1, 2]]
+
+
 def test_text_along_a_board_is_a_sign_and_a_foot_label_is_not() -> None:
     quads, texts = two_rows()
     quads.append(hquad(80, 400, 490, 30))  # along the board under the top row, across all spines

@@ -13,7 +13,7 @@ Pure functions on quads (and the image for the edge test); no model involved.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -132,7 +132,9 @@ def group_spines(quads: Sequence[QuadLike], vertical: Sequence[bool] | None = No
     ``edge_thresh``: edge strength (see :func:`edge_strength`) above which two side-by-side lines
     are split. Without an image, side-by-side lines are split when they do not overlap.
     ``rows``: the shelf row of each line (:func:`edgevl.books.layout.shelf_layout`); lines of two
-    different rows never join (no spine crosses a shelf board).
+    different rows never join (no spine crosses a shelf board). Inside one known row (>= 0) two
+    vertical lines on one axis join whatever the gap between them: upright books are not stacked, so
+    a title and a label far below it on the same axis are one spine whose middle was not read.
     """
     geoms = [line_geometry(q, None if vertical is None else vertical[i]) for i, q in enumerate(quads)]
     n = len(geoms)
@@ -163,6 +165,8 @@ def group_spines(quads: Sequence[QuadLike], vertical: Sequence[bool] | None = No
                     parent[find(i)] = find(j)
             elif not (is_tag[i] or is_tag[j]) and _same_row(gi, gj):  # labels of two spines stay apart
                 parent[find(i)] = find(j)
+    if rows is not None:
+        _join_along_axes(geoms, row, is_tag, find, parent, max_gap)
     # a horizontal call-number label joins the one vertical spine it sits on (the nearest axis)
     for h in range(n):
         if geoms[h].vertical or not is_tag[h]:
@@ -181,6 +185,39 @@ def group_spines(quads: Sequence[QuadLike], vertical: Sequence[bool] | None = No
     return out
 
 
+def _join_along_axes(geoms: Sequence[LineGeom], row: Sequence[int], is_tag: Sequence[bool],
+                     find: Callable[[int], int], parent: list[int], max_gap: float) -> None:
+    """Inside a known shelf row (>= 0), join vertical lines further apart than a spine's usual gap
+    when they stand on one axis (:func:`_one_axis`): upright books are not stacked, so a title and a
+    label far below it on the same axis are one spine whose middle was not read. Never two spines
+    that each hold a call-number label (a spine carries one), nearest pairs first."""
+    n = len(geoms)
+    labelled = [False] * n
+    tag_lines = [k for k in range(n) if is_tag[k]]
+    for k in range(n):
+        if is_tag[k]:
+            labelled[find(k)] = True
+    pairs = []
+    for i in range(n):
+        gi = geoms[i]
+        for j in range(i + 1, n):
+            gj = geoms[j]
+            if not (gi.vertical and gj.vertical) or row[i] != row[j] or row[i] < 0:
+                continue
+            gap = max(gi.y0, gj.y0) - min(gi.y1, gj.y1)
+            if gap <= _gap_limit(gi, gj, max_gap) or not _one_axis(gi, gj):
+                continue
+            upper, lower = (gi, gj) if gi.y0 <= gj.y0 else (gj, gi)
+            if not any(_label_between(upper, geoms[k], lower) for k in tag_lines if geoms[k] is not lower):
+                pairs.append((gap, i, j))
+    for _, i, j in sorted(pairs):
+        ri, rj = find(i), find(j)
+        if ri == rj or (labelled[ri] and labelled[rj]):
+            continue
+        parent[ri] = rj
+        labelled[rj] = labelled[rj] or labelled[ri]
+
+
 def _cx(g: LineGeom) -> float:
     return 0.5 * (g.top[0] + g.bottom[0])
 
@@ -189,7 +226,7 @@ def _same_spine(a: LineGeom, b: LineGeom, grad: npt.NDArray[np.float32] | None, 
                 max_gap: float) -> bool:
     la, lb = a.y1 - a.y0, b.y1 - b.y0
     gap = max(a.y0, b.y0) - min(a.y1, b.y1)  # < 0 when the heights overlap
-    if gap > max(max_gap * max(la, lb), 6.0 * max(a.width, b.width)):
+    if gap > _gap_limit(a, b, max_gap):
         return False  # a spine is long but not taller than ~6 text heights between its lines
     y = 0.5 * (max(a.y0, b.y0) + min(a.y1, b.y1))
     dx = abs(a.x_at(y) - b.x_at(y))
@@ -205,6 +242,26 @@ def _same_spine(a: LineGeom, b: LineGeom, grad: npt.NDArray[np.float32] | None, 
         return dx <= half + 0.25 * max(a.width, b.width)
     left, right = (a, b) if a.x_at(y) < b.x_at(y) else (b, a)
     return edge_strength(grad, left, right) < edge_thresh
+
+
+def _gap_limit(a: LineGeom, b: LineGeom, max_gap: float) -> float:
+    """The largest vertical gap between two lines of one spine outside a known shelf row."""
+    return max(max_gap * max(a.y1 - a.y0, b.y1 - b.y0), 6.0 * max(a.width, b.width))
+
+
+def _one_axis(a: LineGeom, b: LineGeom) -> bool:
+    """Whether two vertical lines, one above the other, stand on one (possibly leaning) axis: the
+    longer line's axis, extended, passes less than half a text height from the other line's near
+    end, and the shorter line's axis (a less certain direction) less than a text height from the
+    longer one's near end."""
+    upper, lower = (a, b) if a.y0 <= b.y0 else (b, a)
+    tol = 0.5 * max(a.width, b.width)
+    foot, head = upper.bottom[0], lower.top[0]
+    to_head = abs(upper.x_at(lower.y0) - head)  # the upper axis extended down to the lower head
+    to_foot = abs(lower.x_at(upper.y1) - foot)  # the lower axis extended up to the upper foot
+    if upper.y1 - upper.y0 >= lower.y1 - lower.y0:
+        return to_head < tol and to_foot < 2 * tol
+    return to_foot < tol and to_head < 2 * tol
 
 
 def _label_between(upper: LineGeom, label: LineGeom, lower: LineGeom) -> bool:
