@@ -11,7 +11,7 @@ import pytest
 from edgevl.books import BookMatcher, Catalogue, build_index
 from edgevl.books.layout import find_rows, shelf_layout
 from edgevl.books.shelf import read_shelf
-from edgevl.books.spines import group_spines, line_geometry
+from edgevl.books.spines import group_spines, line_geometry, looks_like_tag, split_at_labels
 
 
 def vquad(x: float, y0: float, y1: float, w: float = 30) -> list[list[float]]:
@@ -115,6 +115,25 @@ def test_far_join_stays_inside_its_row() -> None:
     assert layout.row_of == (0, 1, 1)
     groups = group_spines(quads, None, None, texts, rows=layout.row_of)
     assert sorted(sorted(g) for g in groups) == [[0], [1, 2]]
+
+
+def test_a_group_with_two_labels_is_split_by_axis() -> None:
+    # two thin leaning books (slope 0.09): titles side by side, labels 32 px apart at their feet -
+    # nearer to each other than a label is tall, so only the axes tell which title is whose
+    quads = [leaning(372, 2351, 2878, 0.097, 46), leaning(414, 2370, 2748, 0.093, 44),
+             vquad(438, 2988, 3078, 45), vquad(470, 2999, 3089, 40)]
+    texts = ["SI MENGES UNA LLIMONA SERGI PAMIES", "LA BICICLETA ESTATICA SERGI PAMIES", "N Pam", "N Pam"]
+    geoms = [line_geometry(q) for q in quads]
+    tags = [looks_like_tag(t) for t in texts]
+    assert sorted(sorted(g) for g in split_at_labels(geoms, [0, 1, 2, 3], tags)) == [[0, 2], [1, 3]]
+    # one label and a title: nothing to split
+    assert split_at_labels(geoms, [0, 2], tags) == [[0, 2]]
+    # one label read twice on one axis (two detections of one sticker): one book
+    twice = [*geoms[:2], line_geometry(vquad(438, 2988, 3030, 45)), line_geometry(vquad(445, 3035, 3078, 45))]
+    assert split_at_labels(twice, [0, 1, 2, 3], tags) == [[0, 1, 2, 3]]
+    # through group_spines: the touching columns join (no image), the labels split them again
+    groups = group_spines(quads, None, None, texts, rows=[0, 0, 0, 0])
+    assert sorted(sorted(g) for g in groups) == [[0, 2], [1, 3]]
 
 
 def test_text_along_a_board_is_a_sign_and_a_foot_label_is_not() -> None:

@@ -179,10 +179,41 @@ def group_spines(quads: Sequence[QuadLike], vertical: Sequence[bool] | None = No
     groups: dict[int, list[int]] = {}
     for i in range(n):
         groups.setdefault(find(i), []).append(i)
+    split = [part for g in groups.values() for part in split_at_labels(geoms, g, is_tag)]
     out = [sorted(g, key=lambda k: (geoms[k].y0 if geoms[k].vertical else geoms[k].top[0]))
-           for g in groups.values()]
+           for g in split]
     out.sort(key=lambda g: float(np.mean([_cx(geoms[k]) for k in g])))
     return out
+
+
+def split_at_labels(geoms: Sequence[LineGeom], group: Sequence[int], is_tag: Sequence[bool]
+                    ) -> list[list[int]]:
+    """A group holding call-number labels on two or more spines (vertical labels side by side, at
+    least half a text height apart across the axis) is that many books: each other line goes to the label
+    its axis, extended to the label's height, passes nearest. A group with one label, or labels on
+    one axis (one label read as two lines), is returned whole."""
+    tags = [k for k in group if is_tag[k] and geoms[k].vertical]
+    if len(tags) < 2:
+        return [list(group)]
+    heads: list[int] = []  # one label per axis, left to right
+    for k in sorted(tags, key=lambda k: _cx(geoms[k])):
+        if heads and abs(_cx(geoms[k]) - _cx(geoms[heads[-1]])) < 0.5 * max(geoms[k].width,
+                                                                          geoms[heads[-1]].width):
+            continue  # on the axis of the label before it
+        heads.append(k)
+    if len(heads) < 2:
+        return [list(group)]
+    parts: dict[int, list[int]] = {h: [] for h in heads}
+    for k in group:
+        parts[min(heads, key=lambda h: _offset(geoms[k], geoms[h]))].append(k)
+    return [p for p in parts.values() if p]
+
+
+def _offset(line: LineGeom, tag: LineGeom) -> float:
+    """How far across the axis ``line`` (a vertical one's axis extended) passes from a label's centre."""
+    y = 0.5 * (tag.y0 + tag.y1)
+    x = line.x_at(y) if line.vertical else _cx(line)
+    return abs(x - _cx(tag))
 
 
 def _join_along_axes(geoms: Sequence[LineGeom], row: Sequence[int], is_tag: Sequence[bool],
