@@ -126,14 +126,13 @@ def label_spines(spines: Sequence[Spine], labels: Sequence[Label]) -> list[Label
             continue
         hits.sort(key=lambda h: -h[0])
         # a whole spine covers its book's outline and the outlines of that book's pieces: it is the book
-        top = hits[0][1]
-        whole = [h for h in hits if h[1].kind == "book" and h[1].truth == top.truth]
-        if top.kind == "split" and top.truth is not None and whole:
-            hits.insert(0, whole[0])
+        best = hits[0][1]
+        whole = [h[1] for h in hits if h[1].kind == "book" and h[1].truth == best.truth]
+        if best.kind == "split" and best.truth is not None and whole:
+            best = whole[0]
         books = {
             h[1].truth for h in hits if h[1].truth is not None and h[1].kind in ("book", "split", "merged")
         }
-        best = hits[0][1]
         if len(books) > 1:
             best = Label(
                 best.photo,

@@ -157,16 +157,14 @@ def group_spines(quads: Sequence[QuadLike], vertical: Sequence[bool] | None = No
             if gi.vertical != gj.vertical or row[i] != row[j]:
                 continue
             if gi.vertical:
-                upper, lower = (i, j) if gi.y0 <= gj.y0 else (j, i)
-                if any(_label_between(geoms[upper], geoms[k], geoms[lower]) for k in tag_lines
-                       if k != lower):
+                if _label_ends_upper(geoms, tag_lines, i, j):
                     continue  # below the label at a spine's foot: another shelf row
                 if _same_spine(gi, gj, grad, edge_thresh, max_gap):
                     parent[find(i)] = find(j)
             elif not (is_tag[i] or is_tag[j]) and _same_row(gi, gj):  # labels of two spines stay apart
                 parent[find(i)] = find(j)
     if rows is not None:
-        _join_along_axes(geoms, row, is_tag, find, parent, max_gap)
+        _join_along_axes(geoms, row, tag_lines, find, parent, max_gap)
     # a horizontal call-number label joins the one vertical spine it sits on (the nearest axis)
     for h in range(n):
         if geoms[h].vertical or not is_tag[h]:
@@ -216,7 +214,7 @@ def _offset(line: LineGeom, tag: LineGeom) -> float:
     return abs(x - _cx(tag))
 
 
-def _join_along_axes(geoms: Sequence[LineGeom], row: Sequence[int], is_tag: Sequence[bool],
+def _join_along_axes(geoms: Sequence[LineGeom], row: Sequence[int], tag_lines: Sequence[int],
                      find: Callable[[int], int], parent: list[int], max_gap: float) -> None:
     """Inside a known shelf row (>= 0), join vertical lines further apart than a spine's usual gap
     when they stand on one axis (:func:`_one_axis`): upright books are not stacked, so a title and a
@@ -224,10 +222,8 @@ def _join_along_axes(geoms: Sequence[LineGeom], row: Sequence[int], is_tag: Sequ
     that each hold a call-number label (a spine carries one), nearest pairs first."""
     n = len(geoms)
     labelled = [False] * n
-    tag_lines = [k for k in range(n) if is_tag[k]]
-    for k in range(n):
-        if is_tag[k]:
-            labelled[find(k)] = True
+    for k in tag_lines:
+        labelled[find(k)] = True
     pairs = []
     for i in range(n):
         gi = geoms[i]
@@ -238,8 +234,7 @@ def _join_along_axes(geoms: Sequence[LineGeom], row: Sequence[int], is_tag: Sequ
             gap = max(gi.y0, gj.y0) - min(gi.y1, gj.y1)
             if gap <= _gap_limit(gi, gj, max_gap) or not _one_axis(gi, gj):
                 continue
-            upper, lower = (gi, gj) if gi.y0 <= gj.y0 else (gj, gi)
-            if not any(_label_between(upper, geoms[k], lower) for k in tag_lines if geoms[k] is not lower):
+            if not _label_ends_upper(geoms, tag_lines, i, j):
                 pairs.append((gap, i, j))
     for _, i, j in sorted(pairs):
         ri, rj = find(i), find(j)
@@ -293,6 +288,13 @@ def _one_axis(a: LineGeom, b: LineGeom) -> bool:
     if upper.y1 - upper.y0 >= lower.y1 - lower.y0:
         return to_head < tol and to_foot < 2 * tol
     return to_foot < tol and to_head < 2 * tol
+
+
+def _label_ends_upper(geoms: Sequence[LineGeom], tag_lines: Sequence[int], i: int, j: int) -> bool:
+    """Whether a call-number label (one of ``tag_lines``) ends the spine of the upper of vertical
+    lines i and j above the lower one (:func:`_label_between`)."""
+    upper, lower = (i, j) if geoms[i].y0 <= geoms[j].y0 else (j, i)
+    return any(_label_between(geoms[upper], geoms[k], geoms[lower]) for k in tag_lines if k != lower)
 
 
 def _label_between(upper: LineGeom, label: LineGeom, lower: LineGeom) -> bool:
